@@ -1,0 +1,218 @@
+"""TrialConfig: the record every stage shares, and the export format.
+
+    scheme: module_type            # or {name: depth, blocks: 3}
+    groups:
+      embedding: {optimizer: adamw, lr: 0.001, weight_decay: 0.01}
+      recurrent: {optimizer: sgd, lr: 0.1, momentum: 0.9}
+
+It is plain data built from the standard library only, so it crosses process boundaries as a
+dict and imports nothing heavy. Structure is checked here; whether a scheme, optimizer or
+hyperparameter name exists is checked against the registries when an optimizer is built.
+Sequences are held as tuples (so a config read from JSON equals the one that was written)
+and written as lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from groupwise.errors import ConfigError
+
+__all__ = ["GroupConfig", "SchemeChoice", "TrialConfig"]
+
+_JSON_SUFFIXES = (".json",)
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class SchemeChoice:
+    """A partition scheme by registry name, with its options (e.g. ``blocks`` for depth)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> str | dict[str, Any]:
+        if not self.options:
+            return self.name
+        return {"name": self.name, **_to_plain(dict(self.options))}
+
+    @classmethod
+    def from_data(cls, data: Any, where: str = "scheme") -> SchemeChoice:
+        if isinstance(data, SchemeChoice):
+            return data
+        if isinstance(data, str) and data:
+            return cls(data)
+        if isinstance(data, Mapping):
+            if not isinstance(data.get("name"), str) or not data["name"]:
+                raise ConfigError(
+                    f"{where}: a scheme mapping needs a 'name' string, e.g. "
+                    f"{{name: depth, blocks: 3}}; got {dict(data)!r}"
+                )
+            options = {str(k): _to_frozen(v) for k, v in data.items() if k != "name"}
+            return cls(data["name"], options)
+        raise ConfigError(
+            f"{where}: must be a scheme name or a mapping with 'name' "
+            f"(e.g. module_type or {{name: depth, blocks: 3}}); got {data!r}"
+        )
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """One label's optimizer and the hyperparameters given to it (torch's own names)."""
+
+    optimizer: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer, **_to_plain(dict(self.hyperparameters))}
+
+    @classmethod
+    def from_data(cls, data: Any, where: str) -> GroupConfig:
+        if isinstance(data, GroupConfig):
+            return data
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"{where}: a group must be a mapping like {{optimizer: adamw, lr: 0.001}}; "
+                f"got {data!r}"
+            )
+        optimizer = data.get("optimizer")
+        if not isinstance(optimizer, str) or not optimizer:
+            raise ConfigError(
+                f"{where}.optimizer: each group needs an optimizer name, e.g. "
+                f"{{optimizer: adamw, lr: 0.001}}; got {optimizer!r}"
+            )
+        hyper = {str(k): _to_frozen(v) for k, v in data.items() if k != "optimizer"}
+        return cls(optimizer, hyper)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """How to split a model into groups and how to optimize each group."""
+
+    scheme: SchemeChoice
+    groups: Mapping[str, GroupConfig]
+
+    def __hash__(self) -> int:
+        return hash(self.to_json(sort_keys=True))
+
+    # -- dict -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme": self.scheme.to_data(),
+            "groups": {label: group.to_data() for label, group in self.groups.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "config") -> TrialConfig:
+        """Build from the export format; ``source`` prefixes error messages (e.g. a path)."""
+        if isinstance(data, TrialConfig):
+            return data
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"{source}: must be a mapping with keys 'scheme' and 'groups'; "
+                f"got {type(data).__name__}"
+            )
+        unknown = sorted(set(map(str, data)) - {"scheme", "groups"})
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key {unknown[0]!r}; a config has only 'scheme' and 'groups'"
+            )
+        for key in ("scheme", "groups"):
+            if key not in data:
+                raise ConfigError(
+                    f"{source}: missing key {key!r}; a config needs 'scheme' and 'groups'"
+                )
+        groups = data["groups"]
+        if not isinstance(groups, Mapping) or not groups:
+            raise ConfigError(
+                f"{source}.groups: must be a non-empty mapping of label -> group; got {groups!r}"
+            )
+        return cls(
+            scheme=SchemeChoice.from_data(data["scheme"], f"{source}.scheme"),
+            groups={
+                str(label): GroupConfig.from_data(group, f"{source}.groups.{label}")
+                for label, group in groups.items()
+            },
+        )
+
+    # -- JSON / YAML ------------------------------------------------------------------------
+    def to_json(self, *, indent: int | None = None, sort_keys: bool = False) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=sort_keys)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config") -> TrialConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{source}: not valid JSON: {e}") from e
+        return cls.from_dict(data, source)
+
+    def to_yaml(self) -> str:
+        from groupwise import _yaml
+
+        return _yaml.dump(self.to_dict())
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "config") -> TrialConfig:
+        from groupwise import _yaml
+
+        try:
+            data = _yaml.load(text)
+        except _yaml.YAMLError as e:
+            raise ConfigError(f"{source}: not valid YAML: {e}") from e
+        return cls.from_dict(data, source)
+
+    # -- files ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrialConfig:
+        """Read an exported config; ``.json`` is JSON, ``.yaml``/``.yml`` is YAML."""
+        p = Path(path)
+        if p.suffix.lower() not in _JSON_SUFFIXES + _YAML_SUFFIXES:
+            raise ConfigError(
+                f"{p}: unknown config file type {p.suffix!r}; use .yaml, .yml or .json"
+            )
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError as e:
+            raise ConfigError(f"{p}: config file not found") from e
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read config file: {e.strerror}") from e
+        if p.suffix.lower() in _JSON_SUFFIXES:
+            return cls.from_json(text, str(p))
+        return cls.from_yaml(text, str(p))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write as JSON or YAML by the file's suffix; returns the path."""
+        p = Path(path)
+        if p.suffix.lower() in _JSON_SUFFIXES:
+            p.write_text(self.to_json(indent=2) + "\n", encoding="utf-8")
+        elif p.suffix.lower() in _YAML_SUFFIXES:
+            p.write_text(self.to_yaml(), encoding="utf-8")
+        else:
+            raise ConfigError(
+                f"{p}: unknown config file type {p.suffix!r}; use .yaml, .yml or .json"
+            )
+        return p
+
+
+def _to_frozen(value: Any) -> Any:
+    """Lists become tuples (torch takes either; tuples keep round-trips equal)."""
+    if isinstance(value, list | tuple):
+        return tuple(_to_frozen(v) for v in value)
+    if isinstance(value, Mapping):
+        return {str(k): _to_frozen(v) for k, v in value.items()}
+    return value
+
+
+def _to_plain(value: Any) -> Any:
+    """Tuples become lists, so JSON and YAML write plain sequences."""
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,121 @@
+"""build_optimizer: model + config -> MultiOptimizer, with every check a user's config needs."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from groupwise.config import TrialConfig
+from groupwise.errors import ConfigError, ConstraintError, LabelMismatchError, UnknownNameError
+from groupwise.optim._multi import GroupPlan, MultiOptimizer
+from groupwise.optim._registry import OptimizerSpec, get_optimizer
+from groupwise.partition import make_scheme, partition
+
+__all__ = ["build_optimizer", "check_group"]
+
+log = logging.getLogger("groupwise")
+
+ConfigLike = TrialConfig | Mapping[str, Any] | str | os.PathLike[str]
+
+
+def build_optimizer(model: nn.Module, config: ConfigLike) -> MultiOptimizer:
+    """Build the optimizer a config describes for ``model``.
+
+    Args:
+        model: the module to optimize.
+        config: a :class:`TrialConfig`, a dict in the export format
+            (``{"scheme": ..., "groups": {label: {"optimizer": ..., ...}}}``), or the path
+            of an exported ``.yaml``/``.yml``/``.json`` file.
+
+    Returns:
+        A :class:`MultiOptimizer` with one param group per label.
+
+    Raises:
+        ConfigError: the config is malformed, names an unknown scheme, optimizer or
+            hyperparameter, has a negative lr, or torch rejects a setting.
+        LabelMismatchError: the config's labels differ from those the scheme produces here.
+        ConstraintError: an optimizer cannot take one of its group's tensors.
+        PartitionError: the scheme's options do not fit this model.
+    """
+    cfg = as_config(config)
+    make_scheme(cfg.scheme)  # unknown scheme or option: say so before looking at the model
+    groups = partition(model, cfg.scheme)
+    _check_labels(cfg, groups, type(model).__name__)
+    named = dict(model.named_parameters())
+    plans = []
+    for label, names in groups.items():
+        group = cfg.groups[label]
+        spec = get_optimizer(group.optimizer, where=f"groups.{label}.optimizer")
+        plans.append(
+            check_group(label, spec, names, [named[n] for n in names], group.hyperparameters)
+        )
+    all_names: dict[Tensor, str] = {
+        p: n for n, p in reversed(list(model.named_parameters(remove_duplicate=False)))
+    }
+    optimizer = MultiOptimizer(plans, names=all_names, config=cfg)
+    log.info("optimizer groups for %s:\n%s", type(model).__name__, optimizer.summary())
+    return optimizer
+
+
+def as_config(config: ConfigLike) -> TrialConfig:
+    if isinstance(config, TrialConfig):
+        return config
+    if isinstance(config, str | os.PathLike):
+        return TrialConfig.load(config)
+    if isinstance(config, Mapping):
+        return TrialConfig.from_dict(config)
+    raise ConfigError(
+        "config must be a TrialConfig, a dict with 'scheme' and 'groups', or a path to an "
+        f"exported .yaml/.json file; got {type(config).__name__}"
+    )
+
+
+def check_group(
+    label: str,
+    spec: OptimizerSpec,
+    names: Sequence[str],
+    params: Sequence[Tensor],
+    hyperparameters: Mapping[str, Any],
+) -> GroupPlan:
+    """Check one group's settings and tensors against its optimizer's registry record."""
+    where = f"groups.{label}"
+    for key, value in hyperparameters.items():
+        if key not in spec.defaults:
+            raise UnknownNameError(
+                f"hyperparameter for optimizer {spec.name!r}", key, spec.accepts, where
+            )
+        if key == "lr":
+            _check_lr(where, value)
+    violations = spec.violations(zip(names, params, strict=True))
+    if violations:
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        raise ConstraintError(f"{where}: optimizer {spec.name!r} cannot take {violations[0]}{more}")
+    return GroupPlan(label, spec, tuple(names), tuple(params), dict(hyperparameters))
+
+
+def _check_lr(where: str, value: Any) -> None:
+    if isinstance(value, Tensor):
+        return  # torch validates tensor learning rates itself
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}.lr: learning rate must be a number; got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where}.lr: learning rate must be a finite number >= 0; got {value!r}")
+
+
+def _check_labels(cfg: TrialConfig, groups: Mapping[str, Sequence[str]], model_name: str) -> None:
+    produced, given = list(groups), list(cfg.groups)
+    if set(produced) == set(given):
+        return
+    extra = [label for label in given if label not in groups]
+    missing = [label for label in produced if label not in cfg.groups]
+    raise LabelMismatchError(
+        f"config groups {given} do not match the labels scheme {cfg.scheme.name!r} produces "
+        f"for {model_name} {produced}: in the config but not produced {extra}, produced but "
+        f"missing from the config {missing}; give exactly one group per produced label "
+        "(empty labels are left out)"
+    )

@@ -1,0 +1,217 @@
+"""The optimizer registry: one frozen record per optimizer kind, looked up by name.
+
+A record says which torch class implements the kind, every hyperparameter that class
+accepts with torch's own default (read from its signature, so it cannot drift from torch),
+the ranges a search space may draw from, and the constraints it puts on parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from groupwise.domains import Domain, FloatRange, TupleOf
+from groupwise.errors import UnknownNameError
+
+__all__ = [
+    "OptimizerSpec",
+    "ParamConstraint",
+    "available_optimizers",
+    "get_optimizer",
+    "register_optimizer",
+]
+
+# Constructor flags that choose an implementation, not the mathematics; never searched.
+IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
+
+
+@dataclass(frozen=True)
+class ParamConstraint:
+    """What a parameter must satisfy to be handed to an optimizer kind."""
+
+    description: str
+    ndims: frozenset[int] | None = None  # allowed tensor ranks; None: any
+    real_only: bool = False
+
+    def violation(self, name: str, tensor: Tensor) -> str | None:
+        """Why ``tensor`` breaks this constraint, or None when it fits."""
+        if self.ndims is not None and tensor.ndim not in self.ndims:
+            return f"{name} has shape {tuple(tensor.shape)} ({tensor.ndim}-D); {self.description}"
+        if self.real_only and tensor.is_complex():
+            return f"{name} is complex ({tensor.dtype}); {self.description}"
+        return None
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer kind.
+
+    Attributes:
+        name: registry name used in configs and search spaces.
+        cls: the ``torch.optim.Optimizer`` subclass that implements it.
+        defaults: every keyword the constructor accepts besides ``params``, with its default.
+        search: the hyperparameters a search space may draw, each with its default range.
+        constraints: what each parameter must satisfy (torch's Muon: 2-D tensors only).
+    """
+
+    name: str
+    cls: type[torch.optim.Optimizer]
+    defaults: Mapping[str, Any]
+    search: Mapping[str, Domain]
+    constraints: tuple[ParamConstraint, ...] = ()
+
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        return tuple(self.defaults)
+
+    def violations(self, named: Iterable[tuple[str, Tensor]]) -> list[str]:
+        found = []
+        for name, tensor in named:
+            for constraint in self.constraints:
+                why = constraint.violation(name, tensor)
+                if why:
+                    found.append(why)
+        return found
+
+    def fits(self, tensors: Iterable[Tensor]) -> bool:
+        return not self.violations((f"#{i}", t) for i, t in enumerate(tensors))
+
+
+_OPTIMIZERS: dict[str, OptimizerSpec] = {}
+
+
+def register_optimizer(spec: OptimizerSpec) -> OptimizerSpec:
+    """Add an optimizer kind; every test parametrized over the registry then covers it."""
+    unknown = sorted(set(spec.search) - set(spec.defaults))
+    if unknown:
+        raise ValueError(f"optimizer {spec.name!r}: search ranges for unknown keys {unknown}")
+    if spec.name in _OPTIMIZERS and _OPTIMIZERS[spec.name] != spec:
+        raise ValueError(f"an optimizer named {spec.name!r} is already registered")
+    _OPTIMIZERS[spec.name] = spec
+    return spec
+
+
+def get_optimizer(name: str, where: str = "") -> OptimizerSpec:
+    try:
+        return _OPTIMIZERS[name]
+    except KeyError:
+        raise UnknownNameError("optimizer", name, _OPTIMIZERS, where) from None
+
+
+def available_optimizers() -> list[str]:
+    return sorted(_OPTIMIZERS)
+
+
+def torch_defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
+    """Every constructor keyword but ``params``, with its default, read from torch itself."""
+    signature = inspect.signature(cls.__init__)
+    return {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.name not in ("self", "params") and p.default is not inspect.Parameter.empty
+    }
+
+
+def _spec(
+    name: str,
+    cls: type[torch.optim.Optimizer],
+    search: Mapping[str, Domain],
+    constraints: tuple[ParamConstraint, ...] = (),
+) -> OptimizerSpec:
+    return register_optimizer(
+        OptimizerSpec(name, cls, torch_defaults(cls), dict(search), constraints)
+    )
+
+
+# Default ranges: wide enough to contain the usual good values, narrow enough that a few dozen
+# trials find them. Learning rates and weight decay on a log scale; weight decay never 0 on a
+# log scale, so its floor 1e-6 is "effectively none".
+_WD = FloatRange(1e-6, 0.3, log=True)
+_BETAS = TupleOf((FloatRange(0.8, 0.95), FloatRange(0.95, 0.9999)))
+_ADAM_LIKE: dict[str, Domain] = {
+    "lr": FloatRange(1e-5, 1e-1, log=True),
+    "weight_decay": _WD,
+    "betas": _BETAS,
+}
+
+_spec(
+    "sgd",
+    torch.optim.SGD,
+    {
+        "lr": FloatRange(1e-4, 1.0, log=True),
+        "momentum": FloatRange(0.0, 0.99),
+        "weight_decay": _WD,
+    },
+)
+_spec("adam", torch.optim.Adam, _ADAM_LIKE)
+_spec("adamw", torch.optim.AdamW, _ADAM_LIKE)
+_spec("nadam", torch.optim.NAdam, _ADAM_LIKE)
+_spec("radam", torch.optim.RAdam, _ADAM_LIKE)
+_spec("adamax", torch.optim.Adamax, _ADAM_LIKE)
+_spec(
+    "rmsprop",
+    torch.optim.RMSprop,
+    {
+        "lr": FloatRange(1e-5, 1e-1, log=True),
+        "alpha": FloatRange(0.9, 0.999),
+        "momentum": FloatRange(0.0, 0.95),
+        "weight_decay": _WD,
+    },
+)
+_spec(
+    "adagrad",
+    torch.optim.Adagrad,
+    {
+        "lr": FloatRange(1e-4, 1.0, log=True),
+        "weight_decay": _WD,
+    },
+)
+_spec(
+    "adadelta",
+    torch.optim.Adadelta,
+    {
+        "lr": FloatRange(1e-2, 10.0, log=True),
+        "rho": FloatRange(0.8, 0.99),
+        "weight_decay": _WD,
+    },
+)
+_spec(
+    "adafactor",
+    torch.optim.Adafactor,
+    {
+        "lr": FloatRange(1e-4, 1e-1, log=True),
+        "beta2_decay": FloatRange(-1.0, -0.5),
+        "weight_decay": _WD,
+    },
+)
+_spec(
+    "asgd",
+    torch.optim.ASGD,
+    {
+        "lr": FloatRange(1e-4, 1.0, log=True),
+        "weight_decay": _WD,
+    },
+)
+_spec("rprop", torch.optim.Rprop, {"lr": FloatRange(1e-4, 1e-1, log=True)})
+_spec(
+    "muon",
+    torch.optim.Muon,
+    {
+        "lr": FloatRange(1e-4, 1e-1, log=True),
+        "momentum": FloatRange(0.8, 0.99),
+        "weight_decay": _WD,
+    },
+    constraints=(
+        ParamConstraint(
+            "torch.optim.Muon takes 2-D tensors only; give this tensor an Adam-family "
+            "optimizer (the 'role' scheme separates matrices from vectors and embeddings)",
+            ndims=frozenset({2}),
+            real_only=True,
+        ),
+    ),
+)
