@@ -16,9 +16,9 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy
+	$(BIN)/python -m ruff check src tests bench
+	$(BIN)/python -m ruff format --check src tests bench
+	$(BIN)/python -m mypy
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/step_overhead.py

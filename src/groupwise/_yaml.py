@@ -25,19 +25,24 @@ class Loader(yaml.SafeLoader):
     """SafeLoader whose floats follow YAML 1.2 (``1e-3`` is 0.001)."""
 
 
-Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+class Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes every string Loader would read back as something else."""
+
+
+for _cls in (Loader, Dumper):
+    _cls.yaml_implicit_resolvers = {
+        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
+        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def load(text: str) -> Any:
-    return yaml.load(text, Loader=Loader)
+    return yaml.load(text, Loader=Loader)  # Loader is a SafeLoader
 
 
 def dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False)
 
 
 YAMLError = yaml.YAMLError

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from groupwise.config import TrialConfig
@@ -91,11 +92,25 @@ def check_group(
             )
         if key == "lr":
             _check_lr(where, value)
+    _check_with_torch(where, spec, hyperparameters)
     violations = spec.violations(zip(names, params, strict=True))
     if violations:
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         raise ConstraintError(f"{where}: optimizer {spec.name!r} cannot take {violations[0]}{more}")
     return GroupPlan(label, spec, tuple(names), tuple(params), dict(hyperparameters))
+
+
+def _check_with_torch(where: str, spec: OptimizerSpec, hyperparameters: Mapping[str, Any]) -> None:
+    """torch validates settings only when they are constructor defaults, never per group, so
+    try them as defaults on a throwaway 2-D tensor (which every optimizer kind accepts)."""
+    probe = torch.zeros(2, 2, requires_grad=True)
+    try:
+        spec.cls([probe], **hyperparameters)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError(
+            f"{where}: torch.optim.{spec.cls.__name__} rejects these settings "
+            f"{dict(hyperparameters)}: {e}"
+        ) from e
 
 
 def _check_lr(where: str, value: Any) -> None:

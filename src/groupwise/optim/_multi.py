@@ -84,7 +84,8 @@ class MultiOptimizer(torch.optim.Optimizer):
         self._names: dict[Tensor, str] = {}
         self._owner: dict[Tensor, torch.optim.Optimizer] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.partition: dict[str, tuple[str, ...]] = {}
+        # label order is the plan's (the partition's), whatever the optimizer kinds
+        self.partition: dict[str, tuple[str, ...]] = {plan.label: plan.names for plan in plans}
         self._given: dict[str, Mapping[str, Any]] = {}
 
         by_kind: dict[str, list[GroupPlan]] = {}
@@ -98,8 +99,8 @@ class MultiOptimizer(torch.optim.Optimizer):
 
         all_params = [p for plan in plans for p in plan.params]
         super().__init__(all_params, _common_defaults(self.optimizers.values()))
-        by_label = {g["label"]: g for inner in self.optimizers.values() for g in inner.param_groups}
-        self.param_groups = [by_label[plan.label] for plan in plans]
+        self.param_groups = []
+        self._sync_param_groups()
         self.state = _StateView(self._owner, self.optimizers)  # type: ignore[assignment]
         self._ready = True
 
@@ -210,6 +211,9 @@ class MultiOptimizer(torch.optim.Optimizer):
                     index += 1
                 groups.append({**state_dict["param_groups"][label], "params": indices})
             inner.load_state_dict({"state": state, "param_groups": groups})
+        # torch's load_state_dict swaps in new group dicts; point ours at them again, in place,
+        # or schedulers would keep writing lrs into dicts no optimizer reads.
+        self._sync_param_groups()
 
     def _check_same_partition(self, saved: Mapping[str, Any]) -> None:
         if saved["fingerprint"] != self.fingerprint:
@@ -250,7 +254,9 @@ class MultiOptimizer(torch.optim.Optimizer):
         return PartitionSummary(tuple(rows))
 
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        # Everything but instance-level wrappers (an LR scheduler patches ``step`` on the
+        # instance); torch's own __getstate__ likewise leaves them out.
+        return {k: v for k, v in self.__dict__.items() if k != "step"}
 
     # -- internals -------------------------------------------------------------------------
     def _adopt(self, inner: torch.optim.Optimizer, plans: Sequence[GroupPlan]) -> None:
@@ -260,6 +266,11 @@ class MultiOptimizer(torch.optim.Optimizer):
             for p, name in zip(plan.params, plan.names, strict=True):
                 self._names[p] = name
                 self._owner[p] = inner
+
+    def _sync_param_groups(self) -> None:
+        """Make ``param_groups`` the inner optimizers' own dicts, in partition label order."""
+        by_label = {g["label"]: g for inner in self.optimizers.values() for g in inner.param_groups}
+        self.param_groups[:] = [by_label[label] for label in self.partition]
 
     def _label_of(self, p: Tensor) -> str:
         return next(label for label, names in self.partition.items() if self._names[p] in names)
