@@ -15,6 +15,9 @@ The mixed case runs only up to --mixed-max-width (64): torch's Muon runs Newton-
 bfloat16, which on a CPU without bf16 matrix units costs ~0.25 s per 256x256 matrix per
 step, so at larger widths every variant measures the same Muon arithmetic, not overhead.
 
+A fourth block times a step over two tiny tensors: the fixed cost MultiOptimizer adds per
+step (torch's hook/profiler wrapper on the outer step, and the loop over inner optimizers).
+
 Only step() is timed: gradients are set once and left in place. Each case is timed in
 interleaved rounds (so drift hits every case alike); medians of the per-step time are
 reported, with the ratio to the baseline of the same row. Run with foreach off (torch's CPU
@@ -74,6 +77,16 @@ def steppers(
         "torch AdamW, same 24 groups": one.step,
         "MultiOptimizer": multi.step,
         "naive: 24 AdamW": lambda: [o.step() for o in per_group],
+    }
+
+    # -- fixed cost: one tiny tensor, so the step itself is almost free --
+    tiny_a, tiny_b = with_grads(nn.Linear(1, 1)), with_grads(nn.Linear(1, 1))
+    tiny_multi = groupwise.build_optimizer(
+        tiny_a, {"scheme": "single", "groups": {"all": {"optimizer": "sgd", "lr": 0.0, **flags}}}
+    )
+    cases["fixed cost, 2 tensors"] = {
+        "torch SGD": torch.optim.SGD(tiny_b.parameters(), lr=0.0, **flags).step,
+        "MultiOptimizer": tiny_multi.step,
     }
 
     # -- 3: mixed AdamW (biases) + SGD (first half matrices) + Muon (second half matrices) --

@@ -1,7 +1,8 @@
 """Optimizers: the registry by name, and model + TrialConfig -> MultiOptimizer."""
 
 from groupwise.optim._build import as_config, build_optimizer
-from groupwise.optim._multi import GroupPlan, MultiOptimizer, partition_fingerprint
+from groupwise.optim._checks import GroupPlan, check_group
+from groupwise.optim._multi import MultiOptimizer, partition_fingerprint
 from groupwise.optim._registry import (
     IMPLEMENTATION_FLAGS,
     OptimizerSpec,
@@ -20,6 +21,7 @@ __all__ = [
     "as_config",
     "available_optimizers",
     "build_optimizer",
+    "check_group",
     "get_optimizer",
     "partition_fingerprint",
     "register_optimizer",

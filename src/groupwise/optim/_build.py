@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from groupwise.config import TrialConfig
-from groupwise.errors import ConfigError, ConstraintError, LabelMismatchError, UnknownNameError
-from groupwise.optim._multi import GroupPlan, MultiOptimizer
-from groupwise.optim._registry import OptimizerSpec, get_optimizer
-from groupwise.partition import make_scheme, partition
+from groupwise.errors import ConfigError, LabelMismatchError
+from groupwise.optim._checks import check_group
+from groupwise.optim._multi import MultiOptimizer
+from groupwise.optim._registry import get_optimizer
+from groupwise.partition import partition
 
-__all__ = ["build_optimizer", "check_group"]
+__all__ = ["as_config", "build_optimizer"]
 
 log = logging.getLogger("groupwise")
 
@@ -44,7 +43,6 @@ def build_optimizer(model: nn.Module, config: ConfigLike) -> MultiOptimizer:
         PartitionError: the scheme's options do not fit this model.
     """
     cfg = as_config(config)
-    make_scheme(cfg.scheme)  # unknown scheme or option: say so before looking at the model
     groups = partition(model, cfg.scheme)
     _check_labels(cfg, groups, type(model).__name__)
     named = dict(model.named_parameters())
@@ -74,52 +72,6 @@ def as_config(config: ConfigLike) -> TrialConfig:
         "config must be a TrialConfig, a dict with 'scheme' and 'groups', or a path to an "
         f"exported .yaml/.json file; got {type(config).__name__}"
     )
-
-
-def check_group(
-    label: str,
-    spec: OptimizerSpec,
-    names: Sequence[str],
-    params: Sequence[Tensor],
-    hyperparameters: Mapping[str, Any],
-) -> GroupPlan:
-    """Check one group's settings and tensors against its optimizer's registry record."""
-    where = f"groups.{label}"
-    for key, value in hyperparameters.items():
-        if key not in spec.defaults:
-            raise UnknownNameError(
-                f"hyperparameter for optimizer {spec.name!r}", key, spec.accepts, where
-            )
-        if key == "lr":
-            _check_lr(where, value)
-    _check_with_torch(where, spec, hyperparameters)
-    violations = spec.violations(zip(names, params, strict=True))
-    if violations:
-        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-        raise ConstraintError(f"{where}: optimizer {spec.name!r} cannot take {violations[0]}{more}")
-    return GroupPlan(label, spec, tuple(names), tuple(params), dict(hyperparameters))
-
-
-def _check_with_torch(where: str, spec: OptimizerSpec, hyperparameters: Mapping[str, Any]) -> None:
-    """torch validates settings only when they are constructor defaults, never per group, so
-    try them as defaults on a throwaway 2-D tensor (which every optimizer kind accepts)."""
-    probe = torch.zeros(2, 2, requires_grad=True)
-    try:
-        spec.cls([probe], **hyperparameters)
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise ConfigError(
-            f"{where}: torch.optim.{spec.cls.__name__} rejects these settings "
-            f"{dict(hyperparameters)}: {e}"
-        ) from e
-
-
-def _check_lr(where: str, value: Any) -> None:
-    if isinstance(value, Tensor):
-        return  # torch validates tensor learning rates itself
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}.lr: learning rate must be a number; got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{where}.lr: learning rate must be a finite number >= 0; got {value!r}")
 
 
 def _check_labels(cfg: TrialConfig, groups: Mapping[str, Sequence[str]], model_name: str) -> None:

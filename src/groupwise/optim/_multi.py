@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,23 +26,13 @@ from torch import Tensor
 
 from groupwise.config import TrialConfig
 from groupwise.errors import CheckpointMismatchError, ConfigError, format_names
+from groupwise.optim._checks import GroupPlan, check_group
 from groupwise.optim._registry import OptimizerSpec, get_optimizer
 from groupwise.partition import GroupRow, PartitionSummary
 
 __all__ = ["GroupPlan", "MultiOptimizer", "partition_fingerprint"]
 
 STATE_FORMAT = "groupwise.MultiOptimizer/1"
-
-
-@dataclass(frozen=True)
-class GroupPlan:
-    """A validated group, ready to hand to torch: label, optimizer kind, named tensors, settings."""
-
-    label: str
-    spec: OptimizerSpec
-    names: tuple[str, ...]
-    params: tuple[Tensor, ...]
-    hyperparameters: Mapping[str, Any]
 
 
 def partition_fingerprint(partition: Mapping[str, Sequence[str]]) -> str:
@@ -142,8 +131,6 @@ class MultiOptimizer(torch.optim.Optimizer):
                     f"{self._label_of(p)!r}"
                 )
             names.append(self._known_names.get(p, f"{label}.{len(names)}"))
-        from groupwise.optim._build import check_group  # one validation path for every group
-
         plan = check_group(label, spec, names, params, group)
         if spec.name in self.optimizers:
             self.optimizers[spec.name].add_param_group(_group_dict(plan))
