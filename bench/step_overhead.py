@@ -141,6 +141,19 @@ def measure(cases: dict[str, Callable[[], None]], repeats: int, steps: int) -> d
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def breakdown(depth: int, width: int, repeats: int, steps: int) -> None:
+    """Where a mixed step goes: MultiOptimizer vs its inner optimizers stepped directly."""
+    cases = steppers(depth, width, None, width)["mixed adamw+sgd+muon"]
+    multi = cases["MultiOptimizer"].__self__  # type: ignore[attr-defined]
+    fns = {
+        "MultiOptimizer.step": multi.step,
+        "its inner optimizers, directly": lambda: [o.step() for o in multi.optimizers.values()],
+        **{f"  inner {kind}": o.step for kind, o in multi.optimizers.items()},
+    }
+    for name, t in measure(fns, repeats, steps).items():
+        print(f"{name:<34} {t * 1e6:>9.1f} us/step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=40)
@@ -148,7 +161,13 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=24)
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--mixed-max-width", type=int, default=64)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="profile the mixed case at the first width"
+    )
     args = parser.parse_args()
+    if args.breakdown:
+        breakdown(args.depth, args.widths[0], args.repeats, args.steps)
+        return
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(
