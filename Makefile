@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	touch $@
 
 quickstart: $(VENV)/.installed
-	$(BIN)/groupwise demo
+	$(BIN)/groupwise launch studies/quickstart.yaml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -1,14 +1,23 @@
-"""The ``groupwise`` command. Thin typer wrappers: the library raises, only this layer prints
-the one-line error and sets the exit code."""
+"""The ``groupwise`` command. Thin typer wrappers: the library raises one GroupwiseError with an
+actionable sentence; only this layer prints it (one line, on stderr) and exits 2."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from groupwise.errors import GroupwiseError
+from groupwise.execution._driver import Progress as LaunchProgress
 
 app = typer.Typer(
     name="groupwise",
@@ -17,6 +26,209 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+out = Console(highlight=False, soft_wrap=True)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        envvar="GROUPWISE_STORAGE",
+        help="Database URL [default: sqlite:///groupwise.db].",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A GroupwiseError becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except GroupwiseError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+@app.command()
+def launch(
+    study_file: Annotated[Path, typer.Argument(help="A study YAML file (see studies/).")],
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Total finished trials to reach.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Ray worker actors.")] = None,
+    storage: StorageOption = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join a running Ray cluster (e.g. 127.0.0.1:6380).")
+    ] = None,
+) -> None:
+    """Run a study (or continue it) until its budget; show progress; print the best config."""
+    from groupwise.execution import launch as run_study
+    from groupwise.spec import load_study
+
+    with user_errors():
+        spec = load_study(study_file).with_overrides(trials=trials, workers=workers)
+        with _progress_bar(spec.name, spec.budget.trials) as update:
+            result = run_study(spec, storage=storage, ray_address=ray_address, on_progress=update)
+    p = result.progress
+    out.print(
+        f"study [bold]{result.study}[/] in {result.storage}: {p.finished} finished "
+        f"({p.complete} complete, {p.pruned} pruned, {p.failed} failed), {result.ran} this launch"
+    )
+    if result.best_config is None:
+        out.print("no complete trial yet; `groupwise status` lists the failure reasons")
+        return
+    out.print(f"best: trial {p.best_trial}, {spec.objective.metric} = {p.best:.6g}")
+    out.print(result.best_config.to_yaml().rstrip())
+
+
+@contextmanager
+def _progress_bar(name: str, total: int | None) -> Iterator[Callable[[LaunchProgress], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "best {task.fields[best]}  running {task.fields[running]}  "
+            "pruned {task.fields[pruned]}  failed {task.fields[failed]}"
+        ),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(name, total=total, best="-", running=0, pruned=0, failed=0)
+
+        def update(p: LaunchProgress) -> None:
+            best = "-" if p.best is None else f"{p.best:.4g}"
+            bar.update(
+                task,
+                completed=p.finished,
+                best=best,
+                running=p.running,
+                pruned=p.pruned,
+                failed=p.failed,
+            )
+
+        yield update
+
+
+@app.command()
+def status(
+    study: Annotated[str | None, typer.Argument(help="One study; default: all of them.")] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Trial counts, best value and failure reasons per study."""
+    from groupwise.analysis import study_status
+
+    with user_errors():
+        rows = study_status(storage, study)
+    table = Table(
+        "study", "task", "metric", "complete", "pruned", "failed", "running", "best", "trial"
+    )
+    for r in rows:
+        best = "-" if r.best_value is None else f"{r.best_value:.6g}"
+        table.add_row(
+            r.study,
+            r.task,
+            f"{r.metric} ({r.direction[:3]})",
+            str(r.complete),
+            str(r.pruned),
+            str(r.failed),
+            str(r.running),
+            best,
+            str(r.best_trial if r.best_trial is not None else "-"),
+        )
+    out.print(table)
+    for r in rows:
+        for number, reason in r.fail_reasons[-10:] if study else ():
+            out.print(f"trial {number} failed: {reason}")
+
+
+@app.command()
+def studies(storage: StorageOption = None) -> None:
+    """List the studies in the database."""
+    from groupwise.store import open_storage, study_names
+
+    with user_errors():
+        names = study_names(open_storage(storage))
+    for name in names:
+        out.print(name)
+
+
+@app.command()
+def best(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    top: Annotated[int, typer.Option(min=1, help="How many of the best trials.")] = 1,
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    storage: StorageOption = None,
+) -> None:
+    """The best trials and their configs (json/yaml output feeds build_optimizer)."""
+    from groupwise import _yaml
+    from groupwise.analysis import best_trials
+
+    with user_errors():
+        rows = best_trials(study, storage, top)
+    document = rows[0].to_dict()
+    if top > 1:
+        document["top"] = [r.to_dict() for r in rows]
+    if format is Format.json:
+        typer.echo(json.dumps(document, indent=2))
+    elif format is Format.yaml:
+        typer.echo(_yaml.dump(document).rstrip())
+    else:
+        table = Table("trial", rows[0].metric, "scheme", "groups")
+        for r in rows:
+            groups = "; ".join(
+                f"{label}: {g.optimizer} lr={g.hyperparameters.get('lr', '-'):.3g}"
+                if isinstance(g.hyperparameters.get("lr"), float)
+                else f"{label}: {g.optimizer}"
+                for label, g in r.config.groups.items()
+            )
+            table.add_row(str(r.trial), f"{r.value:.6g}", str(r.config.scheme.to_data()), groups)
+        out.print(table)
+
+
+@app.command()
+def export(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.yaml or .json).")],
+    trial: Annotated[int | None, typer.Option(help="A trial number; default: the best.")] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Write a trial's config for build_optimizer(model, "best.yaml")."""
+    from groupwise.analysis import load_best, trial_config
+
+    with user_errors():
+        config = load_best(study, storage) if trial is None else trial_config(study, trial, storage)
+        path = config.save(output)
+    out.print(f"wrote {path}")
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Study or search-space YAML files.")],
+) -> None:
+    """Check study and search-space files without running anything."""
+    from groupwise.execution import prepare
+    from groupwise.spec import StudySpec, validate_file
+
+    with user_errors():
+        for path in files:
+            loaded = validate_file(path)
+            if isinstance(loaded, StudySpec):
+                prepare(loaded)  # task, metric, partition facts, sampler and pruner too
+                schemes = len(loaded.space.schemes)
+                kind = f"study {loaded.name!r} (task {loaded.task.name}, {schemes} schemes)"
+            else:
+                counts = f"{len(loaded.schemes)} schemes, {len(loaded.optimizers)} optimizers"
+                kind = f"search space ({counts})"
+            out.print(f"{path}: ok: {kind}")
 
 
 @app.command()
@@ -41,8 +253,23 @@ def version() -> None:
 
 
 def main() -> None:
+    """Console entry point: usage errors too become one line and exit 2."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it better
+    command = typer.main.get_command(app)
     try:
-        app()
-    except GroupwiseError as e:
+        code = command.main(args=sys.argv[1:], prog_name="groupwise", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(2)
+    except click.ClickException as e:
+        typer.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except GroupwiseError as e:  # raised outside a command's user_errors()
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -18,6 +18,9 @@ __all__ = [
     "GroupwiseError",
     "LabelMismatchError",
     "PartitionError",
+    "SpecError",
+    "StudyError",
+    "TaskError",
     "UnknownNameError",
 ]
 
@@ -54,6 +57,18 @@ class ConstraintError(ConfigError):
 
 class CheckpointMismatchError(GroupwiseError, ValueError):
     """A MultiOptimizer state dict was saved for another partition or other optimizers."""
+
+
+class SpecError(GroupwiseError, ValueError):
+    """A study or search-space file is invalid; the message names the file and the key."""
+
+
+class TaskError(GroupwiseError, ValueError):
+    """A task name or ``module:function`` reference cannot be resolved, or builds no valid task."""
+
+
+class StudyError(GroupwiseError):
+    """A study cannot be run or read: unknown study name, storage unreachable, and the like."""
 
 
 def _unknown_message(kind: str, got: str, choices: list[str], where: str) -> str:

@@ -1,0 +1,161 @@
+"""Reading finished studies: best configs, per-study status, one trial's config.
+
+Reads go through Optuna's public storage API only (as optuna-dashboard does), so the
+database stays readable by every Optuna tool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from groupwise.config import TrialConfig
+from groupwise.errors import StudyError
+from groupwise.store import open_storage, resolve_url, study_names
+
+__all__ = ["BestTrial", "StudyStatus", "best_trials", "load_best", "study_status", "trial_config"]
+
+CONFIG_ATTR = "groupwise.config"
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    study: str
+    trial: int
+    value: float
+    direction: str
+    metric: str
+    config: TrialConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "trial": self.trial,
+            "value": self.value,
+            "direction": self.direction,
+            "metric": self.metric,
+            "config": self.config.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    study: str
+    task: str
+    metric: str
+    direction: str
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    best_value: float | None
+    best_trial: int | None
+    fail_reasons: tuple[tuple[int, str], ...]
+
+
+def _load(study: str, storage: str | None) -> optuna.Study:
+    opened = open_storage(storage)
+    names = study_names(opened)
+    if study not in names:
+        raise StudyError(
+            f"no study {study!r} in {resolve_url(storage)}; studies there: [{', '.join(names)}]"
+        )
+    return optuna.load_study(study_name=study, storage=opened)
+
+
+def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[BestTrial]:
+    """The ``top`` complete trials, best first (duplicates of one training shown once)."""
+    loaded = _load(study, storage)
+    direction = loaded.direction.name.lower()
+    complete = [
+        t
+        for t in loaded.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+        and math.isfinite(t.value)
+        and CONFIG_ATTR in t.user_attrs
+        and "groupwise.duplicate_of" not in t.user_attrs
+    ]
+    if not complete:
+        raise StudyError(
+            f"study {study!r} has no complete trial yet; `groupwise status {study}` says why"
+        )
+    sign = 1.0 if direction == "minimize" else -1.0
+    complete.sort(key=lambda t: sign * _value(t))
+    metric = str(loaded.user_attrs.get("groupwise.metric", "value"))
+    return [
+        BestTrial(
+            study,
+            t.number,
+            _value(t),
+            direction,
+            metric,
+            TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]),
+        )
+        for t in complete[:top]
+    ]
+
+
+def _value(trial: optuna.trial.FrozenTrial) -> float:
+    return float(trial.value if trial.value is not None else math.nan)
+
+
+def load_best(study: str, storage: str | None = None) -> TrialConfig:
+    """The best trial's TrialConfig; ``build_optimizer(model, load_best(...))`` rebuilds it."""
+    return best_trials(study, storage, top=1)[0].config
+
+
+def trial_config(study: str, trial: int, storage: str | None = None) -> TrialConfig:
+    loaded = _load(study, storage)
+    trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
+    if trial not in trials:
+        raise StudyError(
+            f"study {study!r} has no trial {trial}; its trials are 0..{len(trials) - 1}"
+        )
+    if CONFIG_ATTR not in trials[trial].user_attrs:
+        raise StudyError(
+            f"trial {trial} of {study!r} has no groupwise config (it was not sampled by groupwise)"
+        )
+    return TrialConfig.from_json(trials[trial].user_attrs[CONFIG_ATTR])
+
+
+def study_status(storage: str | None = None, study: str | None = None) -> list[StudyStatus]:
+    opened = open_storage(storage)
+    names = study_names(opened)
+    if study is not None and study not in names:
+        raise StudyError(
+            f"no study {study!r} in {resolve_url(storage)}; studies there: [{', '.join(names)}]"
+        )
+    out = []
+    for name in [study] if study else names:
+        loaded = optuna.load_study(study_name=name, storage=opened)
+        trials = loaded.get_trials(deepcopy=False)
+        count = {s: sum(t.state == s for t in trials) for s in TrialState}
+        try:
+            best: optuna.trial.FrozenTrial | None = loaded.best_trial
+        except ValueError:
+            best = None
+        reasons = tuple(
+            (t.number, str(t.user_attrs.get("groupwise.fail_reason", "")))
+            for t in trials
+            if t.state == TrialState.FAIL
+        )
+        out.append(
+            StudyStatus(
+                study=name,
+                task=str(loaded.user_attrs.get("groupwise.task", "?")),
+                metric=str(loaded.user_attrs.get("groupwise.metric", "value")),
+                direction=loaded.direction.name.lower(),
+                complete=count[TrialState.COMPLETE],
+                pruned=count[TrialState.PRUNED],
+                failed=count[TrialState.FAIL],
+                running=count[TrialState.RUNNING],
+                best_value=best.value if best else None,
+                best_trial=best.number if best else None,
+                fail_reasons=reasons,
+            )
+        )
+    return out

@@ -1,0 +1,431 @@
+"""The driver: ask -> sample -> dispatch to a free worker -> per-epoch report -> prune -> tell.
+
+It is the only writer to storage (which keeps SQLite safe). Workers are long-lived Ray actors
+that train one epoch per call, so every epoch's report comes back here, goes into
+``trial.report``, and the pruning decision is simply whether to ask for another epoch.
+Failures are data: an exception, a divergence or a lost worker ends that trial with its
+reason in ``groupwise.fail_reason``, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import ray
+import torch
+from optuna.trial import TrialState
+
+from groupwise.config import TrialConfig
+from groupwise.errors import GroupwiseError, SpecError, StudyError
+from groupwise.execution._optuna import PRUNERS, SAMPLERS, build
+from groupwise.execution._worker import Worker
+from groupwise.sampling import PartitionFacts, canonical_key, partition_facts, sample
+from groupwise.spec import StudySpec
+from groupwise.store import open_storage, resolve_url
+from groupwise.tasks import resolve_task
+
+__all__ = ["LaunchResult", "Prepared", "Progress", "launch", "prepare"]
+
+log = logging.getLogger("groupwise")
+
+CONFIG_ATTR = "groupwise.config"
+REASON_ATTR = "groupwise.fail_reason"
+CANONICAL_ATTR = "groupwise.canonical"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked and built before the database is touched."""
+
+    spec: StudySpec
+    facts: PartitionFacts
+    sampler: optuna.samplers.BaseSampler
+    pruner: optuna.pruners.BasePruner
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    finished: int
+    target: int | None
+    running: int
+    complete: int
+    pruned: int
+    failed: int
+    best: float | None
+    best_trial: int | None
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    study: str
+    storage: str
+    progress: Progress
+    best_config: TrialConfig | None
+    ran: int  # trials finished by this launch
+
+
+def prepare(spec: StudySpec) -> Prepared:
+    """Resolve the task, partition its model every way the space allows, build the sampler and
+    pruner. Raises SpecError naming the study file for anything that would fail later."""
+    where = str(spec.source or spec.name)
+    try:
+        task = resolve_task(spec.task.name, spec.task.options, seed=spec.seed)
+    except GroupwiseError as e:
+        raise SpecError(f"{where}: task: {e}") from e
+    if spec.objective.metric not in task.metric_names:
+        raise SpecError(
+            f"{where}: objective.metric: task {spec.task.name!r} reports "
+            f"[{', '.join(task.metric_names)}]; got {spec.objective.metric!r}"
+        )
+    torch.manual_seed(spec.seed)
+    facts = partition_facts(task.build_model(), spec.space, source=str(spec.search_space))
+    sampler = build(
+        "sampler",
+        SAMPLERS,
+        spec.sampler.name,
+        spec.sampler.options,
+        f"{where}: sampler",
+        seed=spec.seed,
+    )
+    pruner = build(
+        "pruner",
+        PRUNERS,
+        spec.pruner.name,
+        spec.pruner.options,
+        f"{where}: pruner",
+        extra={"max_resource": spec.training.epochs} if spec.pruner.name == "hyperband" else {},
+    )
+    return Prepared(spec, facts, sampler, pruner, _fingerprint(spec))
+
+
+def _fingerprint(spec: StudySpec) -> str:
+    """What makes two launches the same study: task, space, objective, training, seed."""
+    identity = {
+        "task": spec.task.model_dump(mode="json"),
+        "space": spec.space.model_dump(mode="json"),
+        "objective": spec.objective.model_dump(mode="json"),
+        "training": spec.training.model_dump(mode="json"),
+        "seed": spec.seed,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Running:
+    trial: optuna.Trial
+    config: TrialConfig
+    key: str
+    worker: int
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: TrialState
+    value: float | None
+    intermediate: dict[int, float]
+    reason: str
+    number: int
+
+
+class _Driver:
+    def __init__(
+        self,
+        prepared: Prepared,
+        storage_url: str,
+        ray_address: str | None,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.p = prepared
+        self.spec = prepared.spec
+        self.storage_url = storage_url
+        self.ray_address = ray_address
+        self.on_progress = on_progress or (lambda progress: None)
+        self.started = time.perf_counter()
+        self.in_flight: dict[ray.ObjectRef[Any], _Running] = {}
+        self.workers: list[Any] = []
+        self.free: list[int] = []
+        self.outcomes: dict[str, _Outcome] = {}
+        self.ran = 0
+
+    # -- set-up ------------------------------------------------------------------------------
+    def open_study(self) -> optuna.Study:
+        storage = open_storage(self.storage_url, create=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(
+                storage=storage,
+                sampler=self.p.sampler,
+                pruner=self.p.pruner,
+                study_name=self.spec.name,
+                direction=self.spec.objective.direction,
+                load_if_exists=True,
+            )
+        known = study.user_attrs.get("groupwise.fingerprint")
+        if known is None:
+            study.set_user_attr("groupwise.fingerprint", self.p.fingerprint)
+            study.set_user_attr("groupwise.task", self.spec.task.name)
+            study.set_user_attr("groupwise.metric", self.spec.objective.metric)
+            study.set_user_attr("groupwise.search_space", str(self.spec.search_space))
+        elif known != self.p.fingerprint:
+            raise StudyError(
+                f"study {self.spec.name!r} in {self.storage_url} was launched with a different "
+                "task, search space, objective, training or seed; give this study file a new "
+                "name, or launch the original again"
+            )
+        if study.direction.name.lower() != self.spec.objective.direction:
+            raise StudyError(
+                f"study {self.spec.name!r} exists with direction {study.direction.name.lower()}; "
+                f"the study file asks for {self.spec.objective.direction}"
+            )
+        for trial in study.get_trials(deepcopy=False, states=FINISHED):
+            self._remember(trial)
+        return study
+
+    def start_workers(self) -> None:
+        if not ray.is_initialized():
+            path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+            ray.init(
+                address=self.ray_address,
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": path}},
+            )
+        w = self.spec.workers
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        need_cpu, need_gpu = w.count * w.cpus_per_trial, w.count * w.gpus_per_trial
+        if need_cpu > resources.get("CPU", 0) or need_gpu > resources.get("GPU", 0):
+            raise StudyError(
+                f"workers: {w.count} x ({w.cpus_per_trial} CPU, {w.gpus_per_trial} GPU) needs "
+                f"{need_cpu:g} CPU and {need_gpu:g} GPU; the Ray cluster has "
+                f"{resources.get('CPU', 0):g} CPU and {resources.get('GPU', 0):g} GPU. Lower "
+                "workers.count (or --workers) or the resources per trial"
+            )
+        self.workers = [self._new_worker() for _ in range(w.count)]
+        self.free = list(range(w.count))
+
+    def _new_worker(self) -> Any:
+        w, t = self.spec.workers, self.spec.training
+        actor = ray.remote(_RayWorker).options(num_cpus=w.cpus_per_trial, num_gpus=w.gpus_per_trial)
+        return actor.remote(
+            self.spec.task.name,
+            dict(self.spec.task.options),
+            self.spec.seed,
+            t.batch_size,
+            t.steps_per_epoch,
+            w.cpus_per_trial,
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, study: optuna.Study) -> None:
+        target = self.spec.budget.trials
+        deadline = self.started + self.spec.budget.time_s if self.spec.budget.time_s else math.inf
+        self._progress(study)
+        while True:
+            finished = self._finished(study)
+            can_start = time.perf_counter() < deadline and (
+                target is None or finished + len(self.in_flight) < target
+            )
+            while can_start and self.free:
+                self._start_trial(study)
+                finished = self._finished(study)
+                can_start = target is None or finished + len(self.in_flight) < target
+            if not self.in_flight:
+                return
+            ready, _ = ray.wait(list(self.in_flight), num_returns=1)
+            self._handle(study, ready[0])
+            self._progress(study)
+
+    def _start_trial(self, study: optuna.Study) -> None:
+        trial = study.ask()
+        config = sample(trial, self.spec.space, self.p.facts)
+        key = canonical_key(config, self.p.facts)
+        trial.set_user_attr(CONFIG_ATTR, config.to_json())
+        trial.set_user_attr(CANONICAL_ATTR, key)
+        if key in self.outcomes:
+            self._replay(study, trial, self.outcomes[key])
+            return
+        worker = self.free.pop()
+        ref = self.workers[worker].step.remote(config.to_dict())
+        self.in_flight[ref] = _Running(trial, config, key, worker)
+
+    def _handle(self, study: optuna.Study, ref: ray.ObjectRef[Any]) -> None:
+        run = self.in_flight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
+            self._fail(study, run, f"worker lost: {type(e).__name__}")
+            self.workers[run.worker] = self._new_worker()
+            self.free.append(run.worker)
+            return
+        if result["state"] != "epoch":
+            self._fail(study, run, result["reason"], diverged=result["state"] == "diverged")
+            self.free.append(run.worker)
+            return
+        report = result["report"]
+        value = report["metrics"][self.spec.objective.metric]
+        epoch = report["epoch"]
+        if not math.isfinite(value):
+            self._fail(
+                study,
+                run,
+                f"diverged: {self.spec.objective.metric} is {value} at epoch {epoch}",
+                diverged=True,
+            )
+            self.free.append(run.worker)
+            return
+        run.trial.report(value, step=epoch)
+        if epoch >= self.spec.training.epochs:
+            self._finish(study, run, TrialState.COMPLETE, value, result)
+        elif run.trial.should_prune():
+            self._finish(study, run, TrialState.PRUNED, None, result)
+        else:
+            self.in_flight[self.workers[run.worker].step.remote(None)] = run
+            return
+        self.free.append(run.worker)
+
+    def _finish(
+        self,
+        study: optuna.Study,
+        run: _Running,
+        state: TrialState,
+        value: float | None,
+        result: dict[str, Any],
+    ) -> None:
+        run.trial.set_user_attr("groupwise.wall_s", round(time.perf_counter() - run.started, 3))
+        run.trial.set_user_attr("groupwise.peak_memory_bytes", result.get("peak_memory_bytes", 0))
+        frozen = study.tell(run.trial, value, state=state)
+        self.ran += 1
+        self._remember(frozen)
+
+    def _fail(
+        self, study: optuna.Study, run: _Running, reason: str, diverged: bool = False
+    ) -> None:
+        run.trial.set_user_attr(REASON_ATTR, reason)
+        frozen = study.tell(run.trial, state=TrialState.FAIL)
+        self.ran += 1
+        if diverged:  # the same config would diverge again; failures of the machinery would not
+            self._remember(frozen)
+
+    def _replay(self, study: optuna.Study, trial: optuna.Trial, outcome: _Outcome) -> None:
+        """The same training already ran: record its outcome instead of training again."""
+        trial.set_user_attr("groupwise.duplicate_of", outcome.number)
+        for step, value in sorted(outcome.intermediate.items()):
+            trial.report(value, step=step)
+        if outcome.state == TrialState.FAIL:
+            trial.set_user_attr(REASON_ATTR, outcome.reason)
+        study.tell(
+            trial,
+            outcome.value if outcome.state == TrialState.COMPLETE else None,
+            state=outcome.state,
+        )
+        self.ran += 1
+
+    def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
+        key = trial.user_attrs.get(CANONICAL_ATTR)
+        if key is None or key in self.outcomes:
+            return
+        reason = trial.user_attrs.get(REASON_ATTR, "")
+        if trial.state == TrialState.FAIL and not reason.startswith("diverged"):
+            return
+        self.outcomes[key] = _Outcome(
+            trial.state, trial.value, dict(trial.intermediate_values), reason, trial.number
+        )
+
+    # -- reporting ---------------------------------------------------------------------------
+    def _finished(self, study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+    def _progress(self, study: optuna.Study) -> Progress:
+        trials = study.get_trials(deepcopy=False, states=FINISHED)
+        counts = {s: sum(t.state == s for t in trials) for s in FINISHED}
+        best = _best(study)
+        progress = Progress(
+            finished=len(trials),
+            target=self.spec.budget.trials,
+            running=len(self.in_flight),
+            complete=counts[TrialState.COMPLETE],
+            pruned=counts[TrialState.PRUNED],
+            failed=counts[TrialState.FAIL],
+            best=best.value if best else None,
+            best_trial=best.number if best else None,
+            elapsed_s=time.perf_counter() - self.started,
+        )
+        self.on_progress(progress)
+        return progress
+
+    def stop(self, study: optuna.Study | None, reason: str) -> None:
+        """Record trials still in flight as failed (with ``reason``) and release the workers."""
+        if study is not None:
+            for run in list(self.in_flight.values()):
+                self._fail(study, run, reason)
+        self.in_flight.clear()
+        for worker in self.workers:
+            ray.kill(worker)
+        self.workers = []
+
+
+class _RayWorker(Worker):
+    """The Worker as Ray runs it: it reads the GPU ids Ray assigned to it."""
+
+    def __init__(
+        self,
+        task: str,
+        task_options: dict[str, Any],
+        seed: int,
+        batch_size: int,
+        steps_per_epoch: int | None,
+        cpus: float,
+    ) -> None:
+        gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
+        super().__init__(task, task_options, seed, batch_size, steps_per_epoch, cpus, gpu_ids)
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def launch(
+    spec: StudySpec,
+    *,
+    storage: str | None = None,
+    ray_address: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> LaunchResult:
+    """Run (or continue) a study until its budget of finished trials or its time is spent."""
+    prepared = prepare(spec)  # every check before the database is touched
+    url = resolve_url(storage)
+    driver = _Driver(prepared, url, ray_address, on_progress)
+    study = driver.open_study()
+    owns_ray = not ray.is_initialized()
+    try:
+        driver.start_workers()
+        driver.run(study)
+    except BaseException:
+        driver.stop(study, "interrupted: the driver stopped while the trial ran")
+        raise
+    finally:
+        driver.stop(None, "")
+        if owns_ray:
+            ray.shutdown()
+    progress = driver._progress(study)
+    best = _best(study)
+    config = TrialConfig.from_json(best.user_attrs[CONFIG_ATTR]) if best else None
+    return LaunchResult(spec.name, url, progress, config, driver.ran)

@@ -1,0 +1,27 @@
+"""Study and search-space files -> validated, frozen StudySpec / SearchSpace (pydantic v2).
+
+Errors name the file, the key path, the bad value and what is allowed.
+"""
+
+from groupwise.spec._load import load_search_space, load_study, validate_file
+from groupwise.spec._space import Choices, FloatSpan, IntSpan, SchemeSpec, SearchSpace, Sharing
+from groupwise.spec._study import Budget, Named, Objective, StudySpec, TaskRef, Training, Workers
+
+__all__ = [
+    "Budget",
+    "Choices",
+    "FloatSpan",
+    "IntSpan",
+    "Named",
+    "Objective",
+    "SchemeSpec",
+    "SearchSpace",
+    "Sharing",
+    "StudySpec",
+    "TaskRef",
+    "Training",
+    "Workers",
+    "load_search_space",
+    "load_study",
+    "validate_file",
+]

@@ -1,0 +1,130 @@
+"""Reading study and search-space files; pydantic errors become one line that names the file,
+the key path, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from groupwise import _yaml
+from groupwise.errors import SpecError
+from groupwise.spec._space import SearchSpace
+from groupwise.spec._study import StudySpec
+
+__all__ = ["load_search_space", "load_study", "validate_file"]
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror}") from e
+    try:
+        data = _yaml.load(text)
+    except _yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(f"{path}: not valid YAML{where}: {problem}") from e
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{path}: must be a YAML mapping of keys to values; got {type(data).__name__}"
+        )
+    return data
+
+
+def parse(model: type[BaseModel], data: Any, path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(describe(e, path)) from e
+
+
+def describe(error: ValidationError, path: Path) -> str:
+    """``file: key.path: what is wrong (got value)`` for the first error, and how many more."""
+    first = _most_specific(error.errors())
+    loc = ".".join(str(p) for p in first["loc"] if not _is_union_tag(p)) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(error.title, first["loc"])
+        message = f"unknown key{'; allowed keys: ' + allowed if allowed else ''}"
+    elif first["type"] == "missing":
+        message = "missing required key"
+    got = "" if first["type"] in ("missing",) else f" (got {first['input']!r})"
+    if first["type"] == "extra_forbidden":
+        got = ""
+    more = error.error_count() - 1
+    tail = f" [+{more} more]" if more > 0 else ""
+    return f"{path}: {loc}: {message}{got}{tail}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic names union members in the location ("IntSpan", "list[...]", "function-after[...]")
+    return isinstance(part, str) and (
+        part[:1].isupper() or "[" in part or part in {"float", "int", "bool", "str", "none"}
+    )
+
+
+def _most_specific(errors: list[Any]) -> Any:
+    """Prefer a value error from our own validators over pydantic's union noise."""
+    for e in errors:
+        if e["type"] in ("value_error", "extra_forbidden", "missing"):
+            return e
+    return errors[0]
+
+
+def _allowed_keys(title: str, loc: tuple[Any, ...]) -> str:
+    from groupwise.spec import _space, _study
+
+    model: Any = {"StudySpec": _study.StudySpec, "SearchSpace": _space.SearchSpace}.get(title)
+    for part in loc[:-1]:
+        if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:
+            return ""
+        annotation = model.model_fields[part].annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    if model is None:
+        return ""
+    return ", ".join(k for k in model.model_fields if k not in ("space", "source"))
+
+
+def load_search_space(path: str | Path) -> SearchSpace:
+    p = Path(path)
+    space: SearchSpace = parse(SearchSpace, read_yaml(p), p)
+    return space
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file and the search-space file it names."""
+    p = Path(path)
+    data = read_yaml(p)
+    reference = data.get("search_space")
+    if not isinstance(reference, str) or not reference:
+        raise SpecError(
+            f"{p}: search_space: must name a search-space file, relative to the study file "
+            f"(e.g. ../search_spaces/broad.yaml); got {reference!r}"
+        )
+    space_path = (p.parent / reference).resolve()
+    if not space_path.is_file():
+        raise SpecError(f"{p}: search_space: file not found: {reference} (looked at {space_path})")
+    space = load_search_space(space_path)
+    spec: StudySpec = parse(
+        StudySpec, {**data, "search_space": space_path, "space": space, "source": p}, p
+    )
+    return spec
+
+
+def validate_file(path: str | Path) -> StudySpec | SearchSpace:
+    """Validate either kind of file, told apart by its keys (a study has ``task``)."""
+    p = Path(path)
+    data = read_yaml(p)
+    if "task" in data or "search_space" in data:
+        return load_study(p)
+    return load_search_space(p)

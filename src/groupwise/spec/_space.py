@@ -1,0 +1,197 @@
+"""The search-space file: which partition schemes to explore, which optimizers with which
+ranges, and how groups share choices.
+
+    schemes:
+      - module_type
+      - {name: depth, blocks: {low: 2, high: 4}}
+    optimizers:
+      adamw: {}                                   # the registry's default ranges
+      sgd:
+        lr: {low: 1.0e-3, high: 1.0, log: true}   # given keys are exactly what is searched
+        momentum: 0.9                             # a fixed value
+    sharing:
+      optimizer: per_group        # or shared: one optimizer kind for every group
+      lr: per_group               # or shared, or layerwise (depth: one lr and a decay factor)
+      hyperparameters: per_group  # or shared: every setting but lr
+      max_groups: 6               # schemes that would make more groups are not offered
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from groupwise.domains import Categorical, Domain, FloatRange, IntRange, TupleOf
+from groupwise.errors import format_names
+from groupwise.optim import available_optimizers, get_optimizer
+from groupwise.partition import available_schemes, scheme_options
+
+__all__ = ["Choices", "FloatSpan", "IntSpan", "SchemeSpec", "SearchSpace", "Sharing"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatSpan(_Frozen):
+    """A float range: ``{low: 1e-4, high: 1e-1, log: true}``."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatSpan:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}; swap them")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0; got low {self.low}")
+        return self
+
+    def domain(self) -> FloatRange:
+        return FloatRange(self.low, self.high, self.log)
+
+
+class IntSpan(_Frozen):
+    """A whole-number range: ``{low: 2, high: 4}``."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntSpan:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}; swap them")
+        return self
+
+    def domain(self) -> IntRange:
+        return IntRange(self.low, self.high, self.log)
+
+
+class Choices(_Frozen):
+    """A categorical choice: ``{choices: [true, false]}``."""
+
+    choices: tuple[Any, ...] = Field(min_length=1)
+
+    def domain(self) -> Categorical:
+        return Categorical(self.choices)
+
+
+Span = IntSpan | FloatSpan | Choices
+# A hyperparameter is a range, a list of ranges (a tuple setting such as betas), or fixed.
+HyperValue = Span | list[Span] | float | int | bool | str | list[float] | None
+
+
+def to_domain(value: Any) -> Domain | None:
+    """The search domain of a hyperparameter entry; None for a fixed value."""
+    if isinstance(value, IntSpan | FloatSpan | Choices):
+        return value.domain()
+    if isinstance(value, list) and value and all(isinstance(v, IntSpan | FloatSpan) for v in value):
+        return TupleOf(tuple(v.domain() for v in value))
+    return None
+
+
+class SchemeSpec(_Frozen):
+    """A partition scheme to explore, with fixed options or option ranges."""
+
+    name: str
+    options: dict[str, IntSpan | Choices | int | float | str | dict[str, str] | None] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_short_forms(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and "options" not in data:
+            return {
+                "name": data.get("name"),
+                "options": {k: v for k, v in data.items() if k != "name"},
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _known(self) -> SchemeSpec:
+        if self.name not in available_schemes():
+            raise ValueError(
+                f"unknown partition scheme {self.name!r}; must be one of "
+                f"[{', '.join(available_schemes())}]"
+            )
+        accepted = scheme_options(self.name)
+        for key in self.options:
+            if key not in accepted:
+                takes = f"takes options [{', '.join(accepted)}]" if accepted else "takes no options"
+                raise ValueError(f"scheme {self.name!r} {takes}; got option {key!r}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The value the ``scheme`` parameter takes for this entry (unique within a space)."""
+        fixed = {k: v for k, v in self.options.items() if not isinstance(v, IntSpan | Choices)}
+        if not fixed:
+            return self.name
+        return self.name + "(" + ",".join(f"{k}={fixed[k]}" for k in sorted(fixed)) + ")"
+
+
+class Sharing(_Frozen):
+    optimizer: Literal["per_group", "shared"] = "per_group"
+    lr: Literal["per_group", "shared", "layerwise"] = "per_group"
+    hyperparameters: Literal["per_group", "shared"] = "per_group"
+    max_groups: int | None = Field(default=None, ge=1)
+    lr_decay: FloatSpan = FloatSpan(low=0.5, high=1.0)
+
+
+class SearchSpace(_Frozen):
+    """What a study explores. Built from a search-space YAML file by :func:`load_search_space`."""
+
+    schemes: tuple[SchemeSpec, ...] = Field(min_length=1)
+    optimizers: dict[str, dict[str, HyperValue] | None] = Field(min_length=1)
+    sharing: Sharing = Sharing()
+    description: str = ""
+
+    @field_validator("optimizers")
+    @classmethod
+    def _known_optimizers(cls, value: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+        for name, hyper in value.items():
+            if name not in available_optimizers():
+                names = ", ".join(available_optimizers())
+                raise ValueError(f"unknown optimizer {name!r}; must be one of [{names}]")
+            accepted = get_optimizer(name).accepts
+            for key in hyper or {}:
+                if key not in accepted:
+                    raise ValueError(
+                        f"optimizer {name!r} has no hyperparameter {key!r}; "
+                        f"it accepts {format_names(accepted, 20)}"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchSpace:
+        keys = [s.key for s in self.schemes]
+        duplicated = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicated:
+            raise ValueError(f"scheme {duplicated[0]!r} is listed twice; list each once")
+        if self.sharing.lr == "layerwise" and any(s.name != "depth" for s in self.schemes):
+            others = sorted({s.name for s in self.schemes if s.name != "depth"})
+            raise ValueError(
+                f"sharing.lr 'layerwise' ties the lrs of depth blocks; it needs every scheme to "
+                f"be depth, but the space also lists {others}"
+            )
+        return self
+
+    def domains(self, optimizer: str) -> dict[str, Domain]:
+        """The hyperparameters searched for ``optimizer``: the file's, else the registry's."""
+        given = self.optimizers[optimizer]
+        if not given:
+            return dict(get_optimizer(optimizer).search)
+        return {k: d for k, v in given.items() if (d := to_domain(v)) is not None}
+
+    def fixed(self, optimizer: str) -> dict[str, Any]:
+        """Hyperparameters the file fixes for ``optimizer`` (lists become tuples)."""
+        given = self.optimizers[optimizer] or {}
+        return {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in given.items()
+            if to_domain(v) is None
+        }

@@ -1,0 +1,99 @@
+"""The study file: what to train, what to search, how long, and with what resources.
+
+name: quickstart
+task: digits_mlp                      # a built-in name, or "package.module:function"
+search_space: ../search_spaces/seeds_mixed.yaml   # relative to this file
+objective: {metric: val_loss, direction: minimize}
+budget: {trials: 24, time_s: 100}
+training: {epochs: 6, batch_size: 64}
+sampler: {name: tpe, options: {n_startup_trials: 8}}
+pruner: {name: median, options: {n_startup_trials: 6, n_warmup_steps: 2}}
+workers: {count: 2, cpus_per_trial: 1, gpus_per_trial: 0}
+seed: 0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from groupwise.spec._space import SearchSpace
+
+__all__ = ["Budget", "Named", "Objective", "StudySpec", "TaskRef", "Training", "Workers"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Named(_Frozen):
+    """A registry name with keyword options: ``{name: tpe, options: {...}}`` or just ``tpe``."""
+
+    name: str
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class TaskRef(Named):
+    """A built-in task by name, or a user's ``package.module:function``."""
+
+
+class Objective(_Frozen):
+    metric: str = "val_loss"
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class Budget(_Frozen):
+    trials: int | None = Field(default=None, ge=1)
+    time_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Budget:
+        if self.trials is None and self.time_s is None:
+            raise ValueError("give trials, time_s or both; a study needs an end")
+        return self
+
+
+class Training(_Frozen):
+    epochs: int = Field(default=5, ge=1)
+    steps_per_epoch: int | None = Field(default=None, ge=1)  # None: one pass over the data
+    batch_size: int = Field(default=64, ge=1)
+
+
+class Workers(_Frozen):
+    count: int = Field(default=2, ge=1)
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)
+
+
+class StudySpec(_Frozen):
+    """A validated, frozen study file. ``space`` is the loaded search-space file."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    task: TaskRef
+    search_space: Path
+    space: SearchSpace
+    objective: Objective = Objective()
+    budget: Budget
+    training: Training = Training()
+    sampler: Named = Named(name="tpe")
+    pruner: Named = Named(name="median")
+    workers: Workers = Workers()
+    seed: int = 0
+    source: Path | None = None  # the file it was read from
+
+    def with_overrides(self, **changes: Any) -> StudySpec:
+        """A copy with CLI overrides applied, e.g. ``trials=10`` or ``workers=4``."""
+        update: dict[str, Any] = {}
+        if changes.get("trials") is not None:
+            update["budget"] = self.budget.model_copy(update={"trials": changes["trials"]})
+        if changes.get("workers") is not None:
+            update["workers"] = self.workers.model_copy(update={"count": changes["workers"]})
+        return self.model_copy(update=update)

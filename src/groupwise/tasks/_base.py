@@ -1,0 +1,130 @@
+"""The Task record and the task registry: name or "package.module:function" -> Task."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from groupwise.errors import TaskError, UnknownNameError
+
+__all__ = ["Batches", "Task", "TaskFactory", "available_tasks", "register_task", "resolve_task"]
+
+
+class Batches(Protocol):
+    """A data split that yields (inputs, targets) batches."""
+
+    def train_batches(
+        self, generator: torch.Generator, batch_size: int, steps: int | None
+    ) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a trial needs besides its TrialConfig.
+
+    Attributes:
+        name: the registry name or ``module:function`` it came from.
+        build_model: makes a fresh model; called under a seeded RNG, so it must use torch's
+            global RNG for initialisation (every ``nn`` layer does).
+        data: the train and validation splits (fixed when the task is made).
+        loss: ``loss(outputs, targets)`` -> scalar tensor, used for training and ``val_loss``.
+        metrics: extra validation metrics, name -> ``metric(outputs, targets)`` -> float;
+            averaged over validation batches and reported as ``val_<name>``.
+        description: one line for listings.
+    """
+
+    name: str
+    build_model: Callable[[], nn.Module]
+    data: Batches
+    loss: Callable[[Tensor, Tensor], Tensor]
+    metrics: Mapping[str, Callable[[Tensor, Tensor], float]] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return ("val_loss", *(f"val_{m}" for m in self.metrics))
+
+
+# A factory takes keyword ``seed`` and its own options: ``f(*, seed=0, **options) -> Task``.
+TaskFactory = Callable[..., Task]
+
+
+_TASKS: dict[str, TaskFactory] = {}
+
+
+def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
+    """Decorator: make a factory ``f(*, seed=0, **options) -> Task`` available by name."""
+
+    def add(factory: TaskFactory) -> TaskFactory:
+        _TASKS[name] = factory
+        return factory
+
+    return add
+
+
+def available_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def resolve_task(ref: str, options: Mapping[str, Any] | None = None, *, seed: int = 0) -> Task:
+    """Build a task from a registry name or a ``package.module:function`` reference."""
+    factory = _factory(ref)
+    accepted = _option_names(factory)
+    for key in options or {}:
+        if accepted is not None and key not in accepted:
+            takes = f"takes options [{', '.join(accepted)}]" if accepted else "takes no options"
+            raise TaskError(f"task {ref!r} {takes}; got option {key!r}")
+    try:
+        task = factory(seed=seed, **dict(options or {}))
+    except TaskError:
+        raise
+    except Exception as e:
+        raise TaskError(f"task {ref!r} failed to build: {type(e).__name__}: {e}") from e
+    if not isinstance(task, Task):
+        raise TaskError(
+            f"task {ref!r} returned {type(task).__name__}; a task function must return "
+            "groupwise.tasks.Task"
+        )
+    return task
+
+
+def _factory(ref: str) -> TaskFactory:
+    if ":" not in ref:
+        try:
+            return _TASKS[ref]
+        except KeyError:
+            raise UnknownNameError(
+                "task", ref, _TASKS, "task (or give 'package.module:function')"
+            ) from None
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise TaskError(
+            f"task {ref!r}: cannot import module {module_name!r} ({e}); is it installed or on "
+            "PYTHONPATH?"
+        ) from e
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise TaskError(f"task {ref!r}: module {module_name!r} has no function {attr!r}")
+    return factory  # type: ignore[no-any-return]
+
+
+def _option_names(factory: TaskFactory) -> list[str] | None:
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    if not any(p.name == "seed" for p in params):
+        raise TaskError(
+            f"task function {getattr(factory, '__name__', factory)!r} must take a keyword "
+            "argument 'seed' (def my_task(*, seed=0, **options) -> Task)"
+        )
+    return [p.name for p in params if p.name != "seed" and p.kind is not p.VAR_POSITIONAL]

@@ -1,0 +1,190 @@
+"""Training: Task + TrialConfig -> per-epoch reports -> TrialResult. No Optuna, SQL or Ray here.
+
+:class:`Trainer` runs one epoch per call, so the caller (a Ray worker, or :func:`train` in
+process) can report each epoch and stop early when told to. Seeds fix the model's
+initialisation and the order of the data, so the same config and seed train identically.
+A non-finite loss stops the trial with the reason "diverged".
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from groupwise.config import TrialConfig
+from groupwise.optim import MultiOptimizer, build_optimizer
+from groupwise.tasks import Task
+
+__all__ = ["DivergedError", "EpochReport", "Trainer", "TrialResult", "train"]
+
+State = Literal["complete", "pruned", "diverged", "failed"]
+
+# Checking the loss forces a device sync; on a GPU that costs, so look every few steps.
+_CHECK_EVERY = 8
+
+
+class DivergedError(Exception):
+    """The training loss stopped being a finite number."""
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int  # 1-based
+    step: int  # optimizer steps so far
+    train_loss: float
+    metrics: Mapping[str, float]  # val_loss and val_<metric> for each task metric
+    lrs: Mapping[str, float]  # label -> lr at the end of the epoch
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    state: State
+    reports: tuple[EpochReport, ...]
+    reason: str = ""
+    wall_s: float = 0.0
+    peak_memory_bytes: int = 0
+    device: str = "cpu"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float | None:
+        return self.reports[-1].metrics.get(metric) if self.reports else None
+
+
+class Trainer:
+    """One trial's model, optimizer and data order, advanced an epoch at a time."""
+
+    def __init__(
+        self,
+        task: Task,
+        config: TrialConfig,
+        *,
+        seed: int = 0,
+        batch_size: int = 64,
+        steps_per_epoch: int | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.task = task
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.model = task.build_model().to(self.device)
+        self.optimizer: MultiOptimizer = build_optimizer(self.model, config)
+        self.epoch = 0
+        self.step = 0
+        self.started = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def run_epoch(self) -> EpochReport:
+        """Train one epoch and evaluate; raises :class:`DivergedError` on a non-finite loss."""
+        self.epoch += 1
+        self.model.train()
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        total = torch.zeros((), device=self.device)
+        count = 0
+        for x, y in self.task.data.train_batches(generator, self.batch_size, self.steps_per_epoch):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss = self.task.loss(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
+            self.step += 1
+            total += loss.detach()
+            count += 1
+            if count % _CHECK_EVERY == 0 and not torch.isfinite(total):
+                self._diverged(total.item())
+        train_loss = total.item() / max(count, 1)
+        if not math.isfinite(train_loss):
+            self._diverged(train_loss)
+        metrics = self.evaluate()
+        if not math.isfinite(metrics["val_loss"]):
+            raise DivergedError(
+                f"diverged: validation loss became {metrics['val_loss']} in epoch {self.epoch}"
+            )
+        return EpochReport(
+            epoch=self.epoch,
+            step=self.step,
+            train_loss=train_loss,
+            metrics=metrics,
+            lrs={g["label"]: float(g["lr"]) for g in self.optimizer.param_groups},
+            elapsed_s=time.perf_counter() - self.started,
+        )
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        sums: dict[str, float] = {"val_loss": 0.0, **{f"val_{m}": 0.0 for m in self.task.metrics}}
+        seen = 0
+        for x, y in self.task.data.eval_batches(max(self.batch_size, 256)):
+            x, y = x.to(self.device), y.to(self.device)
+            out = self.model(x)
+            n = len(x)
+            sums["val_loss"] += self.task.loss(out, y).item() * n
+            for name, metric in self.task.metrics.items():
+                sums[f"val_{name}"] += metric(out, y) * n
+            seen += n
+        return {k: v / max(seen, 1) for k, v in sums.items()}
+
+    def peak_memory_bytes(self) -> int:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        # ru_maxrss is KiB on Linux, bytes on macOS: the peak of the whole worker process
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(rss if sys.platform == "darwin" else rss * 1024)
+
+    def _diverged(self, value: float) -> None:
+        raise DivergedError(
+            f"diverged: training loss became {value} in epoch {self.epoch} (step {self.step})"
+        )
+
+
+def train(
+    task: Task,
+    config: TrialConfig,
+    *,
+    epochs: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    steps_per_epoch: int | None = None,
+    device: str | torch.device = "cpu",
+    report: Callable[[EpochReport], bool] = lambda report: False,
+) -> TrialResult:
+    """Train ``epochs`` epochs, calling ``report`` after each; it returns True to stop (prune)."""
+    started = time.perf_counter()
+    trainer = Trainer(
+        task,
+        config,
+        seed=seed,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        device=device,
+    )
+    reports: list[EpochReport] = []
+    state: State = "complete"
+    reason = ""
+    try:
+        for _ in range(epochs):
+            reports.append(trainer.run_epoch())
+            if report(reports[-1]) and len(reports) < epochs:
+                state, reason = "pruned", f"pruned after epoch {len(reports)}"
+                break
+    except DivergedError as e:
+        state, reason = "diverged", str(e)
+    return TrialResult(
+        state=state,
+        reports=tuple(reports),
+        reason=reason,
+        wall_s=time.perf_counter() - started,
+        peak_memory_bytes=trainer.peak_memory_bytes(),
+        device=str(trainer.device),
+    )
