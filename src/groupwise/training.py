@@ -3,7 +3,8 @@
 :class:`Trainer` runs one epoch per call, so the caller (a Ray worker, or :func:`train` in
 process) can report each epoch and stop early when told to. Seeds fix the model's
 initialisation and the order of the data, so the same config and seed train identically.
-A non-finite loss stops the trial with the reason "diverged".
+A loss that stops being finite, or grows past DIVERGENCE_FACTOR times the first batch's loss,
+stops the trial with the reason "diverged" (a bounded model can blow up without overflowing).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ State = Literal["complete", "pruned", "diverged", "failed"]
 
 # Checking the loss forces a device sync; on a GPU that costs, so look every few steps.
 _CHECK_EVERY = 8
+# A training loss this many times the first batch's (with a floor of 1) means divergence.
+DIVERGENCE_FACTOR = 1e4
 
 
 class DivergedError(Exception):
@@ -81,6 +84,7 @@ class Trainer:
         self.optimizer: MultiOptimizer = build_optimizer(self.model, config)
         self.epoch = 0
         self.step = 0
+        self.loss_limit: float | None = None
         self.started = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -101,11 +105,12 @@ class Trainer:
             self.step += 1
             total += loss.detach()
             count += 1
-            if count % _CHECK_EVERY == 0 and not torch.isfinite(total):
-                self._diverged(total.item())
+            if self.loss_limit is None:
+                self.loss_limit = DIVERGENCE_FACTOR * max(abs(loss.item()), 1.0)
+            elif count % _CHECK_EVERY == 0:
+                self._check(loss.item())
         train_loss = total.item() / max(count, 1)
-        if not math.isfinite(train_loss):
-            self._diverged(train_loss)
+        self._check(train_loss)
         metrics = self.evaluate()
         if not math.isfinite(metrics["val_loss"]):
             raise DivergedError(
@@ -142,9 +147,13 @@ class Trainer:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return int(rss if sys.platform == "darwin" else rss * 1024)
 
-    def _diverged(self, value: float) -> None:
+    def _check(self, value: float) -> None:
+        if math.isfinite(value) and (self.loss_limit is None or value <= self.loss_limit):
+            return
+        limit = "" if not math.isfinite(value) else f" (over the limit {self.loss_limit:.3g})"
         raise DivergedError(
-            f"diverged: training loss became {value} in epoch {self.epoch} (step {self.step})"
+            f"diverged: training loss became {value:.4g}{limit} in epoch {self.epoch} "
+            f"(step {self.step})"
         )
 
 

@@ -91,7 +91,11 @@ def prepare(spec: StudySpec) -> Prepared:
             f"[{', '.join(task.metric_names)}]; got {spec.objective.metric!r}"
         )
     torch.manual_seed(spec.seed)
-    facts = partition_facts(task.build_model(), spec.space, source=str(spec.search_space))
+    try:
+        model = task.build_model()
+    except Exception as e:
+        raise SpecError(f"{where}: task: building the model failed: {type(e).__name__}: {e}") from e
+    facts = partition_facts(model, spec.space, source=str(spec.search_space))
     sampler = build(
         "sampler",
         SAMPLERS,

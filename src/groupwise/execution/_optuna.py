@@ -36,7 +36,6 @@ SAMPLERS: dict[str, Entry] = {
             "multivariate": True,
             "group": True,
             "constant_liar": True,
-            "consider_endpoints": False,
         },
     ),
     "random": Entry(optuna.samplers.RandomSampler, {}),

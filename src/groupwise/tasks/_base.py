@@ -101,9 +101,8 @@ def _factory(ref: str) -> TaskFactory:
         try:
             return _TASKS[ref]
         except KeyError:
-            raise UnknownNameError(
-                "task", ref, _TASKS, "task (or give 'package.module:function')"
-            ) from None
+            unknown = UnknownNameError("task", ref, _TASKS)
+            raise TaskError(f"{unknown}, or a 'package.module:function' reference") from None
     module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -1,0 +1,174 @@
+"""The driver against a real local Ray cluster and a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from groupwise import build_optimizer
+from groupwise.analysis import load_best
+from groupwise.config import TrialConfig
+from groupwise.errors import SpecError, StudyError
+from groupwise.execution import launch
+from groupwise.spec import load_study
+from groupwise.tasks import resolve_task
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+SPACE = """
+schemes: [single, module_type, {name: depth, blocks: {low: 2, high: 2}}]
+optimizers:
+  adamw: {lr: {low: 1.0e-3, high: 3.0e-2, log: true}}
+  sgd: {lr: {low: 1.0e-2, high: 0.5, log: true}, momentum: 0.9}
+"""
+
+
+def make_study(
+    tmp_path: Path,
+    name="s",
+    space=SPACE,
+    task="user_tasks:tiny",
+    trials=6,
+    epochs=3,
+    pruner="none",
+    sampler="{name: random}",
+    workers=2,
+) -> Path:
+    (tmp_path / f"{name}_space.yaml").write_text(space)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\ntask: {task}\nsearch_space: {name}_space.yaml\n"
+        f"budget: {{trials: {trials}}}\ntraining: {{epochs: {epochs}, batch_size: 32}}\n"
+        f"sampler: {sampler}\npruner: {pruner}\nworkers: {{count: {workers}}}\nseed: 0\n"
+    )
+    return path
+
+
+def trials_of(db: str, name="s"):
+    return optuna.load_study(study_name=name, storage=db).get_trials()
+
+
+def test_launch_records_every_trial_with_its_config(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    result = launch(load_study(make_study(tmp_path)), storage=db)
+    trials = trials_of(db)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert result.ran == 6 and result.progress.complete == 6
+    model = resolve_task("user_tasks:tiny").build_model()
+    for t in trials:
+        config = TrialConfig.from_json(t.user_attrs["groupwise.config"])
+        assert json.loads(t.user_attrs["groupwise.config"]) == config.to_dict()
+        build_optimizer(model, config)
+        assert sorted(t.intermediate_values) == [1, 2, 3]
+        assert t.value == t.intermediate_values[3]
+    best = min(trials, key=lambda t: t.value)
+    assert load_best("s", storage=db) == TrialConfig.from_json(best.user_attrs["groupwise.config"])
+    assert result.best_config == load_best("s", storage=db)
+
+
+def test_a_second_launch_continues_the_study(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    path = make_study(tmp_path, trials=3)
+    launch(load_study(path), storage=db)
+    first = [(t.number, t.value) for t in trials_of(db)]
+    result = launch(load_study(path).with_overrides(trials=5), storage=db)
+    trials = trials_of(db)
+    assert len(trials) == 5 and result.ran == 2
+    assert [(t.number, t.value) for t in trials[:3]] == first  # nothing redone or lost
+    again = launch(load_study(path).with_overrides(trials=5), storage=db)
+    assert again.ran == 0 and len(trials_of(db)) == 5  # the budget is a total
+
+
+def test_the_pruner_prunes_and_pruned_trials_keep_their_curves(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    space = SPACE.replace(
+        "{low: 1.0e-3, high: 3.0e-2, log: true}", "{low: 1.0e-6, high: 3.0e-2, log: true}"
+    )
+    pruner = "{name: median, options: {n_startup_trials: 2, n_warmup_steps: 0}}"
+    launch(
+        load_study(make_study(tmp_path, space=space, trials=14, epochs=4, pruner=pruner)),
+        storage=db,
+    )
+    trials = trials_of(db)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned, "a median pruner with no warm-up pruned nothing over lrs spanning 4 decades"
+    assert len(pruned) + len(complete) == 14
+    for t in pruned:
+        assert 1 <= len(t.intermediate_values) < 4
+    for t in complete:
+        assert sorted(t.intermediate_values) == [1, 2, 3, 4]
+
+
+def test_a_diverging_trial_is_recorded_and_the_study_completes(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    space = SPACE.replace(
+        "sgd: {lr: {low: 1.0e-2, high: 0.5, log: true}, momentum: 0.9}",
+        "sgd: {lr: {low: 1.0e+6, high: 1.0e+8, log: true}}",
+    )
+    launch(load_study(make_study(tmp_path, space=space, trials=8)), storage=db)
+    trials = trials_of(db)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(trials) == 8
+    assert failed and any(t.state == TrialState.COMPLETE for t in trials)
+    for t in failed:
+        assert t.user_attrs["groupwise.fail_reason"].startswith("diverged: ")
+        config = TrialConfig.from_json(t.user_attrs["groupwise.config"])
+        assert any(g.optimizer == "sgd" for g in config.groups.values())
+
+
+def test_an_exception_in_a_trial_fails_that_trial_only(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    launch(
+        load_study(make_study(tmp_path, task="user_tasks:every_other_fails", trials=6)), storage=db
+    )
+    trials = trials_of(db)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(trials) == 6
+    assert failed and len(failed) < 6
+    for t in failed:
+        assert (
+            "RuntimeError: boom: this model fails on purpose"
+            in t.user_attrs["groupwise.fail_reason"]
+        )
+
+
+def test_the_same_training_is_not_run_twice(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    space = "schemes: [single, module_type, decay_split]\noptimizers: {sgd: {lr: 0.05, momentum: 0.9}}\n"
+    result = launch(load_study(make_study(tmp_path, space=space, trials=5)), storage=db)
+    trials = trials_of(db)
+    originals = [t for t in trials if "groupwise.duplicate_of" not in t.user_attrs]
+    copies = [t for t in trials if "groupwise.duplicate_of" in t.user_attrs]
+    assert len(trials) == 5 and result.ran == 5
+    assert len({t.user_attrs["groupwise.canonical"] for t in trials}) == 1
+    # at most one trial per worker trains before the first result comes back
+    assert 1 <= len(originals) <= 2
+    assert all(t.value == originals[0].value and t.state == TrialState.COMPLETE for t in copies)
+
+
+def test_bad_input_writes_nothing(tmp_path):
+    db = tmp_path / "g.db"
+    path = make_study(tmp_path, task="user_tasks:not_a_task")
+    with pytest.raises(SpecError):
+        launch(load_study(path), storage=f"sqlite:///{db}")
+    assert not db.exists()
+
+
+def test_another_study_file_under_the_same_name_is_refused(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    launch(load_study(make_study(tmp_path, trials=1, epochs=1)), storage=db)
+    changed = make_study(tmp_path, trials=2, epochs=2)
+    with pytest.raises(StudyError, match="launched with a different task, search space"):
+        launch(load_study(changed), storage=db)
+    assert len(trials_of(db)) == 1
+
+
+def test_more_workers_than_the_cluster_has_is_refused(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    with pytest.raises(StudyError, match=r"workers: 5 x \(1.0 CPU, 0.0 GPU\) needs 5 CPU"):
+        launch(load_study(make_study(tmp_path, workers=5)), storage=db)

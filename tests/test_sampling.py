@@ -1,0 +1,237 @@
+"""Sampling: real Optuna trials (in memory) -> TrialConfigs that build, with stable names."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+
+import zoo
+from groupwise import build_optimizer
+from groupwise.config import TrialConfig
+from groupwise.sampling import canonical_key, partition_facts, sample
+from groupwise.spec import SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def space(**data) -> SearchSpace:
+    return SearchSpace.model_validate(data)
+
+
+def draw(model, sp, n=40, seed=0):
+    facts = partition_facts(model, sp)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        config = sample(trial, sp, facts)
+        out.append((trial, config))
+        study.tell(trial, 0.0)
+    return facts, out
+
+
+def test_configs_build_on_the_model_and_names_are_stable(my_model):
+    sp = space(
+        schemes=["module_type", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
+        optimizers={"adamw": {}, "sgd": {}},
+    )
+    _, drawn = draw(my_model, sp)
+    for trial, config in drawn:
+        build_optimizer(my_model, config)  # every sampled config is a valid config
+        names = set(trial.params)
+        assert "scheme" in names
+        for label, group in config.groups.items():
+            assert trial.params[f"{label}.optimizer"] == group.optimizer
+            assert trial.params[f"{label}.lr"] == group.hyperparameters["lr"]
+        if config.scheme.name == "depth":
+            assert (
+                trial.params["depth.blocks"]
+                == config.scheme.options["blocks"]
+                == len(config.groups)
+            )
+    schemes = {c.scheme.name for _, c in drawn}
+    assert schemes == {"module_type", "depth"}
+
+
+def test_muon_is_never_offered_to_groups_with_non_matrices():
+    model = zoo.TinyTransformer()
+    sp = space(schemes=["role", "module_type", "decay_split"], optimizers={"muon": {}, "adamw": {}})
+    facts, drawn = draw(model, sp, n=60)
+    params = dict(model.named_parameters())
+    assert "muon" not in facts.valid["vector"] and "muon" in facts.valid["matrix"]
+    muon_groups = 0
+    for _, config in drawn:
+        built = build_optimizer(model, config)
+        for group in built.param_groups:
+            if group["optimizer"] == "muon":
+                muon_groups += 1
+                assert all(p.ndim == 2 for p in group["params"])
+        assert all(
+            params[n].ndim == 2
+            for label, g in config.groups.items()
+            if g.optimizer == "muon"
+            for n in built.partition[label]
+        )
+    assert muon_groups > 0  # offered where it fits
+
+
+def test_fixed_values_and_registry_defaults():
+    sp = space(
+        schemes=["single"],
+        optimizers={
+            "sgd": {"lr": {"low": 0.01, "high": 0.1, "log": True}, "momentum": 0.9},
+            "adamw": None,
+        },
+    )
+    _, drawn = draw(zoo.seed_sequential(), sp)
+    for trial, config in drawn:
+        group = config.groups["all"]
+        if group.optimizer == "sgd":
+            assert group.hyperparameters["momentum"] == 0.9
+            assert set(group.hyperparameters) == {"lr", "momentum"}
+            assert 0.01 <= group.hyperparameters["lr"] <= 0.1
+        else:  # the registry's ranges: lr, weight_decay and betas
+            assert set(group.hyperparameters) == {"lr", "weight_decay", "betas"}
+            assert "all.betas.0" in trial.params
+
+
+def test_shared_optimizer_with_per_group_lr(my_model):
+    sp = space(
+        schemes=["module_type"],
+        optimizers={"adamw": {}, "sgd": {}},
+        sharing={"optimizer": "shared", "lr": "per_group"},
+    )
+    _, drawn = draw(my_model, sp)
+    for trial, config in drawn:
+        assert len({g.optimizer for g in config.groups.values()}) == 1
+        assert "optimizer" in trial.params
+        assert len({g.hyperparameters["lr"] for g in config.groups.values()}) == 3
+
+
+def test_layerwise_decay_ties_depth_blocks():
+    sp = space(
+        schemes=[{"name": "depth", "blocks": {"low": 2, "high": 5}}],
+        optimizers={"adamw": {}},
+        sharing={"optimizer": "shared", "lr": "layerwise", "hyperparameters": "shared"},
+    )
+    _, drawn = draw(zoo.deep_mlp(6), sp)
+    for trial, config in drawn:
+        lrs = [config.groups[f"block{i}"].hyperparameters["lr"] for i in range(len(config.groups))]
+        assert math.isclose(lrs[-1], trial.params["lr"])
+        for earlier, later in zip(lrs, lrs[1:], strict=False):
+            assert math.isclose(earlier, later * trial.params["lr_decay"])
+        wds = {g.hyperparameters["weight_decay"] for g in config.groups.values()}
+        assert len(wds) == 1  # shared hyperparameters
+
+
+def test_max_groups_removes_schemes_that_make_too_many():
+    model = zoo.TinyTransformer()
+    sp = space(
+        schemes=["single", "module_type", {"name": "depth", "blocks": {"low": 1, "high": 4}}],
+        optimizers={"adamw": {}},
+        sharing={"max_groups": 2},
+    )
+    facts, drawn = draw(model, sp)
+    assert "module_type" not in facts.scheme_keys  # 4 groups here
+    assert all(len(c.groups) <= 2 for _, c in drawn)
+    assert facts.option_ranges["depth"]["blocks"].high == 2
+
+
+def test_depth_range_is_cut_to_what_the_model_has(my_model):
+    sp = space(
+        schemes=[{"name": "depth", "blocks": {"low": 2, "high": 8}}], optimizers={"adamw": {}}
+    )
+    facts, drawn = draw(my_model, sp)
+    assert facts.option_ranges["depth"]["blocks"].high == 3
+    assert {len(c.groups) for _, c in drawn} == {2, 3}
+
+
+def test_canonical_key_merges_equivalent_configs(my_model):
+    facts = partition_facts(
+        my_model, space(schemes=["single", "module_type", "decay_split"], optimizers={"sgd": {}})
+    )
+    same = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.5}
+    single = TrialConfig.from_dict({"scheme": "single", "groups": {"all": same}})
+    by_type = TrialConfig.from_dict(
+        {
+            "scheme": "module_type",
+            "groups": dict.fromkeys(["embedding", "recurrent", "linear"], same),
+        }
+    )
+    by_decay = TrialConfig.from_dict(
+        {"scheme": "decay_split", "groups": dict.fromkeys(["decay", "no_decay"], same)}
+    )
+    assert (
+        canonical_key(single, facts)
+        == canonical_key(by_type, facts)
+        == canonical_key(by_decay, facts)
+    )
+    different = TrialConfig.from_dict(
+        {
+            "scheme": "module_type",
+            "groups": {"embedding": same, "recurrent": same, "linear": {**same, "lr": 0.2}},
+        }
+    )
+    assert canonical_key(different, facts) != canonical_key(single, facts)
+
+
+def test_canonically_equal_configs_train_identically(my_model):
+    facts = partition_facts(
+        my_model, space(schemes=["single", "module_type"], optimizers={"adam": {}})
+    )
+    same = {"optimizer": "adam", "lr": 0.01}
+    a = TrialConfig.from_dict({"scheme": "single", "groups": {"all": same}})
+    b = TrialConfig.from_dict(
+        {
+            "scheme": "module_type",
+            "groups": dict.fromkeys(["embedding", "recurrent", "linear"], same),
+        }
+    )
+    assert canonical_key(a, facts) == canonical_key(b, facts)
+    models = [zoo.twin(my_model), zoo.twin(my_model)]
+    for model, config in zip(models, (a, b), strict=True):
+        opt = build_optimizer(model, config)
+        for step in range(5):
+            opt.zero_grad()
+            model(torch.randint(0, 50, (4, 3), generator=torch.Generator().manual_seed(step))).pow(
+                2
+            ).mean().backward()
+            opt.step()
+    assert zoo.params_equal(*models)
+
+
+def test_same_seed_same_configs(my_model):
+    sp = space(schemes=["module_type", "decay_split"], optimizers={"adamw": {}, "sgd": {}})
+    _, first = draw(my_model, sp, n=10, seed=3)
+    _, second = draw(my_model, sp, n=10, seed=3)
+    assert [c for _, c in first] == [c for _, c in second]
+
+
+def test_tpe_with_pinned_arguments_samples_this_space(my_model):
+    from groupwise.execution._optuna import SAMPLERS, build
+
+    sp = space(
+        schemes=["module_type", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
+        optimizers={"adamw": {}, "sgd": {}},
+    )
+    facts = partition_facts(my_model, sp)
+    for name in ("tpe", "random", "gp", "cmaes", "qmc"):
+        study = optuna.create_study(sampler=build("sampler", SAMPLERS, name, {}, "test", seed=0))
+        for i in range(12):
+            trial = study.ask()
+            config = sample(trial, sp, facts)
+            study.tell(
+                trial, sum(g.hyperparameters["lr"] for g in config.groups.values()) + i * 1e-3
+            )
+        assert len(study.trials) == 12
+
+
+@pytest.mark.parametrize("bad", [{"optimizers": {"muon": {}}, "schemes": ["single"]}])
+def test_space_no_optimizer_fits(my_model, bad):
+    from groupwise.errors import SpecError
+
+    with pytest.raises(SpecError, match="can take none of the allowed optimizers"):
+        partition_facts(my_model, space(**bad))

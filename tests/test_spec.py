@@ -1,0 +1,205 @@
+"""Study and search-space files: the shipped ones validate; bad ones fail with file, key, value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from groupwise.errors import SpecError
+from groupwise.execution import prepare
+from groupwise.spec import SearchSpace, StudySpec, load_search_space, load_study, validate_file
+
+ROOT = Path(__file__).parent.parent
+SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
+STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
+
+GOOD_SPACE = """
+schemes:
+  - module_type
+  - {name: depth, blocks: {low: 2, high: 3}}
+optimizers:
+  adamw: {}
+  sgd: {lr: {low: 1.0e-3, high: 1.0, log: true}, momentum: 0.9}
+"""
+
+
+def write(tmp_path: Path, study: str, space: str = GOOD_SPACE) -> Path:
+    (tmp_path / "space.yaml").write_text(space)
+    path = tmp_path / "study.yaml"
+    path.write_text(study)
+    return path
+
+
+def study_text(**overrides: str) -> str:
+    fields = {
+        "name": "t",
+        "task": "digits_mlp",
+        "search_space": "space.yaml",
+        "budget": "{trials: 4}",
+        **overrides,
+    }
+    return "\n".join(f"{k}: {v}" for k, v in fields.items() if v is not None) + "\n"
+
+
+def test_shipped_files_exist():
+    names = {p.stem for p in SPACES}
+    assert {"seeds_mixed", "decay_split", "muon_split", "layerwise_decay", "broad"} <= names
+    tasks = {load_study(p).task.name for p in STUDIES}
+    assert {"char_rnn", "char_lstm", "digits_mlp", "digits_cnn", "tiny_transformer"} <= tasks
+    assert (ROOT / "studies" / "quickstart.yaml").exists()
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
+def test_shipped_search_spaces_validate(path):
+    assert isinstance(validate_file(path), SearchSpace)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_shipped_studies_validate_and_prepare(path):
+    spec = validate_file(path)
+    assert isinstance(spec, StudySpec)
+    prepared = prepare(spec)  # task, metric, partition facts, sampler, pruner
+    assert prepared.facts.scheme_keys
+
+
+def test_study_is_frozen_and_resolves_its_space(tmp_path):
+    spec = load_study(write(tmp_path, study_text()))
+    assert spec.search_space == (tmp_path / "space.yaml").resolve()
+    assert spec.space.schemes[1].key == "depth"
+    with pytest.raises(Exception, match="frozen"):
+        spec.name = "other"  # type: ignore[misc]
+
+
+def error(path: Path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_study(path) if "task" in path.read_text() else load_search_space(path)
+    return str(info.value)
+
+
+def test_unknown_key_in_a_study(tmp_path):
+    message = error(write(tmp_path, study_text(epochs="3")))
+    assert message.startswith(
+        f"{tmp_path / 'study.yaml'}: epochs: unknown key; allowed keys: name, "
+    )
+    assert "\n" not in message
+
+
+def test_unknown_nested_key(tmp_path):
+    message = error(write(tmp_path, study_text(training="{epochs: 3, epoch: 4}")))
+    assert (
+        ": training.epoch: unknown key; allowed keys: epochs, steps_per_epoch, batch_size"
+        in message
+    )
+
+
+def test_low_above_high(tmp_path):
+    space = GOOD_SPACE.replace(
+        "{low: 1.0e-3, high: 1.0, log: true}", "{low: 1.0, high: 1.0e-3, log: true}"
+    )
+    message = error(write(tmp_path, study_text(), space))
+    assert "space.yaml: optimizers.sgd.lr: low 1.0 is above high 0.001; swap them" in message
+
+
+def test_unknown_scheme(tmp_path):
+    message = error(
+        write(tmp_path, study_text(), GOOD_SPACE.replace("module_type", "module_types"))
+    )
+    assert (
+        "space.yaml: schemes.0: unknown partition scheme 'module_types'; must be one of ["
+        in message
+    )
+
+
+def test_unknown_optimizer(tmp_path):
+    message = error(write(tmp_path, study_text(), GOOD_SPACE.replace("adamw: {}", "adamx: {}")))
+    assert "space.yaml: optimizers: unknown optimizer 'adamx'; must be one of [adadelta," in message
+
+
+def test_unknown_hyperparameter(tmp_path):
+    message = error(
+        write(tmp_path, study_text(), GOOD_SPACE.replace("momentum: 0.9", "momentun: 0.9"))
+    )
+    assert "optimizer 'sgd' has no hyperparameter 'momentun'" in message
+
+
+def test_unknown_scheme_option(tmp_path):
+    message = error(write(tmp_path, study_text(), GOOD_SPACE.replace("blocks:", "block:")))
+    assert "scheme 'depth' takes options [blocks]; got option 'block'" in message
+
+
+def test_missing_search_space_file(tmp_path):
+    message = error(write(tmp_path, study_text(search_space="nope.yaml")))
+    assert message.startswith(f"{tmp_path / 'study.yaml'}: search_space: file not found: nope.yaml")
+
+
+def test_missing_study_file(tmp_path):
+    with pytest.raises(SpecError, match="missing.yaml: file not found"):
+        load_study(tmp_path / "missing.yaml")
+
+
+def test_bad_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "name: t\ntask: [digits\n")
+    with pytest.raises(SpecError, match=r"study.yaml: not valid YAML \(line \d+, column \d+\)"):
+        load_study(path)
+
+
+def test_value_out_of_range(tmp_path):
+    message = error(write(tmp_path, study_text(workers="{count: 0}")))
+    assert "workers.count: Input should be greater than or equal to 1 (got 0)" in message
+
+
+def test_budget_needs_an_end(tmp_path):
+    message = error(write(tmp_path, study_text(budget="{}")))
+    assert "budget: give trials, time_s or both" in message
+
+
+def test_bad_direction(tmp_path):
+    message = error(write(tmp_path, study_text(objective="{metric: val_loss, direction: down}")))
+    assert "objective.direction: Input should be 'minimize' or 'maximize' (got 'down')" in message
+
+
+def test_layerwise_needs_depth_only(tmp_path):
+    space = GOOD_SPACE + "sharing: {lr: layerwise}\n"
+    message = error(write(tmp_path, study_text(), space))
+    assert "sharing.lr 'layerwise' ties the lrs of depth blocks" in message
+    assert "['module_type']" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"task": "digits_mpl"}, "task: unknown task 'digits_mpl' (did you mean 'digits_mlp'?)"),
+        ({"task": "nowhere.module:fn"}, "cannot import module 'nowhere.module'"),
+        ({"task": "user_tasks:missing"}, "module 'user_tasks' has no function 'missing'"),
+        ({"task": "user_tasks:not_a_task"}, "returned dict; a task function must return"),
+        (
+            {"task": "{name: digits_mlp, options: {hiden: 3}}"},
+            "task 'digits_mlp' takes options [hidden]",
+        ),
+        ({"task": "{name: digits_mlp, options: {hidden: -3}}"}, "task: building the model failed"),
+        (
+            {"objective": "{metric: val_acc}"},
+            "objective.metric: task 'digits_mlp' reports [val_loss, val_accuracy]",
+        ),
+        ({"sampler": "{name: tpee}"}, "sampler.name: unknown sampler 'tpee' (did you mean 'tpe'?)"),
+        (
+            {"sampler": "{name: tpe, options: {n_startup: 3}}"},
+            "sampler 'tpe' has no argument 'n_startup'",
+        ),
+        ({"pruner": "{name: medain}"}, "pruner.name: unknown pruner 'medain'"),
+    ],
+)
+def test_prepare_errors_name_the_study_key(tmp_path, overrides, fragment):
+    spec = load_study(write(tmp_path, study_text(**overrides)))
+    with pytest.raises(SpecError) as info:
+        prepare(spec)
+    assert str(info.value).startswith(str(tmp_path / "study.yaml"))
+    assert fragment in str(info.value)
+
+
+def test_muon_only_space_cannot_cover_vectors(tmp_path):
+    space = "schemes: [module_type]\noptimizers: {muon: {}}\n"
+    spec = load_study(write(tmp_path, study_text(), space))
+    with pytest.raises(SpecError, match="group 'linear' can take none of the allowed optimizers"):
+        prepare(spec)

@@ -1,0 +1,59 @@
+"""A user's own tasks, referenced from study files as "user_tasks:<function>"."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groupwise.tasks import Task, TensorSplits
+
+_built = 0
+
+
+def _data(seed: int) -> TensorSplits:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=g)
+    y = (x[:, :4].sum(1) > 0).long()
+    return TensorSplits(x[:192], y[:192], x[192:], y[192:])
+
+
+def tiny(*, seed: int = 0, hidden: int = 16) -> Task:
+    """A two-layer classifier on generated data: fast enough for many tests."""
+    return Task(
+        name="tiny",
+        build_model=lambda: nn.Sequential(nn.Linear(8, hidden), nn.Tanh(), nn.Linear(hidden, 2)),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )
+
+
+class _Exploding(nn.Module):
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.fail = fail
+        self.net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+
+    def forward(self, x):
+        if self.fail:
+            raise RuntimeError("boom: this model fails on purpose")
+        return self.net(x)
+
+
+def every_other_fails(*, seed: int = 0) -> Task:
+    """Every second model a worker builds raises in forward: trial errors as data."""
+
+    def build() -> nn.Module:
+        global _built
+        _built += 1
+        return _Exploding(fail=_built % 2 == 0)
+
+    return Task(
+        name="every_other_fails",
+        build_model=build,
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )
+
+
+def not_a_task(*, seed: int = 0):
+    return {"model": None}
