@@ -139,7 +139,10 @@ def test_an_exception_in_a_trial_fails_that_trial_only(tmp_path):
 
 def test_the_same_training_is_not_run_twice(tmp_path):
     db = f"sqlite:///{tmp_path}/g.db"
-    space = "schemes: [single, module_type, decay_split]\noptimizers: {sgd: {lr: 0.05, momentum: 0.9}}\n"
+    space = (
+        "schemes: [single, module_type, decay_split]\n"
+        "optimizers: {sgd: {lr: 0.05, momentum: 0.9}}\n"
+    )
     result = launch(load_study(make_study(tmp_path, space=space, trials=5)), storage=db)
     trials = trials_of(db)
     originals = [t for t in trials if "groupwise.duplicate_of" not in t.user_attrs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import optuna
@@ -121,7 +122,7 @@ def test_layerwise_decay_ties_depth_blocks():
     for trial, config in drawn:
         lrs = [config.groups[f"block{i}"].hyperparameters["lr"] for i in range(len(config.groups))]
         assert math.isclose(lrs[-1], trial.params["lr"])
-        for earlier, later in zip(lrs, lrs[1:], strict=False):
+        for earlier, later in itertools.pairwise(lrs):
             assert math.isclose(earlier, later * trial.params["lr_decay"])
         wds = {g.hyperparameters["weight_decay"] for g in config.groups.values()}
         assert len(wds) == 1  # shared hyperparameters
