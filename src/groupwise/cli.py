@@ -11,7 +11,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -260,16 +259,18 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="groupwise", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:
-        typer.echo(e.ctx.get_help() if e.ctx else str(e))
-        sys.exit(2)
-    except click.ClickException as e:
-        typer.echo(f"error: {e.format_message()}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except GroupwiseError as e:  # raised outside a command's user_errors()
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except Exception as e:
+        # click's usage errors (typer vendors its own click, so match the interface, not a class)
+        if type(e).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
+            sys.exit(2)
+        if callable(getattr(e, "format_message", None)) and hasattr(e, "exit_code"):
+            typer.echo(f"error: {e.format_message()}", err=True)  # type: ignore[attr-defined]
+            sys.exit(2)
+        raise
     sys.exit(code if isinstance(code, int) else 0)

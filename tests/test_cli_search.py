@@ -1,0 +1,148 @@
+"""The search from the command line: launch, status, studies, best, export, validate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from groupwise import TrialConfig, build_optimizer
+from groupwise.cli import app
+from groupwise.tasks import resolve_task
+
+ROOT = Path(__file__).parent.parent
+SPACE = """
+schemes: [single, module_type, decay_split]
+optimizers:
+  adamw: {lr: {low: 1.0e-3, high: 3.0e-2, log: true}}
+  sgd: {lr: {low: 1.0e-2, high: 0.5, log: true}, momentum: 0.9}
+"""
+
+
+def study_file(tmp_path: Path, trials: int = 4) -> Path:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        "name: cli\ntask: user_tasks:tiny\nsearch_space: space.yaml\n"
+        f"budget: {{trials: {trials}}}\ntraining: {{epochs: 2, batch_size: 32}}\n"
+        "sampler: {name: tpe, options: {n_startup_trials: 2}}\npruner: none\nworkers: {count: 2}\n"
+    )
+    return path
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_launch_best_export_in_process(tmp_path):
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path}/g.db"
+    result = runner.invoke(app, ["launch", str(study_file(tmp_path)), "--storage", db])
+    assert result.exit_code == 0, result.output
+    assert "study cli in" in result.output and "4 finished (4 complete" in result.output
+    assert "best: trial" in result.output
+
+    result = runner.invoke(app, ["best", "cli", "--format", "json", "--storage", db])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert {"study", "trial", "value", "direction", "config"} <= set(document)
+    assert document["study"] == "cli" and document["direction"] == "minimize"
+    model = resolve_task("user_tasks:tiny").build_model()
+    build_optimizer(model, document["config"])  # the config as printed builds as is
+
+    out = tmp_path / "best.yaml"
+    result = runner.invoke(app, ["export", "cli", "-o", str(out), "--storage", db])
+    assert result.exit_code == 0, result.output
+    assert TrialConfig.load(out).to_dict() == document["config"]
+    optimizer = build_optimizer(model, str(out))
+    assert [g["label"] for g in optimizer.param_groups] == list(document["config"]["groups"])
+
+    result = runner.invoke(app, ["best", "cli", "--top", "3", "--format", "yaml", "--storage", db])
+    assert result.exit_code == 0 and "top:" in result.output
+    result = runner.invoke(app, ["status", "cli", "--storage", db])
+    assert result.exit_code == 0 and "cli" in result.output
+    result = runner.invoke(
+        app, ["export", "cli", "--trial", "0", "-o", str(tmp_path / "t0.json"), "--storage", db]
+    )
+    assert result.exit_code == 0
+    assert json.loads((tmp_path / "t0.json").read_text())["groups"]
+
+
+def groupwise_exe() -> str:
+    exe = shutil.which("groupwise", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip(
+            "the groupwise console script is not installed next to this Python (run make test)"
+        )
+    return exe
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    env.pop("GROUPWISE_STORAGE", None)
+    return subprocess.run(
+        [groupwise_exe(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_real_subprocess_launch_best_export_then_build(tmp_path):
+    study = study_file(tmp_path, trials=3)
+    launched = run("launch", str(study), cwd=tmp_path)  # default storage: ./groupwise.db
+    assert launched.returncode == 0, launched.stderr
+    assert (tmp_path / "groupwise.db").exists()
+    best = run("best", "cli", "--format", "json", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    assert json.loads(best.stdout)["study"] == "cli"
+    exported = run("export", "cli", "-o", "best.yaml", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    model = resolve_task("user_tasks:tiny").build_model()
+    optimizer = build_optimizer(model, tmp_path / "best.yaml")
+    loss = model(torch.randn(4, 8)).sum()
+    loss.backward()
+    optimizer.step()
+    listed = run("studies", cwd=tmp_path)
+    assert listed.stdout.split() == ["cli"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["launch", "missing.yaml"], "missing.yaml: file not found"),
+        (["best", "nope"], "no study database at groupwise.db"),
+        (["validate", "bad.yaml"], "bad.yaml: schemes.0: unknown partition scheme 'modul_type'"),
+        (["best", "cli", "--top", "0"], "Invalid value for '--top'"),
+        (["launch"], "Missing argument 'study_file'"),
+        (["lunch", "x"], "No such command 'lunch'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):
+    (tmp_path / "bad.yaml").write_text("schemes: [modul_type]\noptimizers: {adamw: {}}\n")
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "groupwise.db").exists()  # nothing half-written
+
+
+def test_validate_the_shipped_files():
+    result = CliRunner().invoke(
+        app, ["validate", *map(str, sorted((ROOT / "studies").glob("*.yaml")))]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok: study") == len(list((ROOT / "studies").glob("*.yaml")))
+
+
+def test_unknown_study_in_an_existing_database(tmp_path):
+    import optuna
+
+    db = f"sqlite:///{tmp_path}/g.db"
+    optuna.create_study(study_name="other", storage=db)
+    result = CliRunner().invoke(app, ["best", "nope", "--storage", db])
+    assert result.exit_code == 2
+    assert "no study 'nope'" in result.output and "studies there: [other]" in result.output
