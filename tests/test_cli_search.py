@@ -146,3 +146,24 @@ def test_unknown_study_in_an_existing_database(tmp_path):
     result = CliRunner().invoke(app, ["best", "nope", "--storage", db])
     assert result.exit_code == 2
     assert "no study 'nope'" in result.output and "studies there: [other]" in result.output
+
+
+def test_a_task_module_in_the_launch_directory(tmp_path):
+    """Like `python -m`, a "module:function" task next to the study file just works."""
+    shutil.copy(Path(__file__).parent / "user_tasks.py", tmp_path / "my_tasks.py")
+    (tmp_path / "space.yaml").write_text("schemes: [single]\noptimizers: {adamw: {}}\n")
+    (tmp_path / "study.yaml").write_text(
+        "name: local\ntask: my_tasks:tiny\nsearch_space: space.yaml\nbudget: {trials: 2}\n"
+        "training: {epochs: 1}\npruner: none\nworkers: {count: 1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GROUPWISE_STORAGE")}
+    result = subprocess.run(
+        [groupwise_exe(), "launch", "study.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 finished (2 complete" in result.stdout

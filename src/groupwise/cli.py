@@ -4,6 +4,7 @@ actionable sentence; only this layer prints it (one line, on stderr) and exits 2
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,12 +69,20 @@ def launch(
 ) -> None:
     """Run a study (or continue it) until its budget; show progress; print the best config."""
     from groupwise.execution import launch as run_study
+    from groupwise.execution import prepare
     from groupwise.spec import load_study
 
     with user_errors():
         spec = load_study(study_file).with_overrides(trials=trials, workers=workers)
+        prepared = prepare(spec)  # every check before the progress bar and the database
         with _progress_bar(spec.name, spec.budget.trials) as update:
-            result = run_study(spec, storage=storage, ray_address=ray_address, on_progress=update)
+            result = run_study(
+                spec,
+                storage=storage,
+                ray_address=ray_address,
+                on_progress=update,
+                prepared=prepared,
+            )
     p = result.progress
     out.print(
         f"study [bold]{result.study}[/] in {result.storage}: {p.finished} finished "
@@ -256,6 +265,9 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it better
+    # Like `python -m`, let "module:function" tasks live in the directory we run from.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="groupwise", standalone_mode=False)

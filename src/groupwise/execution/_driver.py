@@ -412,9 +412,13 @@ def launch(
     storage: str | None = None,
     ray_address: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    prepared: Prepared | None = None,
 ) -> LaunchResult:
-    """Run (or continue) a study until its budget of finished trials or its time is spent."""
-    prepared = prepare(spec)  # every check before the database is touched
+    """Run (or continue) a study until its budget of finished trials or its time is spent.
+
+    ``prepared`` is :func:`prepare`'s result for ``spec`` when the caller already has it.
+    """
+    prepared = prepared or prepare(spec)  # every check before the database is touched
     url = resolve_url(storage)
     driver = _Driver(prepared, url, ray_address, on_progress)
     study = driver.open_study()
