@@ -31,7 +31,7 @@ from groupwise.execution._optuna import PRUNERS, SAMPLERS, build
 from groupwise.execution._worker import Worker
 from groupwise.sampling import PartitionFacts, canonical_key, partition_facts, sample
 from groupwise.spec import StudySpec
-from groupwise.store import open_storage, resolve_url
+from groupwise.store import WriteThroughStorage, open_storage, resolve_url
 from groupwise.tasks import resolve_task
 
 __all__ = ["LaunchResult", "Prepared", "Progress", "launch", "prepare"]
@@ -164,6 +164,9 @@ class _Driver:
         self.free: list[int] = []
         self.outcomes: dict[str, _Outcome] = {}
         self.ran = 0
+        # The driver is the only writer, so it counts in memory instead of re-reading trials.
+        self.counts = dict.fromkeys(FINISHED, 0)
+        self.best: tuple[float, int] | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
@@ -178,6 +181,11 @@ class _Driver:
                 direction=self.spec.objective.direction,
                 load_if_exists=True,
             )
+        # Re-open through the in-memory mirror: the sampler's reads stop costing SQL queries.
+        mirror = WriteThroughStorage(storage, self.spec.name)
+        study = optuna.load_study(
+            study_name=self.spec.name, storage=mirror, sampler=self.p.sampler, pruner=self.p.pruner
+        )
         known = study.user_attrs.get("groupwise.fingerprint")
         if known is None:
             study.set_user_attr("groupwise.fingerprint", self.p.fingerprint)
@@ -196,6 +204,7 @@ class _Driver:
                 f"the study file asks for {self.spec.objective.direction}"
             )
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
+            self._count(trial)
             self._remember(trial)
         return study
 
@@ -238,21 +247,19 @@ class _Driver:
     def run(self, study: optuna.Study) -> None:
         target = self.spec.budget.trials
         deadline = self.started + self.spec.budget.time_s if self.spec.budget.time_s else math.inf
-        self._progress(study)
+        self._progress()
         while True:
-            finished = self._finished(study)
-            can_start = time.perf_counter() < deadline and (
-                target is None or finished + len(self.in_flight) < target
-            )
-            while can_start and self.free:
+            while (
+                self.free
+                and time.perf_counter() < deadline
+                and (target is None or self.finished + len(self.in_flight) < target)
+            ):
                 self._start_trial(study)
-                finished = self._finished(study)
-                can_start = target is None or finished + len(self.in_flight) < target
             if not self.in_flight:
                 return
             ready, _ = ray.wait(list(self.in_flight), num_returns=1)
             self._handle(study, ready[0])
-            self._progress(study)
+            self._progress()
 
     def _start_trial(self, study: optuna.Study) -> None:
         trial = study.ask()
@@ -310,10 +317,15 @@ class _Driver:
         value: float | None,
         result: dict[str, Any],
     ) -> None:
-        run.trial.set_user_attr("groupwise.wall_s", round(time.perf_counter() - run.started, 3))
-        run.trial.set_user_attr("groupwise.peak_memory_bytes", result.get("peak_memory_bytes", 0))
+        run.trial.set_user_attr(
+            "groupwise.run",
+            {
+                "wall_s": round(time.perf_counter() - run.started, 3),
+                "peak_memory_bytes": result.get("peak_memory_bytes", 0),
+            },
+        )
         frozen = study.tell(run.trial, value, state=state)
-        self.ran += 1
+        self._done(frozen)
         self._remember(frozen)
 
     def _fail(
@@ -321,7 +333,7 @@ class _Driver:
     ) -> None:
         run.trial.set_user_attr(REASON_ATTR, reason)
         frozen = study.tell(run.trial, state=TrialState.FAIL)
-        self.ran += 1
+        self._done(frozen)
         if diverged:  # the same config would diverge again; failures of the machinery would not
             self._remember(frozen)
 
@@ -332,12 +344,8 @@ class _Driver:
             trial.report(value, step=step)
         if outcome.state == TrialState.FAIL:
             trial.set_user_attr(REASON_ATTR, outcome.reason)
-        study.tell(
-            trial,
-            outcome.value if outcome.state == TrialState.COMPLETE else None,
-            state=outcome.state,
-        )
-        self.ran += 1
+        final = outcome.value if outcome.state == TrialState.COMPLETE else None
+        self._done(study.tell(trial, final, state=outcome.state))
 
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
         key = trial.user_attrs.get(CANONICAL_ATTR)
@@ -351,22 +359,31 @@ class _Driver:
         )
 
     # -- reporting ---------------------------------------------------------------------------
-    def _finished(self, study: optuna.Study) -> int:
-        return len(study.get_trials(deepcopy=False, states=FINISHED))
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.values())
 
-    def _progress(self, study: optuna.Study) -> Progress:
-        trials = study.get_trials(deepcopy=False, states=FINISHED)
-        counts = {s: sum(t.state == s for t in trials) for s in FINISHED}
-        best = _best(study)
+    def _done(self, trial: optuna.trial.FrozenTrial) -> None:
+        self.ran += 1
+        self._count(trial)
+
+    def _count(self, trial: optuna.trial.FrozenTrial) -> None:
+        self.counts[trial.state] += 1
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            sign = 1.0 if self.spec.objective.direction == "minimize" else -1.0
+            if self.best is None or sign * trial.value < sign * self.best[0]:
+                self.best = (trial.value, trial.number)
+
+    def _progress(self) -> Progress:
         progress = Progress(
-            finished=len(trials),
+            finished=self.finished,
             target=self.spec.budget.trials,
             running=len(self.in_flight),
-            complete=counts[TrialState.COMPLETE],
-            pruned=counts[TrialState.PRUNED],
-            failed=counts[TrialState.FAIL],
-            best=best.value if best else None,
-            best_trial=best.number if best else None,
+            complete=self.counts[TrialState.COMPLETE],
+            pruned=self.counts[TrialState.PRUNED],
+            failed=self.counts[TrialState.FAIL],
+            best=self.best[0] if self.best else None,
+            best_trial=self.best[1] if self.best else None,
             elapsed_s=time.perf_counter() - self.started,
         )
         self.on_progress(progress)
@@ -433,7 +450,7 @@ def launch(
         driver.stop(None, "")
         if owns_ray:
             ray.shutdown()
-    progress = driver._progress(study)
+    progress = driver._progress()
     best = _best(study)
     config = TrialConfig.from_json(best.user_attrs[CONFIG_ATTR]) if best else None
     return LaunchResult(spec.name, url, progress, config, driver.ran)

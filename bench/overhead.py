@@ -1,0 +1,214 @@
+"""Per-trial overhead of the search machinery, side by side in one run.
+
+    python bench/overhead.py [--trials 100] [--tune-trials 30] [--profile]
+
+Every system samples the same define-by-run space (groupwise's own sampling of
+search_spaces/seeds_mixed.yaml over the digits CNN) with the same pinned TPE sampler, and
+runs the same near-trivial objective: build the config's optimizer on a one-sample task and
+take one step (about 2 ms). What differs is only the orchestration:
+
+- groupwise: driver + 2 Ray worker actors + SQLite (every trial durable, with its config)
+- plain Optuna: study.optimize on the same SQLite file, n_jobs 1 and 2
+- Ray Tune + OptunaSearch, 2 concurrent trials, defaults and reuse_actors=True
+  (Tune's OptunaSearch keeps its study in memory: nothing is durable in SQL)
+
+Reported: seconds per trial over the whole run, and steady state (first trial start to last
+trial end, from the trials' own timestamps) where the system records them. Then throughput
+of CPU-bound trials (char_rnn, real training, about 1.5 s each) with 1 and 2 workers; with
+--profile, where the driver's time per trial goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import ray
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from groupwise.config import TrialConfig  # noqa: E402
+from groupwise.execution import launch, prepare  # noqa: E402
+from groupwise.execution._optuna import SAMPLERS, build  # noqa: E402
+from groupwise.sampling import sample  # noqa: E402
+from groupwise.spec import load_study  # noqa: E402
+from groupwise.store import open_storage  # noqa: E402
+from groupwise.tasks import resolve_task  # noqa: E402
+from groupwise.training import train  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore")
+
+SPACE = ROOT / "search_spaces" / "seeds_mixed.yaml"
+
+
+def study_file(directory: Path, name: str, task: str, trials: int, workers: int, epochs: int) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\ntask: {task}\nsearch_space: {SPACE}\nbudget: {{trials: {trials}}}\n"
+        f"training: {{epochs: {epochs}, steps_per_epoch: 30, batch_size: 64}}\npruner: none\n"
+        f"sampler: {{name: tpe}}\nworkers: {{count: {workers}, cpus_per_trial: 1}}\nseed: 0\n"
+    )
+    return path
+
+
+def steady_state(storage: str, name: str) -> float:
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    start = min(t.datetime_start for t in trials if t.datetime_start)
+    end = max(t.datetime_complete for t in trials if t.datetime_complete)
+    return (end - start).total_seconds() / len(trials)
+
+
+def run_groupwise(directory: Path, trials: int) -> tuple[float, float]:
+    storage = f"sqlite:///{directory}/groupwise.db"
+    spec = load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1))
+    start = time.perf_counter()
+    launch(spec, storage=storage)
+    return (time.perf_counter() - start) / trials, steady_state(storage, "gw")
+
+
+def trivial_objective(prepared):  # the same work a groupwise worker does per trial
+    task = resolve_task("trivial:trivial", seed=0)
+
+    def objective(trial: optuna.Trial) -> float:
+        config = sample(trial, prepared.spec.space, prepared.facts)
+        trial.set_user_attr("groupwise.config", config.to_json())
+        return train(task, config, epochs=1, batch_size=64).reports[-1].metrics["val_loss"]
+
+    return objective
+
+
+def run_optuna(directory: Path, trials: int, n_jobs: int, same_storage: bool = True) -> tuple[float, float]:
+    """Plain Optuna; ``same_storage`` opens SQLite as groupwise does (WAL), else Optuna's default."""
+    prepared = prepare(load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
+    name = f"o{n_jobs}{'w' if same_storage else 'd'}"
+    url = f"sqlite:///{directory}/{name}.db"
+    storage = open_storage(url, create=True) if same_storage else url
+    sampler = build("sampler", SAMPLERS, "tpe", {}, "bench", seed=0)
+    study = optuna.create_study(storage=storage, sampler=sampler, study_name=name)
+    start = time.perf_counter()
+    study.optimize(trivial_objective(prepared), n_trials=trials, n_jobs=n_jobs)
+    return (time.perf_counter() - start) / trials, steady_state(url, name)
+
+
+class TuneSpace:
+    """Tune pickles its define-by-run space, so it is a module-level object, not a closure."""
+
+    def __init__(self, space: object, facts: object) -> None:
+        self.space, self.facts = space, facts
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, str]:
+        return {"config": sample(trial, self.space, self.facts).to_json()}  # type: ignore[arg-type]
+
+
+def run_tune(directory: Path, trials: int, reuse_actors: bool) -> float:
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    prepared = prepare(load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
+    space = TuneSpace(prepared.spec.space, prepared.facts)
+
+    def trainable(params: dict[str, str]) -> None:
+        task = resolve_task("trivial:trivial", seed=0)
+        result = train(task, TrialConfig.from_json(params["config"]), epochs=1, batch_size=64)
+        tune.report({"loss": result.reports[-1].metrics["val_loss"]})
+
+    searcher = OptunaSearch(space, metric="loss", mode="min",
+                            sampler=build("sampler", SAMPLERS, "tpe", {}, "bench", seed=0))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials, max_concurrent_trials=2,
+                                    reuse_actors=reuse_actors),
+        run_config=tune.RunConfig(storage_path=str(directory / "tune"), verbose=0),
+    )
+    start = time.perf_counter()
+    tuner.fit()
+    return (time.perf_counter() - start) / trials
+
+
+def throughput(directory: Path, workers: int, trials: int) -> float:
+    storage = f"sqlite:///{directory}/scale{workers}.db"
+    spec = load_study(study_file(directory, f"scale{workers}", "char_rnn", trials, workers, 3))
+    launch(spec, storage=storage)
+    return 60.0 / steady_state(storage, f"scale{workers}")
+
+
+def profile_driver(directory: Path, trials: int) -> None:
+    storage = f"sqlite:///{directory}/profile.db"
+    spec = load_study(study_file(directory, "prof", "trivial:trivial", trials, 2, 1))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    launch(spec, storage=storage)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    wanted = {
+        "ask": "study.ask (SQL)", "sample": "sample: suggest_* (SQL)", "set_user_attr": "set_user_attr (SQL)",
+        "report": "trial.report (SQL)", "tell": "study.tell (SQL)", "wait": "ray.wait (worker time + RPC)",
+        "_finished": "counting finished trials (SQL)", "_progress": "progress (SQL reads)",
+        "should_prune": "should_prune",
+    }
+    rows = {}
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if function in wanted and ("optuna" in filename or "groupwise" in filename or "ray" in filename):
+            rows[wanted[function]] = max(rows.get(wanted[function], 0.0), cumulative)
+    total = sum(v for k, v in stats.stats.items() if k[2] == "run" and "_driver" in k[0] for v in [v[3]])  # type: ignore[attr-defined]
+    print(f"\ndriver profile, {trials} trivial trials (cumulative ms per trial; calls nest):")
+    for label, seconds in sorted(rows.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<34} {seconds / trials * 1e3:7.2f}")
+    if total:
+        print(f"  {'driver loop, total':<34} {total / trials * 1e3:7.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--tune-trials", type=int, default=30)
+    parser.add_argument("--scale-trials", type=int, default=24)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--skip-tune", action="store_true")
+    args = parser.parse_args()
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    print(f"torch {torch.__version__}, optuna {optuna.__version__}, ray {ray.__version__}, "
+          f"python {platform.python_version()}, {os.cpu_count()} CPUs")
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        results: dict[str, tuple[float, float | None]] = {}
+        results["groupwise (driver + 2 Ray workers + SQLite)"] = run_groupwise(directory, args.trials)
+        results["plain Optuna, same SQLite (WAL), n_jobs=1"] = run_optuna(directory, args.trials, 1)
+        results["plain Optuna, same SQLite (WAL), n_jobs=2"] = run_optuna(directory, args.trials, 2)
+        results["plain Optuna, default SQLite, n_jobs=1"] = run_optuna(directory, args.trials, 1, False)
+        if not args.skip_tune:
+            results["Ray Tune + OptunaSearch, defaults"] = (run_tune(directory, args.tune_trials, False), None)
+            results["Ray Tune + OptunaSearch, reuse_actors"] = (run_tune(directory, args.trials, True), None)
+        base = results["plain Optuna, same SQLite (WAL), n_jobs=1"][0]
+        ours = results["groupwise (driver + 2 Ray workers + SQLite)"][0]
+        print(f"\nper-trial time, trivial objective ({args.trials} trials; Tune defaults {args.tune_trials})")
+        print(f"{'system':<46} {'ms/trial':>9} {'steady':>8} {'vs optuna':>10} {'vs groupwise':>13}")
+        for name, (total, steady) in results.items():
+            steady_text = f"{steady * 1e3:8.1f}" if steady is not None else f"{'-':>8}"
+            print(f"{name:<46} {total * 1e3:9.1f} {steady_text} {total / base:10.2f} {total / ours:13.2f}")
+
+        one, two = throughput(directory, 1, args.scale_trials), throughput(directory, 2, args.scale_trials)
+        print(f"\nCPU-bound trials (char_rnn, 3 epochs x 30 steps), steady state: 1 worker {one:.1f} trials/min, "
+              f"2 workers {two:.1f} trials/min, speed-up {two / one:.2f}x")
+        if args.profile:
+            profile_driver(directory, args.trials)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""WriteThroughStorage: reads from memory, writes to SQL first; the database is always complete."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from groupwise.execution._optuna import SAMPLERS, build
+from groupwise.sampling import partition_facts, sample
+from groupwise.spec import SearchSpace
+from groupwise.store import WriteThroughStorage, open_storage
+
+import zoo
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SPACE = SearchSpace.model_validate(
+    {"schemes": ["single", "module_type", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
+     "optimizers": {"adamw": {}, "sgd": {}}}
+)
+
+
+def run(study: optuna.Study, n: int = 24) -> list[dict]:
+    """A study's life in miniature: sample, report, prune some, fail some, attrs."""
+    facts = partition_facts(zoo.MyModel(), SPACE)
+    seen = []
+    for i in range(n):
+        trial = study.ask()
+        config = sample(trial, SPACE, facts)
+        trial.set_user_attr("groupwise.config", config.to_json())
+        value = sum(g.hyperparameters["lr"] for g in config.groups.values())
+        for step in (1, 2):
+            trial.report(value * step, step)
+        state = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL][i % 4]
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        seen.append(dict(trial.params))
+    return seen
+
+
+def snapshot(trials):
+    return [
+        (t.number, t.state, t.values, t.params, t.distributions, t.user_attrs, t.intermediate_values)
+        for t in trials
+    ]
+
+
+def tpe():
+    return build("sampler", SAMPLERS, "tpe", {"n_startup_trials": 5}, "test", seed=3)
+
+
+def test_same_samples_and_same_database_as_plain_sql(tmp_path):
+    plain = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/a.db", sampler=tpe())
+    backend = open_storage(f"sqlite:///{tmp_path}/b.db", create=True)
+    optuna.create_study(study_name="s", storage=backend)
+    mirrored = optuna.load_study(study_name="s", storage=WriteThroughStorage(backend, "s"), sampler=tpe())
+
+    assert run(plain) == run(mirrored)
+    in_db = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/b.db").get_trials()
+    assert snapshot(in_db) == snapshot(plain.get_trials())
+    assert snapshot(in_db) == snapshot(mirrored.get_trials())
+
+
+def test_a_mirror_of_an_existing_study_continues_it(tmp_path):
+    url = f"sqlite:///{tmp_path}/c.db"
+    first = optuna.create_study(study_name="s", storage=url, sampler=tpe())
+    run(first, n=6)
+    first.set_user_attr("groupwise.task", "x")
+    mirror = WriteThroughStorage(open_storage(url), "s")
+    study = optuna.load_study(study_name="s", storage=mirror, sampler=tpe())
+    assert snapshot(study.get_trials()) == snapshot(first.get_trials())
+    assert study.user_attrs == {"groupwise.task": "x"}
+    run(study, n=4)
+    assert [t.number for t in optuna.load_study(study_name="s", storage=url).get_trials()] == list(range(10))
+
+
+def test_a_refused_write_changes_neither_side(tmp_path):
+    backend = open_storage(f"sqlite:///{tmp_path}/d.db", create=True)
+    optuna.create_study(study_name="s", storage=backend)
+    mirror = WriteThroughStorage(backend, "s")
+    study = optuna.load_study(study_name="s", storage=mirror)
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(RuntimeError):  # optuna refuses to update a finished trial
+        mirror.set_trial_user_attr(trial._trial_id, "late", 1)
+    assert "late" not in mirror.get_trial(trial._trial_id).user_attrs
+    assert snapshot(mirror.get_all_trials(study._study_id)) == snapshot(
+        optuna.load_study(study_name="s", storage=backend).get_trials())
+
+
+def test_only_its_own_study(tmp_path):
+    backend = open_storage(f"sqlite:///{tmp_path}/e.db", create=True)
+    optuna.create_study(study_name="s", storage=backend)
+    mirror = WriteThroughStorage(backend, "s")
+    with pytest.raises(Exception, match="mirrors one study"):
+        mirror.set_study_user_attr(mirror.get_study_id_from_name("s") + 1, "k", 1)
