@@ -235,12 +235,12 @@ class _Driver:
         w, t = self.spec.workers, self.spec.training
         actor = ray.remote(_RayWorker).options(num_cpus=w.cpus_per_trial, num_gpus=w.gpus_per_trial)
         return actor.remote(
-            self.spec.task.name,
-            dict(self.spec.task.options),
-            self.spec.seed,
-            t.batch_size,
-            t.steps_per_epoch,
-            w.cpus_per_trial,
+            task=self.spec.task.name,
+            task_options=dict(self.spec.task.options),
+            seed=self.spec.seed,
+            batch_size=t.batch_size,
+            steps_per_epoch=t.steps_per_epoch,
+            cpus=w.cpus_per_trial,
         )
 
     # -- the loop ----------------------------------------------------------------------------
@@ -403,17 +403,9 @@ class _Driver:
 class _RayWorker(Worker):
     """The Worker as Ray runs it: it reads the GPU ids Ray assigned to it."""
 
-    def __init__(
-        self,
-        task: str,
-        task_options: dict[str, Any],
-        seed: int,
-        batch_size: int,
-        steps_per_epoch: int | None,
-        cpus: float,
-    ) -> None:
+    def __init__(self, **settings: Any) -> None:
         gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
-        super().__init__(task, task_options, seed, batch_size, steps_per_epoch, cpus, gpu_ids)
+        super().__init__(**settings, gpu_ids=gpu_ids)
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import string
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -73,39 +74,31 @@ class CharRNN(nn.Module):
         return out
 
 
-def _char_task(cell: str, seed: int, embed: int, hidden: int, context: int, max_chars: int) -> Task:
-    return Task(
-        name=f"char_{cell}",
-        build_model=lambda: CharRNN(cell, len(VOCAB), embed, hidden),
-        data=text_splits(max_chars, context),
-        loss=lm_loss,
-        metrics={"accuracy": lm_accuracy},
-        description=f"Embedding -> {cell.upper()} -> Linear character LM on the stdlib's source",
-    )
+def _char_task(cell: str) -> Callable[..., Task]:
+    """The factory of the character LM whose recurrent layer is ``cell`` ("rnn" or "lstm")."""
+
+    def factory(
+        *,
+        seed: int = 0,
+        embed: int = 32,
+        hidden: int = 128,
+        context: int = 64,
+        max_chars: int = 200_000,
+    ) -> Task:
+        return Task(
+            name=f"char_{cell}",
+            build_model=lambda: CharRNN(cell, len(VOCAB), embed, hidden),
+            data=text_splits(max_chars, context),
+            loss=lm_loss,
+            metrics={"accuracy": lm_accuracy},
+            description=f"Embedding -> {cell.upper()} -> Linear char LM on the stdlib's source",
+        )
+
+    return factory
 
 
-@register_task("char_rnn")
-def char_rnn(
-    *,
-    seed: int = 0,
-    embed: int = 32,
-    hidden: int = 128,
-    context: int = 64,
-    max_chars: int = 200_000,
-) -> Task:
-    return _char_task("rnn", seed, embed, hidden, context, max_chars)
-
-
-@register_task("char_lstm")
-def char_lstm(
-    *,
-    seed: int = 0,
-    embed: int = 32,
-    hidden: int = 128,
-    context: int = 64,
-    max_chars: int = 200_000,
-) -> Task:
-    return _char_task("lstm", seed, embed, hidden, context, max_chars)
+char_rnn = register_task("char_rnn")(_char_task("rnn"))
+char_lstm = register_task("char_lstm")(_char_task("lstm"))
 
 
 class Block(nn.Module):
