@@ -54,7 +54,9 @@ warnings.filterwarnings("ignore")
 SPACE = ROOT / "search_spaces" / "seeds_mixed.yaml"
 
 
-def study_file(directory: Path, name: str, task: str, trials: int, workers: int, epochs: int) -> Path:
+def study_file(
+    directory: Path, name: str, task: str, trials: int, workers: int, epochs: int
+) -> Path:
     path = directory / f"{name}.yaml"
     path.write_text(
         f"name: {name}\ntask: {task}\nsearch_space: {SPACE}\nbudget: {{trials: {trials}}}\n"
@@ -90,7 +92,9 @@ def trivial_objective(prepared):  # the same work a groupwise worker does per tr
     return objective
 
 
-def run_optuna(directory: Path, trials: int, n_jobs: int, same_storage: bool = True) -> tuple[float, float]:
+def run_optuna(
+    directory: Path, trials: int, n_jobs: int, same_storage: bool = True
+) -> tuple[float, float]:
     """Plain Optuna; ``same_storage`` opens SQLite as groupwise does (WAL), else Optuna's default."""
     prepared = prepare(load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
     name = f"o{n_jobs}{'w' if same_storage else 'd'}"
@@ -125,12 +129,20 @@ def run_tune(directory: Path, trials: int, reuse_actors: bool) -> float:
         result = train(task, TrialConfig.from_json(params["config"]), epochs=1, batch_size=64)
         tune.report({"loss": result.reports[-1].metrics["val_loss"]})
 
-    searcher = OptunaSearch(space, metric="loss", mode="min",
-                            sampler=build("sampler", SAMPLERS, "tpe", {}, "bench", seed=0))
+    searcher = OptunaSearch(
+        space,
+        metric="loss",
+        mode="min",
+        sampler=build("sampler", SAMPLERS, "tpe", {}, "bench", seed=0),
+    )
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials, max_concurrent_trials=2,
-                                    reuse_actors=reuse_actors),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=trials,
+            max_concurrent_trials=2,
+            reuse_actors=reuse_actors,
+        ),
         run_config=tune.RunConfig(storage_path=str(directory / "tune"), verbose=0),
     )
     start = time.perf_counter()
@@ -154,21 +166,61 @@ def profile_driver(directory: Path, trials: int) -> None:
     profiler.disable()
     stats = pstats.Stats(profiler)
     wanted = {
-        "ask": "study.ask (SQL)", "sample": "sample: suggest_* (SQL)", "set_user_attr": "set_user_attr (SQL)",
-        "report": "trial.report (SQL)", "tell": "study.tell (SQL)", "wait": "ray.wait (worker time + RPC)",
-        "_finished": "counting finished trials (SQL)", "_progress": "progress (SQL reads)",
+        "ask": "study.ask (SQL)",
+        "sample": "sampling: TPE + suggest_* writes",
+        "set_user_attr": "set_user_attr (SQL)",
+        "report": "trial.report (SQL)",
+        "tell": "study.tell (SQL)",
+        "wait": "ray.wait (worker time + RPC)",
+        "_finished": "counting finished trials (SQL)",
+        "_progress": "progress (SQL reads)",
         "should_prune": "should_prune",
     }
     rows = {}
     for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if function in wanted and ("optuna" in filename or "groupwise" in filename or "ray" in filename):
+        if function in wanted and (
+            "optuna" in filename or "groupwise" in filename or "ray" in filename
+        ):
             rows[wanted[function]] = max(rows.get(wanted[function], 0.0), cumulative)
-    total = sum(v for k, v in stats.stats.items() if k[2] == "run" and "_driver" in k[0] for v in [v[3]])  # type: ignore[attr-defined]
+    total = sum(
+        v for k, v in stats.stats.items() if k[2] == "run" and "_driver" in k[0] for v in [v[3]]
+    )  # type: ignore[attr-defined]
     print(f"\ndriver profile, {trials} trivial trials (cumulative ms per trial; calls nest):")
     for label, seconds in sorted(rows.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<34} {seconds / trials * 1e3:7.2f}")
     if total:
         print(f"  {'driver loop, total':<34} {total / trials * 1e3:7.2f}")
+
+
+def storage_costs(trials: int) -> None:
+    """ask + sample + tell alone (no objective) per sampler and storage: what SQL costs the sampler."""
+    prepared = prepare(
+        load_study(study_file(Path(tempfile.mkdtemp()), "gw", "trivial:trivial", trials, 2, 1))
+    )
+    print(f"\nask + sample + tell, no objective, {trials} trials (ms/trial):")
+    with tempfile.TemporaryDirectory() as tmp:
+        for sampler_name in ("random", "tpe"):
+            for label in (
+                "in memory",
+                "SQLite, Optuna's default",
+                "SQLite as groupwise opens it (WAL)",
+            ):
+                url = f"sqlite:///{tmp}/{sampler_name}{len(label)}.db"
+                storage = (
+                    None
+                    if label == "in memory"
+                    else (url if "default" in label else open_storage(url, create=True))
+                )
+                sampler = build("sampler", SAMPLERS, sampler_name, {}, "bench", seed=0)
+                study = optuna.create_study(storage=storage, sampler=sampler)
+                start = time.perf_counter()
+                for i in range(trials):
+                    trial = study.ask()
+                    sample(trial, prepared.spec.space, prepared.facts)
+                    study.tell(trial, (i * 0.37) % 1.0)
+                print(
+                    f"  {sampler_name:<7} {label:<36} {(time.perf_counter() - start) / trials * 1e3:7.1f}"
+                )
 
 
 def main() -> None:
@@ -178,33 +230,69 @@ def main() -> None:
     parser.add_argument("--scale-trials", type=int, default=24)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--skip-tune", action="store_true")
+    parser.add_argument(
+        "--storage-only", action="store_true", help="only the sampler/storage table"
+    )
     args = parser.parse_args()
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-    print(f"torch {torch.__version__}, optuna {optuna.__version__}, ray {ray.__version__}, "
-          f"python {platform.python_version()}, {os.cpu_count()} CPUs")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+    if args.storage_only:
+        storage_costs(60)
+        return
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p
+    )
+    print(
+        f"torch {torch.__version__}, optuna {optuna.__version__}, ray {ray.__version__}, "
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         results: dict[str, tuple[float, float | None]] = {}
-        results["groupwise (driver + 2 Ray workers + SQLite)"] = run_groupwise(directory, args.trials)
+        results["groupwise (driver + 2 Ray workers + SQLite)"] = run_groupwise(
+            directory, args.trials
+        )
         results["plain Optuna, same SQLite (WAL), n_jobs=1"] = run_optuna(directory, args.trials, 1)
         results["plain Optuna, same SQLite (WAL), n_jobs=2"] = run_optuna(directory, args.trials, 2)
-        results["plain Optuna, default SQLite, n_jobs=1"] = run_optuna(directory, args.trials, 1, False)
+        results["plain Optuna, default SQLite, n_jobs=1"] = run_optuna(
+            directory, args.trials, 1, False
+        )
         if not args.skip_tune:
-            results["Ray Tune + OptunaSearch, defaults"] = (run_tune(directory, args.tune_trials, False), None)
-            results["Ray Tune + OptunaSearch, reuse_actors"] = (run_tune(directory, args.trials, True), None)
+            results["Ray Tune + OptunaSearch, defaults"] = (
+                run_tune(directory, args.tune_trials, False),
+                None,
+            )
+            results["Ray Tune + OptunaSearch, reuse_actors"] = (
+                run_tune(directory, args.trials, True),
+                None,
+            )
         base = results["plain Optuna, same SQLite (WAL), n_jobs=1"][0]
         ours = results["groupwise (driver + 2 Ray workers + SQLite)"][0]
-        print(f"\nper-trial time, trivial objective ({args.trials} trials; Tune defaults {args.tune_trials})")
-        print(f"{'system':<46} {'ms/trial':>9} {'steady':>8} {'vs optuna':>10} {'vs groupwise':>13}")
+        print(
+            f"\nper-trial time, trivial objective ({args.trials} trials; Tune defaults {args.tune_trials})"
+        )
+        print(
+            f"{'system':<46} {'ms/trial':>9} {'steady':>8} {'vs optuna':>10} {'vs groupwise':>13}"
+        )
         for name, (total, steady) in results.items():
             steady_text = f"{steady * 1e3:8.1f}" if steady is not None else f"{'-':>8}"
-            print(f"{name:<46} {total * 1e3:9.1f} {steady_text} {total / base:10.2f} {total / ours:13.2f}")
+            print(
+                f"{name:<46} {total * 1e3:9.1f} {steady_text} {total / base:10.2f} {total / ours:13.2f}"
+            )
 
-        one, two = throughput(directory, 1, args.scale_trials), throughput(directory, 2, args.scale_trials)
-        print(f"\nCPU-bound trials (char_rnn, 3 epochs x 30 steps), steady state: 1 worker {one:.1f} trials/min, "
-              f"2 workers {two:.1f} trials/min, speed-up {two / one:.2f}x")
+        one, two = (
+            throughput(directory, 1, args.scale_trials),
+            throughput(directory, 2, args.scale_trials),
+        )
+        print(
+            f"\nCPU-bound trials (char_rnn, 3 epochs x 30 steps), steady state: 1 worker {one:.1f} trials/min, "
+            f"2 workers {two:.1f} trials/min, speed-up {two / one:.2f}x"
+        )
         if args.profile:
             profile_driver(directory, args.trials)
     ray.shutdown()

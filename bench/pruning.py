@@ -92,7 +92,10 @@ def main() -> None:
                 bests, spent = [], []
                 for seed in range(args.seeds):
                     name = f"{task}-{label.split()[0]}-{abs(hash(label)) % 10**6}-{seed}"
-                    launch(load_study(study(directory, name, task, pruner, seed, args.trials)), storage=db)
+                    launch(
+                        load_study(study(directory, name, task, pruner, seed, args.trials)),
+                        storage=db,
+                    )
                     trials = optuna.load_study(study_name=name, storage=db).get_trials()
                     done = [t for t in trials if t.state == TrialState.COMPLETE]
                     bests.append(min(t.value for t in done if t.value is not None))
@@ -101,14 +104,18 @@ def main() -> None:
                         curves += [dict(t.intermediate_values) for t in done]
                 full = args.trials * epochs
                 mean, spread = statistics.fmean(bests), statistics.pstdev(bests)
-                print(f"{label:<28} {mean:>11.4f} ± {spread:<6.4f} {statistics.fmean(spent):>15.1f} "
-                      f"{1 - statistics.fmean(spent) / full:>6.0%}")
+                print(
+                    f"{label:<28} {mean:>11.4f} ± {spread:<6.4f} {statistics.fmean(spent):>15.1f} "
+                    f"{1 - statistics.fmean(spent) / full:>6.0%}"
+                )
             finals = [c[epochs] for c in curves if epochs in c]
             cells = []
             for k in range(1, epochs):
                 early = [c[k] for c in curves if epochs in c]
                 cells.append(f"epoch {k}: {spearman(early, finals):.2f}")
-            print(f"rank correlation with the final loss ({len(finals)} unpruned trials): {', '.join(cells)}")
+            print(
+                f"rank correlation with the final loss ({len(finals)} unpruned trials): {', '.join(cells)}"
+            )
     print(f"\n{time.perf_counter() - started:.0f} s in all; {os.cpu_count()} CPUs")
     ray.shutdown()
 

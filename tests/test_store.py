@@ -6,17 +6,18 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import zoo
 from groupwise.execution._optuna import SAMPLERS, build
 from groupwise.sampling import partition_facts, sample
 from groupwise.spec import SearchSpace
 from groupwise.store import WriteThroughStorage, open_storage
 
-import zoo
-
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = SearchSpace.model_validate(
-    {"schemes": ["single", "module_type", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
-     "optimizers": {"adamw": {}, "sgd": {}}}
+    {
+        "schemes": ["single", "module_type", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
+        "optimizers": {"adamw": {}, "sgd": {}},
+    }
 )
 
 
@@ -31,7 +32,9 @@ def run(study: optuna.Study, n: int = 24) -> list[dict]:
         value = sum(g.hyperparameters["lr"] for g in config.groups.values())
         for step in (1, 2):
             trial.report(value * step, step)
-        state = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL][i % 4]
+        state = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL][
+            i % 4
+        ]
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
         seen.append(dict(trial.params))
     return seen
@@ -39,7 +42,15 @@ def run(study: optuna.Study, n: int = 24) -> list[dict]:
 
 def snapshot(trials):
     return [
-        (t.number, t.state, t.values, t.params, t.distributions, t.user_attrs, t.intermediate_values)
+        (
+            t.number,
+            t.state,
+            t.values,
+            t.params,
+            t.distributions,
+            t.user_attrs,
+            t.intermediate_values,
+        )
         for t in trials
     ]
 
@@ -52,7 +63,9 @@ def test_same_samples_and_same_database_as_plain_sql(tmp_path):
     plain = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/a.db", sampler=tpe())
     backend = open_storage(f"sqlite:///{tmp_path}/b.db", create=True)
     optuna.create_study(study_name="s", storage=backend)
-    mirrored = optuna.load_study(study_name="s", storage=WriteThroughStorage(backend, "s"), sampler=tpe())
+    mirrored = optuna.load_study(
+        study_name="s", storage=WriteThroughStorage(backend, "s"), sampler=tpe()
+    )
 
     assert run(plain) == run(mirrored)
     in_db = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/b.db").get_trials()
@@ -70,7 +83,9 @@ def test_a_mirror_of_an_existing_study_continues_it(tmp_path):
     assert snapshot(study.get_trials()) == snapshot(first.get_trials())
     assert study.user_attrs == {"groupwise.task": "x"}
     run(study, n=4)
-    assert [t.number for t in optuna.load_study(study_name="s", storage=url).get_trials()] == list(range(10))
+    assert [t.number for t in optuna.load_study(study_name="s", storage=url).get_trials()] == list(
+        range(10)
+    )
 
 
 def test_a_refused_write_changes_neither_side(tmp_path):
@@ -84,7 +99,8 @@ def test_a_refused_write_changes_neither_side(tmp_path):
         mirror.set_trial_user_attr(trial._trial_id, "late", 1)
     assert "late" not in mirror.get_trial(trial._trial_id).user_attrs
     assert snapshot(mirror.get_all_trials(study._study_id)) == snapshot(
-        optuna.load_study(study_name="s", storage=backend).get_trials())
+        optuna.load_study(study_name="s", storage=backend).get_trials()
+    )
 
 
 def test_only_its_own_study(tmp_path):
