@@ -88,10 +88,10 @@ def main() -> None:
             print(f"\n{task}: {args.trials} trials x {epochs} epochs, TPE, {args.seeds} seeds")
             print(f"{'pruner':<28} {'best val_loss':>20} {'epochs trained':>15} {'saved':>6}")
             curves: list[dict[int, float]] = []
-            for label, pruner in PRUNERS.items():
+            for index, (label, pruner) in enumerate(PRUNERS.items()):
                 bests, spent = [], []
                 for seed in range(args.seeds):
-                    name = f"{task}-{label.split()[0]}-{abs(hash(label)) % 10**6}-{seed}"
+                    name = f"{task}-p{index}-s{seed}"
                     launch(
                         load_study(study(directory, name, task, pruner, seed, args.trials)),
                         storage=db,

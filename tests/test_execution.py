@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import optuna
@@ -171,7 +172,20 @@ def test_another_study_file_under_the_same_name_is_refused(tmp_path):
     assert len(trials_of(db)) == 1
 
 
-def test_more_workers_than_the_cluster_has_is_refused(tmp_path):
+def test_more_workers_than_the_cluster_has_is_refused_before_any_write(tmp_path):
     db = f"sqlite:///{tmp_path}/g.db"
     with pytest.raises(StudyError, match=r"workers: 5 x \(1.0 CPU, 0.0 GPU\) needs 5 CPU"):
         launch(load_study(make_study(tmp_path, workers=5)), storage=db)
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_a_time_budget_stops_starting_trials(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    path = make_study(tmp_path, trials=1000, epochs=1)
+    text = path.read_text().replace("budget: {trials: 1000}", "budget: {time_s: 4}")
+    path.write_text(text)
+    started = time.perf_counter()
+    result = launch(load_study(path), storage=db)
+    assert time.perf_counter() - started < 60  # worker start-up plus the trials in flight
+    assert 1 <= result.progress.finished < 1000
+    assert all(t.state == TrialState.COMPLETE for t in trials_of(db))

@@ -430,10 +430,11 @@ def launch(
     prepared = prepared or prepare(spec)  # every check before the database is touched
     url = resolve_url(storage)
     driver = _Driver(prepared, url, ray_address, on_progress)
-    study = driver.open_study()
     owns_ray = not ray.is_initialized()
+    study = None
     try:
-        driver.start_workers()
+        driver.start_workers()  # the cluster can refuse the workers: before any write
+        study = driver.open_study()
         driver.run(study)
     except BaseException:
         driver.stop(study, "interrupted: the driver stopped while the trial ran")
