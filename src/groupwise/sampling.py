@@ -32,7 +32,7 @@ from groupwise.domains import Categorical, Domain, FloatRange, IntRange, TupleOf
 from groupwise.errors import PartitionError, SpecError
 from groupwise.optim import get_optimizer
 from groupwise.partition import partition, trainable_parameters
-from groupwise.spec import Choices, IntSpan, SchemeSpec, SearchSpace
+from groupwise.spec import Choices, IntSpan, SchemeSpec, SearchSpace, Sharing
 
 __all__ = ["PartitionFacts", "Suggester", "canonical_key", "partition_facts", "sample"]
 
@@ -161,14 +161,20 @@ def sample(trial: Suggester, space: SearchSpace, facts: PartitionFacts) -> Trial
         for key, domain in space.domains(kind).items():
             if key == "lr":
                 continue
-            name = key if sharing.hyperparameters == "shared" else f"{label}.{key}"
-            if sharing.hyperparameters == "shared" and sharing.optimizer != "shared":
-                name = f"{kind}.{key}"  # shared per optimizer kind: one value for all its groups
-            hyper[key] = _suggest(trial, name, domain)
+            hyper[key] = _suggest(trial, _setting_name(label, kind, key, sharing), domain)
         if label in lrs:
             hyper["lr"] = lrs[label]
         groups[label] = GroupConfig(kind, hyper)
     return TrialConfig(variant.choice, groups)
+
+
+def _setting_name(label: str, kind: str, key: str, sharing: Sharing) -> str:
+    """Per group: ``<label>.<key>``. Shared: one value per optimizer kind (``<kind>.<key>``),
+    or plain ``<key>`` when every group has the same kind. Optuna returns the value already
+    drawn when a trial suggests a name twice, which is what ties the groups together."""
+    if sharing.hyperparameters == "per_group":
+        return f"{label}.{key}"
+    return key if sharing.optimizer == "shared" else f"{kind}.{key}"
 
 
 def _learning_rates(

@@ -5,10 +5,11 @@ Default ``sqlite:///groupwise.db`` (env ``GROUPWISE_STORAGE`` overrides it); Pos
 a database that restarted is reconnected rather than failing the next write. Read-only
 commands never create a database: a missing SQLite file is an error, not an empty study.
 
-SQLite runs in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync (37 ->
-22 ms per trial with a random sampler, measured in BENCHMARKS.md), and readers such as the dashboard or
-``groupwise status`` do not block the driver's writes. A crashed process loses nothing; an OS
-crash or power cut can lose the last commits, which the driver's resume treats as unfinished.
+SQLite runs in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync
+(37 -> 22 ms per trial with a random sampler, measured in BENCHMARKS.md), and readers such as
+the dashboard or ``groupwise status`` do not block the driver's writes. A crashed process
+loses nothing; an OS crash or power cut can lose the last commits, whose trials then read as
+unfinished.
 """
 
 from __future__ import annotations
