@@ -108,3 +108,29 @@ def test_hand_written_yaml_file(tmp_path, my_model):
         ("block0", "adamw", 1e-3),
         ("block1", "sgd", 0.1),
     ]
+
+
+def test_the_config_module_imports_only_the_standard_library():
+    """TrialConfig is plain data that crosses process boundaries: its module stays light."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import groupwise.config
+
+    tree = ast.parse(Path(groupwise.config.__file__).read_text())
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported - {"groupwise", "__future__"} <= set(sys.stdlib_module_names)
+
+
+def test_public_names_resolve():
+    import groupwise
+
+    for name in groupwise.__all__:
+        assert getattr(groupwise, name) is not None
+    assert callable(groupwise.partition) and callable(groupwise.load_best)

@@ -10,8 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from groupwise import build_optimizer
-from groupwise.analysis import load_best
+from groupwise import build_optimizer, load_best
 from groupwise.config import TrialConfig
 from groupwise.errors import SpecError, StudyError
 from groupwise.execution import launch

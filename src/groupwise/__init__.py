@@ -6,6 +6,7 @@ Public API (stable):
 - :func:`build_optimizer` -- model + config -> :class:`MultiOptimizer`
 - :class:`MultiOptimizer` -- a ``torch.optim.Optimizer`` over several optimizer kinds
 - :class:`TrialConfig` -- the config record and export format
+- :func:`load_best` -- a finished study's best TrialConfig
 """
 
 from groupwise import errors
@@ -28,6 +29,17 @@ from groupwise.partition import (
 
 __version__ = "0.1.0"
 
+
+def load_best(study_name: str, storage: str | None = None) -> TrialConfig:
+    """The best TrialConfig of a study; ``build_optimizer(model, load_best(...))`` rebuilds it.
+
+    ``storage`` defaults to ``$GROUPWISE_STORAGE`` or ``sqlite:///groupwise.db``.
+    """
+    from groupwise.analysis import load_best as best  # Optuna loads only when asked
+
+    return best(study_name, storage)
+
+
 __all__ = [
     "GroupConfig",
     "MultiOptimizer",
@@ -41,6 +53,7 @@ __all__ = [
     "build_optimizer",
     "errors",
     "get_optimizer",
+    "load_best",
     "partition",
     "register_optimizer",
     "register_scheme",
