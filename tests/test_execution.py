@@ -65,6 +65,9 @@ def test_launch_records_every_trial_with_its_config(tmp_path):
         build_optimizer(model, config)
         assert sorted(t.intermediate_values) == [1, 2, 3]
         assert t.value == t.intermediate_values[3]
+        run = t.user_attrs["groupwise.run"]
+        assert run["device"] == "cpu" and run["host"] and run["pid"] and run["wall_s"] > 0
+    assert len({t.user_attrs["groupwise.run"]["pid"] for t in trials}) == 2  # both workers
     best = min(trials, key=lambda t: t.value)
     assert load_best("s", storage=db) == TrialConfig.from_json(best.user_attrs["groupwise.config"])
     assert result.best_config == load_best("s", storage=db)

@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -55,10 +55,6 @@ class TrialResult:
     wall_s: float = 0.0
     peak_memory_bytes: int = 0
     device: str = "cpu"
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    def value(self, metric: str) -> float | None:
-        return self.reports[-1].metrics.get(metric) if self.reports else None
 
 
 class Trainer:

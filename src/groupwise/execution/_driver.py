@@ -322,6 +322,9 @@ class _Driver:
             {
                 "wall_s": round(time.perf_counter() - run.started, 3),
                 "peak_memory_bytes": result.get("peak_memory_bytes", 0),
+                "host": result.get("host"),
+                "pid": result.get("pid"),
+                "device": result.get("device"),
             },
         )
         frozen = study.tell(run.trial, value, state=state)

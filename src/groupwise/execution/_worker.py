@@ -35,7 +35,8 @@ class Worker:
         self.device = pick_device(gpu_ids or [])
         self.trainer: Trainer | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def where(self) -> dict[str, Any]:
+        """Where this worker trains: recorded with every trial it runs."""
         return {"host": socket.gethostname(), "pid": os.getpid(), "device": str(self.device)}
 
     def step(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class Worker:
                 "state": "epoch",
                 "report": asdict(report),
                 "peak_memory_bytes": self.trainer.peak_memory_bytes(),
+                **self.where(),
             }
         except DivergedError as e:
             return {"state": "diverged", "reason": str(e)}
