@@ -52,8 +52,8 @@ def trials_of(db: str, name="s"):
     return optuna.load_study(study_name=name, storage=db).get_trials()
 
 
-def test_launch_records_every_trial_with_its_config(tmp_path):
-    db = f"sqlite:///{tmp_path}/g.db"
+def test_launch_records_every_trial_with_its_config(tmp_path, storage_url):
+    db = storage_url
     result = launch(load_study(make_study(tmp_path)), storage=db)
     trials = trials_of(db)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
@@ -73,8 +73,8 @@ def test_launch_records_every_trial_with_its_config(tmp_path):
     assert result.best_config == load_best("s", storage=db)
 
 
-def test_a_second_launch_continues_the_study(tmp_path):
-    db = f"sqlite:///{tmp_path}/g.db"
+def test_a_second_launch_continues_the_study(tmp_path, storage_url):
+    db = storage_url
     path = make_study(tmp_path, trials=3)
     launch(load_study(path), storage=db)
     first = [(t.number, t.value) for t in trials_of(db)]
@@ -124,8 +124,8 @@ def test_a_diverging_trial_is_recorded_and_the_study_completes(tmp_path):
         assert any(g.optimizer == "sgd" for g in config.groups.values())
 
 
-def test_an_exception_in_a_trial_fails_that_trial_only(tmp_path):
-    db = f"sqlite:///{tmp_path}/g.db"
+def test_an_exception_in_a_trial_fails_that_trial_only(tmp_path, storage_url):
+    db = storage_url
     launch(
         load_study(make_study(tmp_path, task="user_tasks:every_other_fails", trials=6)), storage=db
     )

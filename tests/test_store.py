@@ -59,22 +59,22 @@ def tpe():
     return build("sampler", SAMPLERS, "tpe", {"n_startup_trials": 5}, "test", seed=3)
 
 
-def test_same_samples_and_same_database_as_plain_sql(tmp_path):
+def test_same_samples_and_same_database_as_plain_sql(tmp_path, storage_url):
     plain = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/a.db", sampler=tpe())
-    backend = open_storage(f"sqlite:///{tmp_path}/b.db", create=True)
+    backend = open_storage(storage_url, create=True)
     optuna.create_study(study_name="s", storage=backend)
     mirrored = optuna.load_study(
         study_name="s", storage=WriteThroughStorage(backend, "s"), sampler=tpe()
     )
 
     assert run(plain) == run(mirrored)
-    in_db = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/b.db").get_trials()
+    in_db = optuna.load_study(study_name="s", storage=storage_url).get_trials()
     assert snapshot(in_db) == snapshot(plain.get_trials())
     assert snapshot(in_db) == snapshot(mirrored.get_trials())
 
 
-def test_a_mirror_of_an_existing_study_continues_it(tmp_path):
-    url = f"sqlite:///{tmp_path}/c.db"
+def test_a_mirror_of_an_existing_study_continues_it(storage_url):
+    url = storage_url
     first = optuna.create_study(study_name="s", storage=url, sampler=tpe())
     run(first, n=6)
     first.set_user_attr("groupwise.task", "x")
@@ -88,8 +88,8 @@ def test_a_mirror_of_an_existing_study_continues_it(tmp_path):
     )
 
 
-def test_a_refused_write_changes_neither_side(tmp_path):
-    backend = open_storage(f"sqlite:///{tmp_path}/d.db", create=True)
+def test_a_refused_write_changes_neither_side(storage_url):
+    backend = open_storage(storage_url, create=True)
     optuna.create_study(study_name="s", storage=backend)
     mirror = WriteThroughStorage(backend, "s")
     study = optuna.load_study(study_name="s", storage=mirror)
@@ -103,8 +103,8 @@ def test_a_refused_write_changes_neither_side(tmp_path):
     )
 
 
-def test_only_its_own_study(tmp_path):
-    backend = open_storage(f"sqlite:///{tmp_path}/e.db", create=True)
+def test_only_its_own_study(storage_url):
+    backend = open_storage(storage_url, create=True)
     optuna.create_study(study_name="s", storage=backend)
     mirror = WriteThroughStorage(backend, "s")
     with pytest.raises(Exception, match="mirrors one study"):
