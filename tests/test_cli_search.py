@@ -117,6 +117,10 @@ def test_real_subprocess_launch_best_export_then_build(tmp_path):
         (["best", "cli", "--top", "0"], "Invalid value for '--top'"),
         (["launch"], "Missing argument 'study_file'"),
         (["lunch", "x"], "No such command 'lunch'"),
+        (
+            ["launch", str(ROOT / "studies" / "quickstart.yaml"), "--ray-address", "127.0.0.1:1"],
+            "cannot reach a Ray cluster at '127.0.0.1:1'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):

@@ -110,21 +110,27 @@ def _progress_bar(name: str, total: int | None) -> Iterator[Callable[[LaunchProg
         ),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(name, total=total, best="-", running=0, pruned=0, failed=0)
+    bar = Progress(*columns, console=Console(stderr=True), transient=False)
+    task = bar.add_task(name, total=total, best="-", running=0, pruned=0, failed=0)
 
-        def update(p: LaunchProgress) -> None:
-            best = "-" if p.best is None else f"{p.best:.4g}"
-            bar.update(
-                task,
-                completed=p.finished,
-                best=best,
-                running=p.running,
-                pruned=p.pruned,
-                failed=p.failed,
-            )
+    def update(p: LaunchProgress) -> None:
+        if not bar.live.is_started:  # drawn once trials run: set-up errors stay one line
+            bar.start()
+        best = "-" if p.best is None else f"{p.best:.4g}"
+        bar.update(
+            task,
+            completed=p.finished,
+            best=best,
+            running=p.running,
+            pruned=p.pruned,
+            failed=p.failed,
+        )
 
+    try:
         yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 @app.command()

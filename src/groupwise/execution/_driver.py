@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -210,6 +211,7 @@ class _Driver:
 
     def start_workers(self) -> None:
         if not ray.is_initialized():
+            _check_reachable(self.ray_address)
             path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
             ray.init(
                 address=self.ray_address,
@@ -409,6 +411,22 @@ class _RayWorker(Worker):
     def __init__(self, **settings: Any) -> None:
         gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
         super().__init__(**settings, gpu_ids=gpu_ids)
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail fast on a cluster address nobody answers: Ray itself waits minutes for it."""
+    if address in (None, "", "auto", "local"):
+        return
+    host, _, port = str(address).removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise StudyError(
+            f"cannot reach a Ray cluster at {address!r} ({reason}); start one with "
+            "`ray start --head --port=PORT` and pass --ray-address HOST:PORT, or leave "
+            "--ray-address out to run on this machine"
+        ) from e
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
