@@ -245,6 +245,7 @@ def main() -> None:
         f"python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         configure_logging=False,

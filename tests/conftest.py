@@ -27,6 +27,7 @@ def ray_local():
     here = str(Path(__file__).parent)
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     ray.init(
+        address="local",  # never a cluster some `ray start` left recorded on this machine
         num_cpus=2,
         include_dashboard=False,
         configure_logging=False,

@@ -191,3 +191,16 @@ def test_a_time_budget_stops_starting_trials(tmp_path):
     assert time.perf_counter() - started < 60  # worker start-up plus the trials in flight
     assert 1 <= result.progress.finished < 1000
     assert all(t.state == TrialState.COMPLETE for t in trials_of(db))
+
+
+def test_a_lost_worker_reason_names_the_actors_own_error():
+    from groupwise.execution._driver import _cause
+
+    ray_text = (
+        "The actor died because of an error raised in its creation task\n"
+        "  ^^^^^^^^\n"
+        "RuntimeError: The actor with name _RayWorker failed to import on the worker.\n"
+        "ModuleNotFoundError: No module named 'groupwise'"
+    )
+    assert _cause(RuntimeError(ray_text)) == " (ModuleNotFoundError: No module named 'groupwise')"
+    assert _cause(RuntimeError("the node died")) == ""

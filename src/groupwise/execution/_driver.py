@@ -213,13 +213,23 @@ class _Driver:
         if not ray.is_initialized():
             _check_reachable(self.ray_address)
             path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
-            ray.init(
-                address=self.ray_address,
-                include_dashboard=False,
-                configure_logging=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONPATH": path}},
-            )
+            try:
+                # "local" always starts a private instance: a bare ray.init() would join any
+                # cluster a `ray start` recorded on this machine, even one that has died since.
+                ray.init(
+                    address=self.ray_address or "local",
+                    include_dashboard=False,
+                    configure_logging=False,
+                    log_to_driver=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": path}},
+                )
+            except (ConnectionError, RuntimeError) as e:
+                raise StudyError(
+                    f"could not join the Ray cluster at {self.ray_address!r}: "
+                    f"{str(e).splitlines()[0]}. Clusters started with `ray start` use token "
+                    "authentication: set RAY_AUTH_MODE=token and make the cluster's token "
+                    "available (~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                ) from e
         w = self.spec.workers
         resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
         need_cpu, need_gpu = w.count * w.cpus_per_trial, w.count * w.gpus_per_trial
@@ -281,7 +291,7 @@ class _Driver:
         try:
             result = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
-            self._fail(study, run, f"worker lost: {type(e).__name__}")
+            self._fail(study, run, f"worker lost: {type(e).__name__}{_cause(e)}")
             self.workers[run.worker] = self._new_worker()
             self.free.append(run.worker)
             return
@@ -327,6 +337,7 @@ class _Driver:
                 "host": result.get("host"),
                 "pid": result.get("pid"),
                 "device": result.get("device"),
+                "node": result.get("node"),
             },
         )
         frozen = study.tell(run.trial, value, state=state)
@@ -406,11 +417,21 @@ class _Driver:
 
 
 class _RayWorker(Worker):
-    """The Worker as Ray runs it: it reads the GPU ids Ray assigned to it."""
+    """The Worker as Ray runs it: it reads the GPU ids Ray assigned to it, and its node."""
 
     def __init__(self, **settings: Any) -> None:
         gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
         super().__init__(**settings, gpu_ids=gpu_ids)
+
+    def where(self) -> dict[str, Any]:
+        return {**super().where(), "node": ray.get_runtime_context().get_node_id()}
+
+
+def _cause(error: BaseException) -> str:
+    """The actor's own error, e.g. " (ModuleNotFoundError: No module named 'groupwise')"."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    causes = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
+    return f" ({causes[-1][:200]})" if causes else ""
 
 
 def _check_reachable(address: str | None) -> None:
