@@ -118,6 +118,10 @@ def test_real_subprocess_launch_best_export_then_build(tmp_path):
         (["launch"], "Missing argument 'study_file'"),
         (["lunch", "x"], "No such command 'lunch'"),
         (
+            ["export", "x", "-o", "best.txt", "--storage", "sqlite:///missing.db"],
+            "no study database",
+        ),
+        (
             ["launch", str(ROOT / "studies" / "quickstart.yaml"), "--ray-address", "127.0.0.1:1"],
             "cannot reach a Ray cluster at '127.0.0.1:1'",
         ),

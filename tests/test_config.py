@@ -95,6 +95,16 @@ def test_files_load_into_build_optimizer(tmp_path, suffix, my_model):
     assert from_file.config == TrialConfig.from_dict(SEED_000)
 
 
+def test_an_unwritable_path_is_a_config_error(tmp_path):
+    from groupwise.errors import ConfigError
+
+    config = TrialConfig.from_dict(SEED_000)
+    with pytest.raises(
+        ConfigError, match="missing/best.yaml: cannot write the config: No such file"
+    ):
+        config.save(tmp_path / "missing" / "best.yaml")
+
+
 def test_hand_written_yaml_file(tmp_path, my_model):
     path = tmp_path / "best.yaml"
     path.write_text(

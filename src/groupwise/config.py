@@ -190,13 +190,20 @@ class TrialConfig:
         """Write as JSON or YAML by the file's suffix; returns the path."""
         p = Path(path)
         if p.suffix.lower() in _JSON_SUFFIXES:
-            p.write_text(self.to_json(indent=2) + "\n", encoding="utf-8")
+            text = self.to_json(indent=2) + "\n"
         elif p.suffix.lower() in _YAML_SUFFIXES:
-            p.write_text(self.to_yaml(), encoding="utf-8")
+            text = self.to_yaml()
         else:
             raise ConfigError(
                 f"{p}: unknown config file type {p.suffix!r}; use .yaml, .yml or .json"
             )
+        try:
+            p.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(
+                f"{p}: cannot write the config: {e.strerror}; check the folder exists and "
+                "is writable"
+            ) from e
         return p
 
 
