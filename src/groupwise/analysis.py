@@ -15,11 +15,18 @@ from optuna.trial import TrialState
 
 from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
-from groupwise.store import open_storage, resolve_url, study_names
+from groupwise.store import (
+    CONFIG_ATTR,
+    DUPLICATE_ATTR,
+    METRIC_ATTR,
+    REASON_ATTR,
+    TASK_ATTR,
+    open_storage,
+    resolve_url,
+    study_names,
+)
 
 __all__ = ["BestTrial", "StudyStatus", "best_trials", "load_best", "study_status", "trial_config"]
-
-CONFIG_ATTR = "groupwise.config"
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,15 @@ class StudyStatus:
 
 def _load(study: str, storage: str | None) -> optuna.Study:
     opened = open_storage(storage)
-    names = study_names(opened)
+    _check_exists(study, study_names(opened), storage)
+    return optuna.load_study(study_name=study, storage=opened)
+
+
+def _check_exists(study: str, names: list[str], storage: str | None) -> None:
     if study not in names:
         raise StudyError(
             f"no study {study!r} in {resolve_url(storage)}; studies there: [{', '.join(names)}]"
         )
-    return optuna.load_study(study_name=study, storage=opened)
 
 
 def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[BestTrial]:
@@ -77,7 +87,7 @@ def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[Be
         if t.value is not None
         and math.isfinite(t.value)
         and CONFIG_ATTR in t.user_attrs
-        and "groupwise.duplicate_of" not in t.user_attrs
+        and DUPLICATE_ATTR not in t.user_attrs
     ]
     if not complete:
         raise StudyError(
@@ -85,7 +95,7 @@ def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[Be
         )
     sign = 1.0 if direction == "minimize" else -1.0
     complete.sort(key=lambda t: sign * _value(t))
-    metric = str(loaded.user_attrs.get("groupwise.metric", "value"))
+    metric = str(loaded.user_attrs.get(METRIC_ATTR, "value"))
     return [
         BestTrial(
             study,
@@ -125,10 +135,8 @@ def trial_config(study: str, trial: int, storage: str | None = None) -> TrialCon
 def study_status(storage: str | None = None, study: str | None = None) -> list[StudyStatus]:
     opened = open_storage(storage)
     names = study_names(opened)
-    if study is not None and study not in names:
-        raise StudyError(
-            f"no study {study!r} in {resolve_url(storage)}; studies there: [{', '.join(names)}]"
-        )
+    if study is not None:
+        _check_exists(study, names, storage)
     out = []
     for name in [study] if study else names:
         loaded = optuna.load_study(study_name=name, storage=opened)
@@ -139,15 +147,15 @@ def study_status(storage: str | None = None, study: str | None = None) -> list[S
         except ValueError:
             best = None
         reasons = tuple(
-            (t.number, str(t.user_attrs.get("groupwise.fail_reason", "")))
+            (t.number, str(t.user_attrs.get(REASON_ATTR, "")))
             for t in trials
             if t.state == TrialState.FAIL
         )
         out.append(
             StudyStatus(
                 study=name,
-                task=str(loaded.user_attrs.get("groupwise.task", "?")),
-                metric=str(loaded.user_attrs.get("groupwise.metric", "value")),
+                task=str(loaded.user_attrs.get(TASK_ATTR, "?")),
+                metric=str(loaded.user_attrs.get(METRIC_ATTR, "value")),
                 direction=loaded.direction.name.lower(),
                 complete=count[TrialState.COMPLETE],
                 pruned=count[TrialState.PRUNED],

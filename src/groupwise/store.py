@@ -24,9 +24,36 @@ import sqlalchemy.exc
 
 from groupwise.errors import StudyError
 
-__all__ = ["DEFAULT_STORAGE", "WriteThroughStorage", "open_storage", "resolve_url", "study_names"]
+__all__ = [
+    "CANONICAL_ATTR",
+    "CONFIG_ATTR",
+    "DEFAULT_STORAGE",
+    "DUPLICATE_ATTR",
+    "FINGERPRINT_ATTR",
+    "METRIC_ATTR",
+    "REASON_ATTR",
+    "RUN_ATTR",
+    "SPACE_ATTR",
+    "TASK_ATTR",
+    "WriteThroughStorage",
+    "open_storage",
+    "resolve_url",
+    "study_names",
+]
 
 DEFAULT_STORAGE = "sqlite:///groupwise.db"
+
+# groupwise's data lives in namespaced Optuna user attributes (as optuna-dashboard's does):
+# the driver writes them, analysis reads them, both through these names.
+CONFIG_ATTR = "groupwise.config"  # trial: the TrialConfig as JSON
+CANONICAL_ATTR = "groupwise.canonical"  # trial: equal for configs that train identically
+DUPLICATE_ATTR = "groupwise.duplicate_of"  # trial: the trial whose result it reuses
+REASON_ATTR = "groupwise.fail_reason"  # trial: why it failed
+RUN_ATTR = "groupwise.run"  # trial: wall time, peak memory, host, node, device
+FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed
+TASK_ATTR = "groupwise.task"  # study
+METRIC_ATTR = "groupwise.metric"  # study
+SPACE_ATTR = "groupwise.search_space"  # study
 
 
 def resolve_url(url: str | None) -> str:

@@ -32,16 +32,26 @@ from groupwise.execution._optuna import PRUNERS, SAMPLERS, build
 from groupwise.execution._worker import Worker
 from groupwise.sampling import PartitionFacts, canonical_key, partition_facts, sample
 from groupwise.spec import StudySpec
-from groupwise.store import WriteThroughStorage, open_storage, resolve_url
+from groupwise.store import (
+    CANONICAL_ATTR,
+    CONFIG_ATTR,
+    DUPLICATE_ATTR,
+    FINGERPRINT_ATTR,
+    METRIC_ATTR,
+    REASON_ATTR,
+    RUN_ATTR,
+    SPACE_ATTR,
+    TASK_ATTR,
+    WriteThroughStorage,
+    open_storage,
+    resolve_url,
+)
 from groupwise.tasks import resolve_task
 
 __all__ = ["LaunchResult", "Prepared", "Progress", "launch", "prepare"]
 
 log = logging.getLogger("groupwise")
 
-CONFIG_ATTR = "groupwise.config"
-REASON_ATTR = "groupwise.fail_reason"
-CANONICAL_ATTR = "groupwise.canonical"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -187,12 +197,12 @@ class _Driver:
         study = optuna.load_study(
             study_name=self.spec.name, storage=mirror, sampler=self.p.sampler, pruner=self.p.pruner
         )
-        known = study.user_attrs.get("groupwise.fingerprint")
+        known = study.user_attrs.get(FINGERPRINT_ATTR)
         if known is None:
-            study.set_user_attr("groupwise.fingerprint", self.p.fingerprint)
-            study.set_user_attr("groupwise.task", self.spec.task.name)
-            study.set_user_attr("groupwise.metric", self.spec.objective.metric)
-            study.set_user_attr("groupwise.search_space", str(self.spec.search_space))
+            study.set_user_attr(FINGERPRINT_ATTR, self.p.fingerprint)
+            study.set_user_attr(TASK_ATTR, self.spec.task.name)
+            study.set_user_attr(METRIC_ATTR, self.spec.objective.metric)
+            study.set_user_attr(SPACE_ATTR, str(self.spec.search_space))
         elif known != self.p.fingerprint:
             raise StudyError(
                 f"study {self.spec.name!r} in {self.storage_url} was launched with a different "
@@ -330,7 +340,7 @@ class _Driver:
         result: dict[str, Any],
     ) -> None:
         run.trial.set_user_attr(
-            "groupwise.run",
+            RUN_ATTR,
             {
                 "wall_s": round(time.perf_counter() - run.started, 3),
                 "peak_memory_bytes": result.get("peak_memory_bytes", 0),
@@ -355,7 +365,7 @@ class _Driver:
 
     def _replay(self, study: optuna.Study, trial: optuna.Trial, outcome: _Outcome) -> None:
         """The same training already ran: record its outcome instead of training again."""
-        trial.set_user_attr("groupwise.duplicate_of", outcome.number)
+        trial.set_user_attr(DUPLICATE_ATTR, outcome.number)
         for step, value in sorted(outcome.intermediate.items()):
             trial.report(value, step=step)
         if outcome.state == TrialState.FAIL:
