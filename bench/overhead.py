@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import local_ray  # noqa: E402
 from groupwise.config import TrialConfig  # noqa: E402
 from groupwise.execution import launch, prepare  # noqa: E402
 from groupwise.execution._optuna import SAMPLERS, build  # noqa: E402
@@ -237,21 +238,11 @@ def main() -> None:
     if args.storage_only:
         storage_costs(60)
         return
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p
-    )
     print(
         f"torch {torch.__version__}, optuna {optuna.__version__}, ray {ray.__version__}, "
         f"python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
-    )
+    local_ray.start(num_cpus=2)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         results: dict[str, tuple[float, float | None]] = {}

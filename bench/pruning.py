@@ -23,6 +23,7 @@ import optuna
 import ray
 from optuna.trial import TrialState
 
+import local_ray
 from groupwise.execution import launch
 from groupwise.spec import load_study
 
@@ -78,13 +79,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=30)
     args = parser.parse_args()
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-    )
+    local_ray.start(num_cpus=2)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

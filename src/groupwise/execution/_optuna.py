@@ -73,9 +73,15 @@ def build(
     name: str,
     options: Mapping[str, Any],
     where: str,
-    **context: Any,
+    *,
+    seed: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Construct a sampler or pruner; errors name the file and key, and what is accepted."""
+    """Construct a sampler or pruner; errors name the file and key, and what is accepted.
+
+    ``seed`` goes to seeded entries unless ``options`` gives one; ``extra`` holds arguments
+    the study implies (hyperband's max_resource is its epochs), below ``options``.
+    """
     if name not in registry:
         raise SpecError(str(UnknownNameError(kind, name, registry, f"{where}.name")))
     entry = registry[name]
@@ -88,9 +94,9 @@ def build(
                 f"{where}.options: {kind} {name!r} has no argument {key!r}; "
                 f"it accepts [{', '.join(accepted)}]"
             )
-    arguments = {**entry.pinned, **context.get("extra", {}), **options}
+    arguments = {**entry.pinned, **(extra or {}), **options}
     if entry.seeded and "seed" not in options:
-        arguments["seed"] = context["seed"]
+        arguments["seed"] = seed
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -57,7 +57,8 @@ def build_optimizer(model: nn.Module, config: ConfigLike) -> MultiOptimizer:
         p: n for n, p in reversed(list(model.named_parameters(remove_duplicate=False)))
     }
     optimizer = MultiOptimizer(plans, names=all_names, config=cfg)
-    log.info("optimizer groups for %s:\n%s", type(model).__name__, optimizer.summary())
+    if log.isEnabledFor(logging.INFO):  # every trial builds one: format the table only if shown
+        log.info("optimizer groups for %s:\n%s", type(model).__name__, optimizer.summary())
     return optimizer
 
 

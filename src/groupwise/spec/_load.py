@@ -78,9 +78,7 @@ def _most_specific(errors: list[Any]) -> Any:
 
 
 def _allowed_keys(title: str, loc: tuple[Any, ...]) -> str:
-    from groupwise.spec import _space, _study
-
-    model: Any = {"StudySpec": _study.StudySpec, "SearchSpace": _space.SearchSpace}.get(title)
+    model: Any = {"StudySpec": StudySpec, "SearchSpace": SearchSpace}.get(title)
     for part in loc[:-1]:
         if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:
             return ""
