@@ -57,3 +57,59 @@ def every_other_fails(*, seed: int = 0) -> Task:
 
 def not_a_task(*, seed: int = 0):
     return {"model": None}
+
+
+class _Faulty(nn.Module):
+    """Goes wrong for real at its ``at``-th forward call (mid-trial): SIGKILLs its own worker
+    process, or hangs. With ``marker``, only the first model to get there does, and it writes
+    its pid to the marker file; without, every model does."""
+
+    def __init__(self, fault: str, at: int, marker: str | None, delay_s: float) -> None:
+        super().__init__()
+        self.fault, self.at, self.marker, self.delay_s = fault, at, marker, delay_s
+        self.calls = 0
+        self.net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+
+    def forward(self, x):
+        import os
+        import signal
+        import time
+
+        self.calls += 1
+        time.sleep(self.delay_s)
+        if self.fault != "none" and self.calls == self.at and self._first():
+            if self.fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(3600)  # "hang"
+        return self.net(x)
+
+    def _first(self) -> bool:
+        import os
+
+        if self.marker is None:
+            return True
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+
+
+def faulty(
+    *,
+    seed: int = 0,
+    fault: str = "kill",
+    at: int = 8,
+    marker: str | None = None,
+    delay_s: float = 0.0,
+) -> Task:
+    """``tiny``'s data with a model that kills its worker or hangs (see _Faulty); with
+    ``fault: none`` and ``delay_s`` it is just slow."""
+    return Task(
+        name="faulty",
+        build_model=lambda: _Faulty(fault, at, marker, delay_s),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )

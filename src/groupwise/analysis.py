@@ -20,6 +20,7 @@ from groupwise.store import (
     DUPLICATE_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
+    RETRIED_ATTR,
     TASK_ATTR,
     open_storage,
     resolve_url,
@@ -57,7 +58,8 @@ class StudyStatus:
     direction: str
     complete: int
     pruned: int
-    failed: int
+    failed: int  # counted toward the budget
+    retried: int  # failed attempts lost to the machinery whose parameters ran again
     running: int
     best_value: float | None
     best_trial: int | None
@@ -141,6 +143,7 @@ def study_status(storage: str | None = None, study: str | None = None) -> list[S
     for name in [study] if study else names:
         loaded = optuna.load_study(study_name=name, storage=opened)
         trials = loaded.get_trials(deepcopy=False)
+        retried = sum(bool(t.user_attrs.get(RETRIED_ATTR)) for t in trials)
         count = {s: sum(t.state == s for t in trials) for s in TrialState}
         try:
             best: optuna.trial.FrozenTrial | None = loaded.best_trial
@@ -159,7 +162,8 @@ def study_status(storage: str | None = None, study: str | None = None) -> list[S
                 direction=loaded.direction.name.lower(),
                 complete=count[TrialState.COMPLETE],
                 pruned=count[TrialState.PRUNED],
-                failed=count[TrialState.FAIL],
+                failed=count[TrialState.FAIL] - retried,
+                retried=retried,
                 running=count[TrialState.RUNNING],
                 best_value=best.value if best else None,
                 best_trial=best.number if best else None,

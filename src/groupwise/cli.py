@@ -87,7 +87,9 @@ def launch(
     p = result.progress
     out.print(
         f"study [bold]{result.study}[/] in {result.storage}: {p.finished} finished "
-        f"({p.complete} complete, {p.pruned} pruned, {p.failed} failed), {result.ran} this launch"
+        f"({p.complete} complete, {p.pruned} pruned, {p.failed} failed"
+        + (f"; {p.retried} lost and retried" if p.retried else "")
+        + f"), {result.ran} this launch"
     )
     if result.best_config is None:
         out.print("no complete trial yet; `groupwise status` lists the failure reasons")
@@ -144,7 +146,16 @@ def status(
     with user_errors():
         rows = study_status(storage, study)
     table = Table(
-        "study", "task", "metric", "complete", "pruned", "failed", "running", "best", "trial"
+        "study",
+        "task",
+        "metric",
+        "complete",
+        "pruned",
+        "failed",
+        "retried",
+        "running",
+        "best",
+        "trial",
     )
     for r in rows:
         best = "-" if r.best_value is None else f"{r.best_value:.6g}"
@@ -155,6 +166,7 @@ def status(
             str(r.complete),
             str(r.pruned),
             str(r.failed),
+            str(r.retried),
             str(r.running),
             best,
             str(r.best_trial if r.best_trial is not None else "-"),

@@ -3,8 +3,14 @@
 It is the only writer to storage (which keeps SQLite safe). Workers are long-lived Ray actors
 that train one epoch per call, so every epoch's report comes back here, goes into
 ``trial.report``, and the pruning decision is simply whether to ask for another epoch.
-Failures are data: an exception, a divergence or a lost worker ends that trial with its
-reason in ``groupwise.fail_reason``, and the study goes on.
+Failures are data: an exception, a divergence, a timeout or a lost worker ends that trial
+with its reason in ``groupwise.fail_reason``, and the study goes on.
+
+Faults of the machinery are retried (``faults.max_retries``): a lost worker, a driver that
+died (its trials stop getting heartbeats and are failed as stale by whichever driver sees
+them first) or one that was interrupted. The failed attempt is marked ``groupwise.retried``
+and its parameters are enqueued again; the budget counts every finished trial except such
+superseded attempts, so a resumed study ends with exactly its budget.
 """
 
 from __future__ import annotations
@@ -33,12 +39,15 @@ from groupwise.execution._worker import Worker
 from groupwise.sampling import PartitionFacts, canonical_key, partition_facts, sample
 from groupwise.spec import StudySpec
 from groupwise.store import (
+    ATTEMPT_ATTR,
     CANONICAL_ATTR,
     CONFIG_ATTR,
     DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
+    RETRIED_ATTR,
+    RETRY_OF_ATTR,
     RUN_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
@@ -68,12 +77,13 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Progress:
-    finished: int
+    finished: int  # counted toward the budget: complete + pruned + failed (not retried)
     target: int | None
-    running: int
+    running: int  # this driver's and any other's on the same study
     complete: int
     pruned: int
     failed: int
+    retried: int  # failed attempts whose parameters were enqueued again
     best: float | None
     best_trial: int | None
     elapsed_s: float
@@ -175,13 +185,14 @@ class _Driver:
         self.free: list[int] = []
         self.outcomes: dict[str, _Outcome] = {}
         self.ran = 0
-        # The driver is the only writer, so it counts in memory instead of re-reading trials.
-        self.counts = dict.fromkeys(FINISHED, 0)
-        self.best: tuple[float, int] | None = None
+        self.mirror: WriteThroughStorage | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
-        storage = open_storage(self.storage_url, create=True)
+        faults = self.spec.faults
+        storage = open_storage(
+            self.storage_url, create=True, heartbeat=(faults.heartbeat_s, faults.stale_after_s)
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
@@ -193,7 +204,7 @@ class _Driver:
                 load_if_exists=True,
             )
         # Re-open through the in-memory mirror: the sampler's reads stop costing SQL queries.
-        mirror = WriteThroughStorage(storage, self.spec.name)
+        mirror = self.mirror = WriteThroughStorage(storage, self.spec.name)
         study = optuna.load_study(
             study_name=self.spec.name, storage=mirror, sampler=self.p.sampler, pruner=self.p.pruner
         )
@@ -215,7 +226,6 @@ class _Driver:
                 f"the study file asks for {self.spec.objective.direction}"
             )
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
-            self._count(trial)
             self._remember(trial)
         return study
 
@@ -269,19 +279,78 @@ class _Driver:
     def run(self, study: optuna.Study) -> None:
         target = self.spec.budget.trials
         deadline = self.started + self.spec.budget.time_s if self.spec.budget.time_s else math.inf
-        self._progress()
+        next_tick = 0.0
         while True:
+            now = time.perf_counter()
+            if now >= next_tick:
+                self._tick(study)
+                next_tick = now + self.spec.faults.heartbeat_s
+            self._check_timeouts(study)
+            if self.free and self.mirror is not None and self.mirror.foreign_trials:
+                self.mirror.sync()  # a shared study: see the others' trials before starting one
+            view = self._view(study)
+            # Trials running anywhere (ours, another driver's, a dead driver's not yet found
+            # stale) count as started: a resumed study must not overshoot its budget.
             while (
                 self.free
                 and time.perf_counter() < deadline
-                and (target is None or self.finished + len(self.in_flight) < target)
+                and (target is None or view.finished + view.running < target)
             ):
                 self._start_trial(study)
+                view = self._view(study)
+            self._progress(view)
+            wake = min(next_tick, self._next_timeout())
             if not self.in_flight:
-                return
-            ready, _ = ray.wait(list(self.in_flight), num_returns=1)
-            self._handle(study, ready[0])
-            self._progress()
+                if time.perf_counter() >= deadline or target is None or view.finished >= target:
+                    return
+                # Only other drivers' trials are left: wait for them to finish or go stale.
+                time.sleep(max(0.0, wake - time.perf_counter()))
+                continue
+            timeout = max(0.0, wake - time.perf_counter())
+            ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+            if ready:
+                self._handle(study, ready[0])
+
+    def _tick(self, study: optuna.Study) -> None:
+        """Once per heartbeat: mark our trials alive, take in other drivers' writes, and fail
+        (and retry) trials whose driver has stopped beating."""
+        assert self.mirror is not None
+        for run in self.in_flight.values():
+            self.mirror.record_heartbeat(run.trial._trial_id)
+        self.mirror.sync()
+        ours = {run.trial._trial_id for run in self.in_flight.values()}
+        for trial_id in self.mirror.stale_trials():
+            if trial_id not in ours:
+                self._lose(
+                    study,
+                    trial_id,
+                    f"stale: no heartbeat from its driver for over "
+                    f"{self.spec.faults.stale_after_s} s (the driver died or was cut off)",
+                )
+
+    def _next_timeout(self) -> float:
+        limit = self.spec.faults.trial_timeout_s
+        if limit is None or not self.in_flight:
+            return math.inf
+        return min(run.started for run in self.in_flight.values()) + limit
+
+    def _check_timeouts(self, study: optuna.Study) -> None:
+        limit = self.spec.faults.trial_timeout_s
+        if limit is None:
+            return
+        now = time.perf_counter()
+        for ref, run in list(self.in_flight.items()):
+            if now - run.started >= limit:
+                del self.in_flight[ref]
+                ray.kill(self.workers[run.worker], no_restart=True)  # stop it mid-epoch
+                self._fail(
+                    study,
+                    run,
+                    f"timeout: still training after {now - run.started:.1f} s "
+                    f"(faults.trial_timeout_s is {limit:g})",
+                )
+                self.workers[run.worker] = self._new_worker()
+                self.free.append(run.worker)
 
     def _start_trial(self, study: optuna.Study) -> None:
         trial = study.ask()
@@ -301,7 +370,7 @@ class _Driver:
         try:
             result = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
-            self._fail(study, run, f"worker lost: {type(e).__name__}{_cause(e)}")
+            self._lose(study, run.trial._trial_id, f"worker lost: {type(e).__name__}{_cause(e)}")
             self.workers[run.worker] = self._new_worker()
             self.free.append(run.worker)
             return
@@ -348,18 +417,20 @@ class _Driver:
                 "pid": result.get("pid"),
                 "device": result.get("device"),
                 "node": result.get("node"),
+                "driver": f"{socket.gethostname()}:{os.getpid()}",
             },
         )
-        frozen = study.tell(run.trial, value, state=state)
-        self._done(frozen)
+        # skip_if_finished: another driver may have failed it as stale while we were cut off.
+        frozen = study.tell(run.trial, value, state=state, skip_if_finished=True)
+        self.ran += 1
         self._remember(frozen)
 
     def _fail(
         self, study: optuna.Study, run: _Running, reason: str, diverged: bool = False
     ) -> None:
         run.trial.set_user_attr(REASON_ATTR, reason)
-        frozen = study.tell(run.trial, state=TrialState.FAIL)
-        self._done(frozen)
+        frozen = study.tell(run.trial, state=TrialState.FAIL, skip_if_finished=True)
+        self.ran += 1
         if diverged:  # the same config would diverge again; failures of the machinery would not
             self._remember(frozen)
 
@@ -371,7 +442,31 @@ class _Driver:
         if outcome.state == TrialState.FAIL:
             trial.set_user_attr(REASON_ATTR, outcome.reason)
         final = outcome.value if outcome.state == TrialState.COMPLETE else None
-        self._done(study.tell(trial, final, state=outcome.state))
+        study.tell(trial, final, state=outcome.state)
+        self.ran += 1
+
+    def _lose(self, study: optuna.Study, trial_id: int, reason: str) -> None:
+        """Fail a trial the machinery lost and, within ``faults.max_retries``, enqueue its
+        parameters again. Whoever fails it first (this driver or another) retries it."""
+        storage = study._storage
+        trial = storage.get_trial(trial_id)
+        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+        retry = attempt <= self.spec.faults.max_retries
+        storage.set_trial_user_attr(trial_id, REASON_ATTR, reason)
+        if retry:  # set before the state: a finished trial takes no more attributes
+            storage.set_trial_user_attr(trial_id, RETRIED_ATTR, True)
+        try:
+            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                return
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # another driver failed it first, and retried it
+        self.ran += 1
+        if retry:
+            first = int(trial.user_attrs.get(RETRY_OF_ATTR, trial.number))
+            study.enqueue_trial(
+                trial.params, user_attrs={RETRY_OF_ATTR: first, ATTEMPT_ATTR: attempt + 1}
+            )
+            log.info("trial %d lost (%s); retry %d enqueued", trial.number, reason, attempt)
 
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
         key = trial.user_attrs.get(CANONICAL_ATTR)
@@ -385,41 +480,41 @@ class _Driver:
         )
 
     # -- reporting ---------------------------------------------------------------------------
-    @property
-    def finished(self) -> int:
-        return sum(self.counts.values())
-
-    def _done(self, trial: optuna.trial.FrozenTrial) -> None:
-        self.ran += 1
-        self._count(trial)
-
-    def _count(self, trial: optuna.trial.FrozenTrial) -> None:
-        self.counts[trial.state] += 1
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
-            sign = 1.0 if self.spec.objective.direction == "minimize" else -1.0
-            if self.best is None or sign * trial.value < sign * self.best[0]:
-                self.best = (trial.value, trial.number)
-
-    def _progress(self) -> Progress:
-        progress = Progress(
-            finished=self.finished,
+    def _view(self, study: optuna.Study) -> Progress:
+        counts = dict.fromkeys(TrialState, 0)
+        retried = 0
+        best: tuple[float, int] | None = None
+        sign = 1.0 if self.spec.objective.direction == "minimize" else -1.0
+        for trial in study.get_trials(deepcopy=False):  # from memory: cheap
+            if trial.state == TrialState.FAIL and trial.user_attrs.get(RETRIED_ATTR):
+                retried += 1
+                continue
+            counts[trial.state] += 1
+            value = trial.value if trial.state == TrialState.COMPLETE else None
+            if value is not None and (best is None or sign * value < sign * best[0]):
+                best = (value, trial.number)
+        return Progress(
+            finished=sum(counts[state] for state in FINISHED),
             target=self.spec.budget.trials,
-            running=len(self.in_flight),
-            complete=self.counts[TrialState.COMPLETE],
-            pruned=self.counts[TrialState.PRUNED],
-            failed=self.counts[TrialState.FAIL],
-            best=self.best[0] if self.best else None,
-            best_trial=self.best[1] if self.best else None,
+            running=counts[TrialState.RUNNING],
+            complete=counts[TrialState.COMPLETE],
+            pruned=counts[TrialState.PRUNED],
+            failed=counts[TrialState.FAIL],
+            retried=retried,
+            best=best[0] if best else None,
+            best_trial=best[1] if best else None,
             elapsed_s=time.perf_counter() - self.started,
         )
-        self.on_progress(progress)
-        return progress
+
+    def _progress(self, view: Progress) -> None:
+        self.on_progress(view)
 
     def stop(self, study: optuna.Study | None, reason: str) -> None:
-        """Record trials still in flight as failed (with ``reason``) and release the workers."""
+        """Record trials still in flight as lost (with ``reason``, so they are retried when
+        the study is launched again) and release the workers."""
         if study is not None:
             for run in list(self.in_flight.values()):
-                self._fail(study, run, reason)
+                self._lose(study, run.trial._trial_id, reason)
         self.in_flight.clear()
         for worker in self.workers:
             ray.kill(worker)
@@ -495,7 +590,7 @@ def launch(
         driver.stop(None, "")
         if owns_ray:
             ray.shutdown()
-    progress = driver._progress()
+    progress = driver._view(study)
     best = _best(study)
     config = TrialConfig.from_json(best.user_attrs[CONFIG_ATTR]) if best else None
     return LaunchResult(spec.name, url, progress, config, driver.ran)

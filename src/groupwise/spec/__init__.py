@@ -5,11 +5,21 @@ Errors name the file, the key path, the bad value and what is allowed.
 
 from groupwise.spec._load import load_search_space, load_study, validate_file
 from groupwise.spec._space import Choices, FloatSpan, IntSpan, SchemeSpec, SearchSpace, Sharing
-from groupwise.spec._study import Budget, Named, Objective, StudySpec, TaskRef, Training, Workers
+from groupwise.spec._study import (
+    Budget,
+    Faults,
+    Named,
+    Objective,
+    StudySpec,
+    TaskRef,
+    Training,
+    Workers,
+)
 
 __all__ = [
     "Budget",
     "Choices",
+    "Faults",
     "FloatSpan",
     "IntSpan",
     "Named",

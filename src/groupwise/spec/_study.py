@@ -9,6 +9,7 @@ training: {epochs: 6, batch_size: 64}
 sampler: {name: tpe, options: {n_startup_trials: 8}}
 pruner: {name: median, options: {n_startup_trials: 6, n_warmup_steps: 2}}
 workers: {count: 2, cpus_per_trial: 1, gpus_per_trial: 0}
+faults: {max_retries: 2, trial_timeout_s: 600, heartbeat_s: 10, stale_after_s: 60}
 seed: 0
 """
 
@@ -21,7 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from groupwise.spec._space import SearchSpace
 
-__all__ = ["Budget", "Named", "Objective", "StudySpec", "TaskRef", "Training", "Workers"]
+__all__ = [
+    "Budget",
+    "Faults",
+    "Named",
+    "Objective",
+    "StudySpec",
+    "TaskRef",
+    "Training",
+    "Workers",
+]
 
 
 class _Frozen(BaseModel):
@@ -72,6 +82,30 @@ class Workers(_Frozen):
     gpus_per_trial: float = Field(default=0.0, ge=0)
 
 
+class Faults(_Frozen):
+    """What the driver does when the machinery fails under a trial.
+
+    A trial lost to the infrastructure (its worker died, its driver died, the driver was
+    interrupted) is failed with its reason and its parameters are enqueued again, up to
+    ``max_retries`` times; the failed attempt then no longer counts toward the budget.
+    A trial's own error, a divergence or a timeout is not retried: it would happen again.
+    """
+
+    max_retries: int = Field(default=2, ge=0)
+    trial_timeout_s: float | None = Field(default=None, gt=0)  # None: no limit
+    heartbeat_s: int = Field(default=10, ge=1)  # how often the driver marks its trials alive
+    stale_after_s: int = Field(default=60, ge=1)  # no heartbeat this long: failed as stale
+
+    @model_validator(mode="after")
+    def _grace(self) -> Faults:
+        if self.stale_after_s <= self.heartbeat_s:
+            raise ValueError(
+                f"stale_after_s ({self.stale_after_s}) must be longer than heartbeat_s "
+                f"({self.heartbeat_s}), or live trials would be failed as stale"
+            )
+        return self
+
+
 class StudySpec(_Frozen):
     """A validated, frozen study file. ``space`` is the loaded search-space file."""
 
@@ -86,6 +120,7 @@ class StudySpec(_Frozen):
     sampler: Named = Named(name="tpe")
     pruner: Named = Named(name="median")
     workers: Workers = Workers()
+    faults: Faults = Faults()
     seed: int = 0
     source: Path | None = None  # the file it was read from
 

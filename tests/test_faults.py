@@ -1,0 +1,100 @@
+"""Faults injected for real: a worker SIGKILLed mid-trial, a trial that hangs past its
+timeout, retries running out. Every assertion reads the final trials from the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from groupwise.execution import launch
+from groupwise.spec import load_study
+from groupwise.store import ATTEMPT_ATTR, REASON_ATTR, RETRIED_ATTR, RETRY_OF_ATTR, RUN_ATTR
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+SPACE = """
+schemes: [single, module_type]
+optimizers:
+  adamw: {lr: {low: 1.0e-3, high: 3.0e-2, log: true}}
+  sgd: {lr: {low: 1.0e-2, high: 0.5, log: true}, momentum: 0.9}
+"""
+
+
+def study_file(tmp_path: Path, task: str, trials: int, faults: str, workers: int = 2) -> Path:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    path = tmp_path / "faults.yaml"
+    path.write_text(
+        f"name: faults\ntask: {task}\nsearch_space: space.yaml\n"
+        f"budget: {{trials: {trials}}}\ntraining: {{epochs: 3, batch_size: 32}}\n"
+        f"sampler: {{name: random}}\npruner: none\nworkers: {{count: {workers}}}\n"
+        f"faults: {faults}\nseed: 0\n"
+    )
+    return path
+
+
+def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials the budget counts: finished, and not superseded by a retry."""
+    return [t for t in trials if t.state.is_finished() and not t.user_attrs.get(RETRIED_ATTR)]
+
+
+def test_a_worker_killed_mid_trial_is_retried_on_a_new_worker(tmp_path, storage_url):
+    marker = tmp_path / "killed.pid"
+    task = f"{{name: 'user_tasks:faulty', options: {{fault: kill, marker: '{marker}'}}}}"
+    spec = load_study(study_file(tmp_path, task, trials=5, faults="{max_retries: 2}"))
+    result = launch(spec, storage=storage_url)
+
+    trials = optuna.load_study(study_name="faults", storage=storage_url).get_trials()
+    killed_pid = int(marker.read_text())  # the model SIGKILLed this worker process
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(lost) == 1, [(t.number, t.user_attrs.get(REASON_ATTR)) for t in lost]
+    assert lost[0].user_attrs[REASON_ATTR].startswith("worker lost: ")
+    assert lost[0].user_attrs[RETRIED_ATTR] is True
+    retry = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == lost[0].number]
+    assert len(retry) == 1
+    assert retry[0].params == lost[0].params and retry[0].user_attrs[ATTEMPT_ATTR] == 2
+    assert retry[0].state == TrialState.COMPLETE
+    # The actor was replaced: nothing ran on the dead process after the kill.
+    assert retry[0].user_attrs[RUN_ATTR]["pid"] != killed_pid
+    # The budget is reached exactly: the lost attempt is superseded, not counted.
+    assert len(counted(trials)) == 5 == result.progress.finished
+    assert [t.state for t in counted(trials)] == [TrialState.COMPLETE] * 5
+    assert result.progress.retried == 1
+
+
+def test_retries_run_out_and_the_last_failure_counts(tmp_path):
+    db = f"sqlite:///{tmp_path}/s.db"
+    task = "{name: 'user_tasks:faulty', options: {fault: kill, at: 2}}"  # every model dies
+    spec = load_study(study_file(tmp_path, task, trials=2, faults="{max_retries: 1}"))
+    result = launch(spec, storage=db)
+
+    trials = optuna.load_study(study_name="faults", storage=db).get_trials()
+    assert all(t.state == TrialState.FAIL for t in trials)
+    assert all(t.user_attrs[REASON_ATTR].startswith("worker lost") for t in trials)
+    firsts = [t for t in trials if ATTEMPT_ATTR not in t.user_attrs]
+    retries = [t for t in trials if t.user_attrs.get(ATTEMPT_ATTR) == 2]
+    assert len(firsts) == 2 and len(retries) == 2 and len(trials) == 4
+    assert all(t.user_attrs.get(RETRIED_ATTR) for t in firsts)
+    assert not any(t.user_attrs.get(RETRIED_ATTR) for t in retries)  # max_retries reached
+    assert {t.user_attrs[RETRY_OF_ATTR] for t in retries} == {t.number for t in firsts}
+    assert result.progress.finished == 2 and result.progress.failed == 2
+
+
+def test_a_trial_past_its_timeout_fails_with_its_reason_and_the_rest_go_on(tmp_path):
+    db = f"sqlite:///{tmp_path}/s.db"
+    marker = tmp_path / "hung.pid"
+    task = f"{{name: 'user_tasks:faulty', options: {{fault: hang, marker: '{marker}'}}}}"
+    faults = "{trial_timeout_s: 4, heartbeat_s: 1, stale_after_s: 5}"
+    spec = load_study(study_file(tmp_path, task, trials=4, faults=faults))
+    result = launch(spec, storage=db)
+
+    trials = optuna.load_study(study_name="faults", storage=db).get_trials()
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and marker.exists()
+    assert failed[0].user_attrs[REASON_ATTR].startswith("timeout: still training after")
+    assert not failed[0].user_attrs.get(RETRIED_ATTR)  # it would time out again
+    assert len(trials) == 4 and result.progress.finished == 4
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    assert result.progress.elapsed_s < 60  # the hang (an hour) was cut off

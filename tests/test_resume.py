@@ -1,0 +1,163 @@
+"""Faults that need whole processes: the driver SIGKILLed mid-study and launched again, the
+PostgreSQL server restarted under a running study, two drivers sharing one study. Each
+`groupwise launch` here is a real process with its own local Ray cluster; every assertion
+reads the final trials from the database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from groupwise.store import ATTEMPT_ATTR, REASON_ATTR, RETRIED_ATTR, RETRY_OF_ATTR, RUN_ATTR
+
+TESTS = Path(__file__).parent
+SPACE = """
+schemes: [single, module_type]
+optimizers:
+  adamw: {lr: {low: 1.0e-3, high: 3.0e-2, log: true}}
+  sgd: {lr: {low: 1.0e-2, high: 0.5, log: true}, momentum: 0.9}
+"""
+
+
+def study_file(tmp_path: Path, trials: int, workers: int = 2, name: str = "resume") -> Path:
+    """A slow, fault-free task (about a second per trial), quick heartbeats."""
+    (tmp_path / "space.yaml").write_text(SPACE)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\n"
+        "task: {name: 'user_tasks:faulty', options: {fault: none, delay_s: 0.04}}\n"
+        f"search_space: space.yaml\nbudget: {{trials: {trials}}}\n"
+        "training: {epochs: 3, batch_size: 32}\nsampler: {name: random}\npruner: none\n"
+        f"workers: {{count: {workers}}}\nfaults: {{heartbeat_s: 1, stale_after_s: 3}}\nseed: 0\n"
+    )
+    return path
+
+
+def start_launch(path: Path, storage: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "groupwise", "launch", str(path), "--storage", storage],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the test can clean up Ray's leftovers
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 0, err[-3000:]
+    return out, err
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def trials_of(storage: str, name: str = "resume") -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    except KeyError:  # not created yet
+        return []
+
+
+def wait_for(storage: str, ready, timeout: float = 120) -> list[optuna.trial.FrozenTrial]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trials = trials_of(storage)
+        if ready(trials):
+            return trials
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; trials: {[(t.number, t.state.name) for t in trials]}")
+
+
+def count(trials, state: TrialState) -> int:
+    return sum(t.state == state for t in trials)
+
+
+def counted(trials) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state.is_finished() and not t.user_attrs.get(RETRIED_ATTR)]
+
+
+def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url):
+    path = study_file(tmp_path, trials=8)
+    first = start_launch(path, storage_url)
+    try:
+        before = wait_for(
+            storage_url,
+            lambda ts: count(ts, TrialState.COMPLETE) >= 2 and count(ts, TrialState.RUNNING) >= 1,
+        )
+        first.send_signal(signal.SIGKILL)  # the driver alone, mid-study
+        first.wait(timeout=30)
+    finally:
+        kill_group(first)  # then Ray's processes it left behind
+    at_kill = {t.number: t for t in trials_of(storage_url)}
+    left_running = [n for n, t in at_kill.items() if t.state == TrialState.RUNNING]
+    done = {n: t.value for n, t in at_kill.items() if t.state == TrialState.COMPLETE}
+    assert left_running and len(done) >= 2 and len(before) <= len(at_kill)
+
+    finish(start_launch(path, storage_url))
+
+    trials = trials_of(storage_url)
+    by_number = {t.number: t for t in trials}
+    # Nothing finished was lost or changed.
+    assert {n: by_number[n].value for n in done} == done
+    # Every trial the dead driver left RUNNING was failed as stale and retried once.
+    for n in left_running:
+        stale = by_number[n]
+        assert stale.state == TrialState.FAIL
+        assert stale.user_attrs[REASON_ATTR].startswith("stale: no heartbeat")
+        assert stale.user_attrs[RETRIED_ATTR] is True
+        retries = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == n]
+        assert len(retries) == 1 and retries[0].params == stale.params
+        assert retries[0].user_attrs[ATTEMPT_ATTR] == 2
+        assert retries[0].state == TrialState.COMPLETE
+    # Exactly the budget, nothing counted twice, nothing left behind.
+    assert len(counted(trials)) == 8
+    assert all(t.state == TrialState.COMPLETE for t in counted(trials))
+    assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+
+
+def test_the_study_survives_a_postgresql_restart(tmp_path, private_postgres):
+    url, restart = private_postgres
+    proc = start_launch(study_file(tmp_path, trials=10), url)
+    try:
+        wait_for(url, lambda ts: count(ts, TrialState.COMPLETE) >= 2)
+        restart(3.0)  # a real server stop (fast shutdown: sessions are cut) and start
+        _, err = finish(proc)
+    finally:
+        kill_group(proc)
+    trials = trials_of(url)
+    assert "database unreachable" in err  # the driver did meet the outage, and waited it out
+    assert len(trials) == 10 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_two_drivers_share_one_study(tmp_path, storage_url):
+    path = study_file(tmp_path, trials=10, workers=1)
+    procs = [start_launch(path, storage_url) for _ in range(2)]
+    for proc in procs:
+        finish(proc)
+
+    trials = trials_of(storage_url)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
+    # Each driver stops when the study-wide count reaches the budget; two drivers racing
+    # for the last trial can overshoot it by one each.
+    assert 10 <= len(counted(trials)) <= 11
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    drivers = {t.user_attrs[RUN_ATTR]["driver"] for t in trials if RUN_ATTR in t.user_attrs}
+    assert len(drivers) == 2, drivers
