@@ -122,3 +122,25 @@ def test_a_new_optimizer_can_register(monkeypatch):
         register_optimizer(
             OptimizerSpec("test_bad", Lion, {"lr": 1e-3}, {"beta": FloatRange(0, 1)})
         )
+
+
+SETTINGS = [{}, {"momentum": 0.9}, {"amsgrad": True}, {"centered": True, "momentum": 0.5}]
+
+
+@pytest.mark.parametrize("name", available_optimizers())
+def test_declared_state_size_matches_torch_after_a_real_step(name):
+    """Memory-aware admission trusts these counts: check each against torch's own state."""
+    spec = get_optimizer(name)
+    for settings in SETTINGS:
+        settings = {k: v for k, v in settings.items() if k in spec.defaults}
+        for shape in [(7, 5), (6,), (3, 4, 5)]:
+            if name == "muon" and len(shape) != 2:
+                continue
+            p = torch.nn.Parameter(torch.randn(shape))
+            p.grad = torch.randn(shape)
+            optimizer = spec.cls([p], **settings)
+            optimizer.step()
+            held = sum(
+                t.numel() for t in optimizer.state[p].values() if torch.is_tensor(t) and t.ndim > 0
+            )
+            assert spec.state_elements(settings, shape) == held, (settings, shape)

@@ -61,8 +61,8 @@ def not_a_task(*, seed: int = 0):
 
 class _Faulty(nn.Module):
     """Goes wrong for real at its ``at``-th forward call (mid-trial): SIGKILLs its own worker
-    process, or hangs. With ``marker``, only the first model to get there does, and it writes
-    its pid to the marker file; without, every model does."""
+    process, runs out of memory, or hangs. With ``marker``, only the first model to get there
+    does, and it writes its pid to the marker file; without, every model does."""
 
     def __init__(self, fault: str, at: int, marker: str | None, delay_s: float) -> None:
         super().__init__()
@@ -80,6 +80,10 @@ class _Faulty(nn.Module):
         if self.fault != "none" and self.calls == self.at and self._first():
             if self.fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault == "oom":  # a real allocation torch's CPU allocator refuses (1 PiB)
+                torch.empty(2**50, dtype=torch.uint8)
+            if self.fault == "cuda_oom":  # what torch raises when a GPU runs out
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             time.sleep(3600)  # "hang"
         return self.net(x)
 

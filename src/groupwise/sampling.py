@@ -34,7 +34,14 @@ from groupwise.optim import get_optimizer
 from groupwise.partition import partition, trainable_parameters
 from groupwise.spec import Choices, IntSpan, SchemeSpec, SearchSpace, Sharing
 
-__all__ = ["PartitionFacts", "Suggester", "canonical_key", "partition_facts", "sample"]
+__all__ = [
+    "PartitionFacts",
+    "Suggester",
+    "canonical_key",
+    "groups_of",
+    "partition_facts",
+    "sample",
+]
 
 
 class Suggester(Protocol):
@@ -65,6 +72,7 @@ class PartitionFacts:
     option_ranges: Mapping[str, Mapping[str, Domain]]  # scheme key -> option -> domain
     valid: Mapping[str, tuple[str, ...]]  # label -> optimizers every variant lets it take
     shared_valid: tuple[str, ...]  # optimizers every label of every variant can take
+    tensors: Mapping[str, tuple[tuple[int, ...], int]]  # parameter -> (shape, bytes/element)
 
     def variant(self, scheme_key: str, options: Mapping[str, Any]) -> Variant:
         return self.variants[_variant_id(scheme_key, options)]
@@ -129,6 +137,7 @@ def partition_facts(
         option_ranges=option_ranges,
         valid={label: tuple(o for o in allowed if o in kinds) for label, kinds in valid.items()},
         shared_valid=tuple(o for o in allowed if o in shared),
+        tensors={n: (tuple(p.shape), p.element_size()) for n, p in named.items()},
     )
 
 
@@ -199,10 +208,14 @@ def _learning_rates(
     return {label: base * decay ** (len(order) - 1 - i) for i, label in enumerate(order)}
 
 
+def groups_of(config: TrialConfig, facts: PartitionFacts) -> Mapping[str, tuple[str, ...]]:
+    """Label -> parameter names, for a config sampled from this study."""
+    return facts.variants[_variant_key_for(config, facts)].groups
+
+
 def canonical_key(config: TrialConfig, facts: PartitionFacts) -> str:
     """Equal for configs that give every parameter the same optimizer and settings."""
-    key = _variant_key_for(config, facts)
-    groups = facts.variants[key].groups
+    groups = groups_of(config, facts)
     merged: dict[str, list[str]] = {}
     for label, group in config.groups.items():
         setting = json.dumps([group.optimizer, sorted(group.hyperparameters.items())], default=str)

@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 
 from groupwise.config import TrialConfig
 from groupwise.errors import GroupwiseError, SpecError, StudyError
+from groupwise.execution._admission import estimate_memory
 from groupwise.execution._optuna import PRUNERS, SAMPLERS, build
 from groupwise.execution._worker import Worker
 from groupwise.sampling import PartitionFacts, canonical_key, partition_facts, sample
@@ -164,6 +165,7 @@ class _Outcome:
     intermediate: dict[int, float]
     reason: str
     number: int
+    constraints: dict[str, float]
 
 
 class _Driver:
@@ -186,6 +188,7 @@ class _Driver:
         self.outcomes: dict[str, _Outcome] = {}
         self.ran = 0
         self.mirror: WriteThroughStorage | None = None
+        self.memory_budget: int | None = None  # bytes a trial may use; None: not checked
 
     # -- set-up ------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
@@ -262,6 +265,14 @@ class _Driver:
             )
         self.workers = [self._new_worker() for _ in range(w.count)]
         self.free = list(range(w.count))
+        if w.memory_per_trial_mb is not None:
+            self.memory_budget = int(w.memory_per_trial_mb * 2**20)
+        elif w.gpus_per_trial > 0:  # a trial's share of its GPU: several trials share one
+            sizes = [
+                i["device_memory_bytes"] for i in ray.get([a.where.remote() for a in self.workers])
+            ]
+            if all(sizes):
+                self.memory_budget = int(min(sizes) * min(1.0, w.gpus_per_trial))
 
     def _new_worker(self) -> Any:
         w, t = self.spec.workers, self.spec.training
@@ -361,6 +372,19 @@ class _Driver:
         if key in self.outcomes:
             self._replay(study, trial, self.outcomes[key])
             return
+        if self.memory_budget is not None:
+            need = estimate_memory(config, self.p.facts)
+            if need.total > self.memory_budget:  # not started: it cannot fit
+                self._infeasible(
+                    study,
+                    trial,
+                    f"out of memory (not started): needs about {need.total / 2**20:.1f} MiB "
+                    f"for parameters, gradients and optimizer state "
+                    f"({need.optimizer_state / 2**20:.1f} MiB of it state); a trial may use "
+                    f"{self.memory_budget / 2**20:.1f} MiB",
+                    need.total / self.memory_budget - 1.0,
+                )
+                return
         worker = self.free.pop()
         ref = self.workers[worker].step.remote(config.to_dict())
         self.in_flight[ref] = _Running(trial, config, key, worker)
@@ -372,6 +396,10 @@ class _Driver:
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
             self._lose(study, run.trial._trial_id, f"worker lost: {type(e).__name__}{_cause(e)}")
             self.workers[run.worker] = self._new_worker()
+            self.free.append(run.worker)
+            return
+        if result["state"] == "out_of_memory":
+            self._infeasible(study, run.trial, result["reason"], 1.0)
             self.free.append(run.worker)
             return
         if result["state"] != "epoch":
@@ -417,6 +445,8 @@ class _Driver:
                 "pid": result.get("pid"),
                 "device": result.get("device"),
                 "node": result.get("node"),
+                "gpu_ids": result.get("gpu_ids"),
+                "visible_devices": result.get("visible_devices"),
                 "driver": f"{socket.gethostname()}:{os.getpid()}",
             },
         )
@@ -434,12 +464,25 @@ class _Driver:
         if diverged:  # the same config would diverge again; failures of the machinery would not
             self._remember(frozen)
 
+    def _infeasible(
+        self, study: optuna.Study, trial: optuna.Trial, reason: str, excess: float
+    ) -> None:
+        """Out of memory (or sure to be): PRUNED with a violated ``memory`` constraint, the
+        fraction it is over (1.0 when unknown), so the sampler learns where not to go."""
+        trial.set_constraint("memory", max(excess, 1e-6))
+        trial.set_user_attr(REASON_ATTR, reason)
+        frozen = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        self.ran += 1
+        self._remember(frozen)
+
     def _replay(self, study: optuna.Study, trial: optuna.Trial, outcome: _Outcome) -> None:
         """The same training already ran: record its outcome instead of training again."""
         trial.set_user_attr(DUPLICATE_ATTR, outcome.number)
+        for name, value in outcome.constraints.items():
+            trial.set_constraint(name, value)
         for step, value in sorted(outcome.intermediate.items()):
             trial.report(value, step=step)
-        if outcome.state == TrialState.FAIL:
+        if outcome.reason:
             trial.set_user_attr(REASON_ATTR, outcome.reason)
         final = outcome.value if outcome.state == TrialState.COMPLETE else None
         study.tell(trial, final, state=outcome.state)
@@ -476,7 +519,12 @@ class _Driver:
         if trial.state == TrialState.FAIL and not reason.startswith("diverged"):
             return
         self.outcomes[key] = _Outcome(
-            trial.state, trial.value, dict(trial.intermediate_values), reason, trial.number
+            trial.state,
+            trial.value,
+            dict(trial.intermediate_values),
+            reason,
+            trial.number,
+            dict(trial.constraints),
         )
 
     # -- reporting ---------------------------------------------------------------------------

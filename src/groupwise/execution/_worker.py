@@ -32,12 +32,23 @@ class Worker:
         self.seed = seed
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
-        self.device = pick_device(gpu_ids or [])
+        self.gpu_ids = list(gpu_ids or [])
+        self.device = pick_device(self.gpu_ids, torch.cuda.is_available())
         self.trainer: Trainer | None = None
 
     def where(self) -> dict[str, Any]:
         """Where this worker trains: recorded with every trial it runs."""
-        return {"host": socket.gethostname(), "pid": os.getpid(), "device": str(self.device)}
+        memory = None
+        if self.device.type == "cuda":
+            memory = torch.cuda.get_device_properties(self.device).total_memory
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": str(self.device),
+            "gpu_ids": self.gpu_ids,
+            "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "device_memory_bytes": memory,
+        }
 
     def step(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """Start a trial (when ``config`` is given) and train one epoch.
@@ -67,14 +78,26 @@ class Worker:
             }
         except DivergedError as e:
             return {"state": "diverged", "reason": str(e)}
+        except (torch.OutOfMemoryError, MemoryError) as e:
+            return self._out_of_memory(e)
         except Exception as e:  # a trial's own error is data, not a worker crash
+            if "can't allocate memory" in str(e):  # torch's CPU allocator says it this way
+                return self._out_of_memory(e)
             frame = traceback.extract_tb(e.__traceback__)[-1]
             at = f"{os.path.basename(frame.filename)}:{frame.lineno}"
             return {"state": "failed", "reason": f"{type(e).__name__}: {e} (at {at})"}
 
+    def _out_of_memory(self, error: BaseException) -> dict[str, Any]:
+        self.trainer = None  # let go of the trial's tensors before the next one
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        detail = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        return {"state": "out_of_memory", "reason": f"out of memory on {self.device}: {detail}"}
 
-def pick_device(gpu_ids: list[str]) -> torch.device:
-    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES, so it is cuda:0), else the CPU."""
-    if gpu_ids and torch.cuda.is_available():
+
+def pick_device(gpu_ids: list[str], cuda_available: bool) -> torch.device:
+    """The GPU Ray assigned, else the CPU. Ray sets CUDA_VISIBLE_DEVICES to the assigned ids,
+    so the worker sees only its own GPU, and it is ``cuda:0`` whatever its physical index."""
+    if gpu_ids and cuda_available:
         return torch.device("cuda", 0)
     return torch.device("cpu")

@@ -8,7 +8,8 @@ the ranges a search space may draw from, and the constraints it puts on paramete
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,9 @@ class OptimizerSpec:
         defaults: every keyword the constructor accepts besides ``params``, with its default.
         search: the hyperparameters a search space may draw, each with its default range.
         constraints: what each parameter must satisfy (torch's Muon: 2-D tensors only).
+        state: how many elements of per-parameter state the kind keeps for one tensor of a
+            shape, given its settings (Adam: two buffers, SGD with momentum: one, Adafactor:
+            row and column factors). A test checks each against torch after a real step.
     """
 
     name: str
@@ -64,6 +68,11 @@ class OptimizerSpec:
     defaults: Mapping[str, Any]
     search: Mapping[str, Domain]
     constraints: tuple[ParamConstraint, ...] = ()
+    state: Callable[[Mapping[str, Any], tuple[int, ...]], int] = lambda settings, shape: 0
+
+    def state_elements(self, settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+        """Elements of optimizer state for one tensor (``settings`` over torch's defaults)."""
+        return self.state({**self.defaults, **settings}, shape)
 
     @property
     def accepts(self) -> tuple[str, ...]:
@@ -121,11 +130,36 @@ def _spec(
     name: str,
     cls: type[torch.optim.Optimizer],
     search: Mapping[str, Domain],
+    state: Callable[[Mapping[str, Any], tuple[int, ...]], int],
     constraints: tuple[ParamConstraint, ...] = (),
 ) -> OptimizerSpec:
     return register_optimizer(
-        OptimizerSpec(name, cls, torch_defaults(cls), dict(search), constraints)
+        OptimizerSpec(name, cls, torch_defaults(cls), dict(search), constraints, state)
     )
+
+
+def _buffers(count: int) -> Callable[[Mapping[str, Any], tuple[int, ...]], int]:
+    """``count`` parameter-sized buffers (scalars such as ``step`` are not counted)."""
+    return lambda settings, shape: count * math.prod(shape)
+
+
+def _adam_state(settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+    return (3 if settings.get("amsgrad") else 2) * math.prod(shape)
+
+
+def _sgd_state(settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+    return math.prod(shape) if settings.get("momentum") else 0
+
+
+def _rmsprop_state(settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+    buffers = 1 + bool(settings.get("momentum")) + bool(settings.get("centered"))
+    return buffers * math.prod(shape)
+
+
+def _adafactor_state(settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+    if len(shape) < 2:
+        return math.prod(shape)
+    return math.prod(shape[:-2]) * (shape[-2] + shape[-1])  # row and column factors
 
 
 # Default ranges: wide enough to contain the usual good values, narrow enough that a few dozen
@@ -147,12 +181,13 @@ _spec(
         "momentum": FloatRange(0.0, 0.99),
         "weight_decay": _WD,
     },
+    _sgd_state,
 )
-_spec("adam", torch.optim.Adam, _ADAM_LIKE)
-_spec("adamw", torch.optim.AdamW, _ADAM_LIKE)
-_spec("nadam", torch.optim.NAdam, _ADAM_LIKE)
-_spec("radam", torch.optim.RAdam, _ADAM_LIKE)
-_spec("adamax", torch.optim.Adamax, _ADAM_LIKE)
+_spec("adam", torch.optim.Adam, _ADAM_LIKE, _adam_state)
+_spec("adamw", torch.optim.AdamW, _ADAM_LIKE, _adam_state)
+_spec("nadam", torch.optim.NAdam, _ADAM_LIKE, _buffers(2))
+_spec("radam", torch.optim.RAdam, _ADAM_LIKE, _buffers(2))
+_spec("adamax", torch.optim.Adamax, _ADAM_LIKE, _buffers(2))
 _spec(
     "rmsprop",
     torch.optim.RMSprop,
@@ -162,6 +197,7 @@ _spec(
         "momentum": FloatRange(0.0, 0.95),
         "weight_decay": _WD,
     },
+    _rmsprop_state,
 )
 _spec(
     "adagrad",
@@ -170,6 +206,7 @@ _spec(
         "lr": FloatRange(1e-4, 1.0, log=True),
         "weight_decay": _WD,
     },
+    _buffers(1),
 )
 _spec(
     "adadelta",
@@ -179,6 +216,7 @@ _spec(
         "rho": FloatRange(0.8, 0.99),
         "weight_decay": _WD,
     },
+    _buffers(2),
 )
 _spec(
     "adafactor",
@@ -188,6 +226,7 @@ _spec(
         "beta2_decay": FloatRange(-1.0, -0.5),
         "weight_decay": _WD,
     },
+    _adafactor_state,
 )
 _spec(
     "asgd",
@@ -196,8 +235,9 @@ _spec(
         "lr": FloatRange(1e-4, 1.0, log=True),
         "weight_decay": _WD,
     },
+    _buffers(1),
 )
-_spec("rprop", torch.optim.Rprop, {"lr": FloatRange(1e-4, 1e-1, log=True)})
+_spec("rprop", torch.optim.Rprop, {"lr": FloatRange(1e-4, 1e-1, log=True)}, _buffers(2))
 _spec(
     "muon",
     torch.optim.Muon,
@@ -206,6 +246,7 @@ _spec(
         "momentum": FloatRange(0.8, 0.99),
         "weight_decay": _WD,
     },
+    _buffers(1),
     constraints=(
         ParamConstraint(
             "torch.optim.Muon takes 2-D tensors only; give this tensor an Adam-family "

@@ -79,7 +79,9 @@ class Training(_Frozen):
 class Workers(_Frozen):
     count: int = Field(default=2, ge=1)
     cpus_per_trial: float = Field(default=1.0, gt=0)
-    gpus_per_trial: float = Field(default=0.0, ge=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)  # 0.25: four trials share one GPU
+    # The memory a trial may use; default on GPUs: its share (gpus_per_trial) of the GPU's.
+    memory_per_trial_mb: float | None = Field(default=None, gt=0)
 
 
 class Faults(_Frozen):
