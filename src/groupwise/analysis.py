@@ -63,7 +63,7 @@ class StudyStatus:
     running: int
     best_value: float | None
     best_trial: int | None
-    fail_reasons: tuple[tuple[int, str], ...]
+    fail_reasons: tuple[tuple[int, str], ...]  # (trial, "FAIL: why" or "PRUNED: why")
 
 
 def _load(study: str, storage: str | None) -> optuna.Study:
@@ -149,10 +149,10 @@ def study_status(storage: str | None = None, study: str | None = None) -> list[S
             best: optuna.trial.FrozenTrial | None = loaded.best_trial
         except ValueError:
             best = None
-        reasons = tuple(
-            (t.number, str(t.user_attrs.get(REASON_ATTR, "")))
+        reasons = tuple(  # failures, and trials pruned as infeasible (out of memory)
+            (t.number, f"{t.state.name}: {t.user_attrs[REASON_ATTR]}")
             for t in trials
-            if t.state == TrialState.FAIL
+            if REASON_ATTR in t.user_attrs and t.state.is_finished()
         )
         out.append(
             StudyStatus(

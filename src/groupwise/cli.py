@@ -174,7 +174,7 @@ def status(
     out.print(table)
     for r in rows:
         for number, reason in r.fail_reasons[-10:] if study else ():
-            out.print(f"trial {number} failed: {reason}")
+            out.print(f"trial {number} {reason}")
 
 
 @app.command()

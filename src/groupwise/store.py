@@ -210,11 +210,23 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
 
     # -- keeping the mirror in step with the database ------------------------------------------
     def sync(self) -> None:
-        """Bring in trials other drivers created or changed since the last sync."""
+        """Bring in trials other drivers created or changed since the last sync.
+
+        Reads only what can have changed: trials new to the mirror and those it holds as
+        unfinished (finished trials never change), through the query Optuna's own caching
+        storage uses.
+        """
+        unfinished = {
+            self._to_backend[t._trial_id]
+            for t in self.memory.get_all_trials(self._study, deepcopy=False)
+            if not t.state.is_finished()
+        }
+        newest = max(self._from_backend, default=-1)
         trials = self._write(
-            "read the study", lambda: self.backend.get_all_trials(self._backend_study, False)
+            "read the study",
+            lambda: self.backend._get_trials(self._backend_study, None, unfinished, newest),
         )
-        for trial in trials:
+        for trial in sorted(trials, key=lambda t: t.number):
             mine = self._from_backend.get(trial._trial_id)
             if mine is None:
                 self._mirror(trial)
