@@ -173,8 +173,9 @@ def profile_driver(directory: Path, trials: int) -> None:
         "report": "trial.report (SQL)",
         "tell": "study.tell (SQL)",
         "wait": "ray.wait (worker time + RPC)",
-        "_finished": "counting finished trials (SQL)",
-        "_progress": "progress (SQL reads)",
+        "_view": "counting trials / progress (memory)",
+        "_tick": "heartbeats + sync + stale check",
+        "_beat": "first heartbeat of a trial (SQL)",
         "should_prune": "should_prune",
     }
     rows = {}
