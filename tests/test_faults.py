@@ -9,6 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from groupwise.analysis import study_status
 from groupwise.execution import launch
 from groupwise.spec import load_study
 from groupwise.store import ATTEMPT_ATTR, REASON_ATTR, RETRIED_ATTR, RETRY_OF_ATTR, RUN_ATTR
@@ -62,6 +63,9 @@ def test_a_worker_killed_mid_trial_is_retried_on_a_new_worker(tmp_path, storage_
     assert len(counted(trials)) == 5 == result.progress.finished
     assert [t.state for t in counted(trials)] == [TrialState.COMPLETE] * 5
     assert result.progress.retried == 1
+    status = study_status(storage_url, "faults")[0]  # what `groupwise status` prints
+    assert (status.complete, status.failed, status.retried) == (5, 0, 1)
+    assert status.fail_reasons == ((lost[0].number, "FAIL: " + lost[0].user_attrs[REASON_ATTR]),)
 
 
 def test_retries_run_out_and_the_last_failure_counts(tmp_path):

@@ -161,3 +161,36 @@ def test_two_drivers_share_one_study(tmp_path, storage_url):
     assert all(t.state == TrialState.COMPLETE for t in trials)
     drivers = {t.user_attrs[RUN_ATTR]["driver"] for t in trials if RUN_ATTR in t.user_attrs}
     assert len(drivers) == 2, drivers
+
+
+def test_an_interrupted_launch_enqueues_its_running_trials_for_the_next(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    path = study_file(tmp_path, trials=6)
+    first = start_launch(path, storage)
+    try:
+        wait_for(
+            storage,
+            lambda ts: count(ts, TrialState.COMPLETE) >= 1 and count(ts, TrialState.RUNNING) >= 1,
+        )
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = first.communicate(timeout=120)
+    finally:
+        kill_group(first)
+    assert first.returncode == 130, err[-2000:]
+    stopped = trials_of(storage)
+    interrupted = [t for t in stopped if t.state == TrialState.FAIL]
+    assert interrupted and count(stopped, TrialState.RUNNING) == 0
+    for t in interrupted:
+        assert t.user_attrs[REASON_ATTR].startswith("interrupted")
+        assert t.user_attrs[RETRIED_ATTR] is True
+    waiting = [t for t in stopped if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs[RETRY_OF_ATTR] for t in waiting) == sorted(
+        t.number for t in interrupted
+    )
+
+    finish(start_launch(path, storage))
+    trials = trials_of(storage)
+    assert len(counted(trials)) == 6 and count(trials, TrialState.WAITING) == 0
+    for t in interrupted:
+        (retry,) = [r for r in trials if r.user_attrs.get(RETRY_OF_ATTR) == t.number]
+        assert retry.state == TrialState.COMPLETE and retry.params == t.params
