@@ -12,7 +12,15 @@ from optuna.trial import TrialState
 from groupwise.analysis import study_status
 from groupwise.execution import launch
 from groupwise.spec import load_study
-from groupwise.store import ATTEMPT_ATTR, REASON_ATTR, RETRIED_ATTR, RETRY_OF_ATTR, RUN_ATTR
+from groupwise.store import (
+    ATTEMPT_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    RETRY_OF_ATTR,
+    RUN_ATTR,
+    open_storage,
+    read_runs,
+)
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -63,6 +71,13 @@ def test_a_worker_killed_mid_trial_is_retried_on_a_new_worker(tmp_path, storage_
     assert len(counted(trials)) == 5 == result.progress.finished
     assert [t.state for t in counted(trials)] == [TrialState.COMPLETE] * 5
     assert result.progress.retried == 1
+    with open_storage(storage_url).engine.connect() as connection:
+        runs = {r.trial_number: r for r in read_runs(connection, "faults")}
+    assert runs[lost[0].number].state == "FAIL" and runs[lost[0].number].attempt == 1
+    assert runs[lost[0].number].reason.startswith("worker lost: ")
+    assert runs[retry[0].number].attempt == 2
+    assert runs[retry[0].number].retry_of == lost[0].number
+    assert runs[retry[0].number].state == "COMPLETE"
     status = study_status(storage_url, "faults")[0]  # what `groupwise status` prints
     assert (status.complete, status.failed, status.retried) == (5, 0, 1)
     assert status.fail_reasons == ((lost[0].number, "FAIL: " + lost[0].user_attrs[REASON_ATTR]),)

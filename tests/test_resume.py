@@ -16,7 +16,16 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from groupwise.store import ATTEMPT_ATTR, REASON_ATTR, RETRIED_ATTR, RETRY_OF_ATTR, RUN_ATTR
+from groupwise.store import (
+    ATTEMPT_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    RETRY_OF_ATTR,
+    RUN_ATTR,
+    open_storage,
+    read_epochs,
+    read_runs,
+)
 
 TESTS = Path(__file__).parent
 SPACE = """
@@ -84,6 +93,21 @@ def wait_for(storage: str, ready, timeout: float = 120) -> list[optuna.trial.Fro
     raise AssertionError(f"timed out; trials: {[(t.number, t.state.name) for t in trials]}")
 
 
+def assert_recorded_alike(storage: str, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """groupwise's rows say what Optuna's say: no run half-recorded, whenever the driver died."""
+    with open_storage(storage).engine.connect() as connection:
+        runs = {r.trial_number: r for r in read_runs(connection, "resume")}
+        epochs = read_epochs(connection, "resume")
+    started = [t for t in trials if t.state != TrialState.WAITING]
+    assert sorted(runs) == sorted(t.number for t in started)
+    for t in started:
+        assert runs[t.number].state == t.state.name
+        trained = runs[t.number].duplicate_of  # a replay's epochs are its original's
+        trained = t.number if trained is None else trained
+        mine = {e.epoch: e.metric for n, e in epochs if n == trained}
+        assert mine == t.intermediate_values, t.number
+
+
 def count(trials, state: TrialState) -> int:
     return sum(t.state == state for t in trials)
 
@@ -105,6 +129,7 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
     finally:
         kill_group(first)  # then Ray's processes it left behind
     at_kill = {t.number: t for t in trials_of(storage_url)}
+    assert_recorded_alike(storage_url, list(at_kill.values()))  # the crash split no record
     left_running = [n for n, t in at_kill.items() if t.state == TrialState.RUNNING]
     done = {n: t.value for n, t in at_kill.items() if t.state == TrialState.COMPLETE}
     assert left_running and len(done) >= 2 and len(before) <= len(at_kill)
@@ -130,6 +155,7 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
     assert all(t.state == TrialState.COMPLETE for t in counted(trials))
     assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
     assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert_recorded_alike(storage_url, trials)
 
 
 def test_the_study_survives_a_postgresql_restart(tmp_path, private_postgres):
@@ -144,6 +170,7 @@ def test_the_study_survives_a_postgresql_restart(tmp_path, private_postgres):
     trials = trials_of(url)
     assert "database unreachable" in err  # the driver did meet the outage, and waited it out
     assert len(trials) == 10 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert_recorded_alike(url, trials)
 
 
 def test_two_drivers_share_one_study(tmp_path, storage_url):

@@ -41,6 +41,12 @@ class SchemeChoice:
             return self.name
         return {"name": self.name, **_to_plain(dict(self.options))}
 
+    def __str__(self) -> str:
+        """``module_type``, or ``depth(blocks=3)``: how tables and reports name it."""
+        if not self.options:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={v}' for k, v in sorted(self.options.items()))})"
+
     @classmethod
     def from_data(cls, data: Any, where: str = "scheme") -> SchemeChoice:
         if isinstance(data, SchemeChoice):

@@ -29,6 +29,7 @@ from typing import Any
 
 import optuna
 import ray
+import sqlalchemy
 import torch
 from optuna.trial import TrialState
 
@@ -37,7 +38,7 @@ from groupwise.errors import GroupwiseError, SpecError, StudyError
 from groupwise.execution._admission import estimate_memory
 from groupwise.execution._optuna import PRUNERS, SAMPLERS, build
 from groupwise.execution._worker import Worker
-from groupwise.sampling import PartitionFacts, canonical_key, partition_facts, sample
+from groupwise.sampling import PartitionFacts, canonical_key, groups_of, partition_facts, sample
 from groupwise.spec import StudySpec
 from groupwise.store import (
     ATTEMPT_ATTR,
@@ -52,9 +53,14 @@ from groupwise.store import (
     RUN_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
+    GroupRecord,
     WriteThroughStorage,
+    add_epoch,
+    end_run,
+    migrate,
     open_storage,
     resolve_url,
+    start_run,
 )
 from groupwise.tasks import resolve_task
 
@@ -63,6 +69,8 @@ __all__ = ["LaunchResult", "Prepared", "Progress", "launch", "prepare"]
 log = logging.getLogger("groupwise")
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # this process, recorded with each run
+WHERE_KEYS = ("host", "pid", "device", "node", "gpu_ids", "visible_devices")
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,8 @@ class _Running:
     config: TrialConfig
     key: str
     worker: int
+    run_id: int  # its groupwise_runs row
+    rebuilds: int  # the mirror's rebuild count when ``trial`` was read
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -206,6 +216,7 @@ class _Driver:
                 direction=self.spec.objective.direction,
                 load_if_exists=True,
             )
+        migrate(storage.engine)  # groupwise's own tables, beside Optuna's
         # Re-open through the in-memory mirror: the sampler's reads stop costing SQL queries.
         mirror = self.mirror = WriteThroughStorage(storage, self.spec.name)
         study = optuna.load_study(
@@ -354,40 +365,82 @@ class _Driver:
             if now - run.started >= limit:
                 del self.in_flight[ref]
                 ray.kill(self.workers[run.worker], no_restart=True)  # stop it mid-epoch
-                self._fail(
+                self._close(
                     study,
                     run,
-                    f"timeout: still training after {now - run.started:.1f} s "
+                    TrialState.FAIL,
+                    reason=f"timeout: still training after {now - run.started:.1f} s "
                     f"(faults.trial_timeout_s is {limit:g})",
                 )
                 self.workers[run.worker] = self._new_worker()
                 self.free.append(run.worker)
 
+    # -- a trial's life: each step one transaction, Optuna's writes and groupwise's rows --------
     def _start_trial(self, study: optuna.Study) -> None:
+        assert self.mirror is not None
+        opened = self.mirror.transact("start a trial", lambda c: self._open_trial(study, c))
+        if opened is None:  # replayed or infeasible: already recorded
+            self.ran += 1
+            return
+        trial, config, key, run_id = opened
+        worker = self.free.pop()
+        ref = self.workers[worker].step.remote(config.to_dict())
+        self.in_flight[ref] = _Running(trial, config, key, worker, run_id, self.mirror.rebuilds)
+
+    def _open_trial(
+        self, study: optuna.Study, connection: sqlalchemy.Connection
+    ) -> tuple[optuna.Trial, TrialConfig, str, int] | None:
         trial = study.ask()
         config = sample(trial, self.spec.space, self.p.facts)
         key = canonical_key(config, self.p.facts)
         trial.set_user_attr(CONFIG_ATTR, config.to_json())
         trial.set_user_attr(CANONICAL_ATTR, key)
-        if key in self.outcomes:
-            self._replay(study, trial, self.outcomes[key])
-            return
+        outcome = self.outcomes.get(key)
+        attrs = trial.user_attrs
+        run_id = start_run(
+            connection,
+            study=self.spec.name,
+            trial_number=trial.number,
+            attempt=int(attrs.get(ATTEMPT_ATTR, 1)),
+            retry_of=attrs.get(RETRY_OF_ATTR),
+            scheme=str(config.scheme),
+            config=config.to_dict(),
+            groups=self._group_records(config),
+            driver=DRIVER,
+            duplicate_of=outcome.number if outcome else None,
+        )
+        if outcome is not None:
+            self._replay(study, trial, outcome, connection)
+            return None
         if self.memory_budget is not None:
             need = estimate_memory(config, self.p.facts)
             if need.total > self.memory_budget:  # not started: it cannot fit
-                self._infeasible(
+                self._end(
                     study,
-                    trial,
-                    f"out of memory (not started): needs about {need.total / 2**20:.1f} MiB "
-                    f"for parameters, gradients and optimizer state "
-                    f"({need.optimizer_state / 2**20:.1f} MiB of it state); a trial may use "
-                    f"{self.memory_budget / 2**20:.1f} MiB",
-                    need.total / self.memory_budget - 1.0,
+                    trial._trial_id,
+                    TrialState.PRUNED,
+                    connection,
+                    reason=f"out of memory (not started): needs about "
+                    f"{need.total / 2**20:.1f} MiB for parameters, gradients and optimizer "
+                    f"state ({need.optimizer_state / 2**20:.1f} MiB of it state); a trial "
+                    f"may use {self.memory_budget / 2**20:.1f} MiB",
+                    infeasible=need.total / self.memory_budget - 1.0,
                 )
-                return
-        worker = self.free.pop()
-        ref = self.workers[worker].step.remote(config.to_dict())
-        self.in_flight[ref] = _Running(trial, config, key, worker)
+                return None
+        return trial, config, key, run_id
+
+    def _group_records(self, config: TrialConfig) -> list[GroupRecord]:
+        tensors = self.p.facts.tensors
+        return [
+            GroupRecord(
+                label=label,
+                optimizer=config.groups[label].optimizer,
+                hyperparameters=dict(config.groups[label].hyperparameters),
+                parameter_names=names,
+                parameter_count=sum(math.prod(tensors[n][0]) for n in names),
+            )
+            for label, names in groups_of(config, self.p.facts).items()
+        ]
 
     def _handle(self, study: optuna.Study, ref: ray.ObjectRef[Any]) -> None:
         run = self.in_flight.pop(ref)
@@ -399,100 +452,169 @@ class _Driver:
             self.free.append(run.worker)
             return
         if result["state"] == "out_of_memory":
-            self._infeasible(study, run.trial, result["reason"], 1.0)
-            self.free.append(run.worker)
-            return
-        if result["state"] != "epoch":
-            self._fail(study, run, result["reason"], diverged=result["state"] == "diverged")
-            self.free.append(run.worker)
-            return
-        report = result["report"]
-        value = report["metrics"][self.spec.objective.metric]
-        epoch = report["epoch"]
-        if not math.isfinite(value):
-            self._fail(
-                study,
-                run,
-                f"diverged: {self.spec.objective.metric} is {value} at epoch {epoch}",
-                diverged=True,
-            )
-            self.free.append(run.worker)
-            return
-        run.trial.report(value, step=epoch)
-        if epoch >= self.spec.training.epochs:
-            self._finish(study, run, TrialState.COMPLETE, value, result)
-        elif run.trial.should_prune():
-            self._finish(study, run, TrialState.PRUNED, None, result)
+            self._close(study, run, TrialState.PRUNED, reason=result["reason"], infeasible=1.0)
+        elif result["state"] != "epoch":
+            diverged = result["state"] == "diverged"
+            self._close(study, run, TrialState.FAIL, reason=result["reason"], remember=diverged)
         else:
-            self.in_flight[self.workers[run.worker].step.remote(None)] = run
-            return
+            report = result["report"]
+            value = report["metrics"][self.spec.objective.metric]
+            epoch = report["epoch"]
+            if not math.isfinite(value):
+                reason = f"diverged: {self.spec.objective.metric} is {value} at epoch {epoch}"
+                self._close(study, run, TrialState.FAIL, reason=reason, remember=True)
+            else:
+                self._record_epoch(study, run, report, value)
+                if epoch >= self.spec.training.epochs:
+                    self._close(study, run, TrialState.COMPLETE, value=value, result=result)
+                elif self._trial(study, run).should_prune():
+                    self._close(study, run, TrialState.PRUNED, result=result)
+                else:
+                    self.in_flight[self.workers[run.worker].step.remote(None)] = run
+                    return
         self.free.append(run.worker)
 
-    def _finish(
+    def _trial(self, study: optuna.Study, run: _Running) -> optuna.Trial:
+        """The run's Trial, re-read if the mirror was rebuilt (a rolled-back transaction
+        must not leave a cached intermediate value that the database lacks)."""
+        assert self.mirror is not None
+        if run.rebuilds != self.mirror.rebuilds:
+            run.trial = optuna.Trial(study, run.trial._trial_id)
+            run.rebuilds = self.mirror.rebuilds
+        return run.trial
+
+    def _record_epoch(
+        self, study: optuna.Study, run: _Running, report: dict[str, Any], value: float
+    ) -> None:
+        assert self.mirror is not None
+
+        def record(connection: sqlalchemy.Connection) -> None:
+            self._trial(study, run).report(value, step=report["epoch"])
+            add_epoch(
+                connection,
+                run.run_id,
+                epoch=report["epoch"],
+                train_loss=report["train_loss"],
+                metrics=report["metrics"],
+                metric=self.spec.objective.metric,
+                lrs=report["lrs"],
+                elapsed_s=report["elapsed_s"],
+            )
+
+        self.mirror.transact("record an epoch", record)
+
+    def _close(
         self,
         study: optuna.Study,
         run: _Running,
         state: TrialState,
-        value: float | None,
-        result: dict[str, Any],
+        *,
+        value: float | None = None,
+        reason: str = "",
+        result: dict[str, Any] | None = None,
+        infeasible: float | None = None,
+        remember: bool | None = None,
     ) -> None:
-        run.trial.set_user_attr(
-            RUN_ATTR,
-            {
-                "wall_s": round(time.perf_counter() - run.started, 3),
+        """End one of this driver's trials, in one transaction."""
+        assert self.mirror is not None
+        where = {"wall_s": round(time.perf_counter() - run.started, 3), "driver": DRIVER}
+        if result is not None:
+            where |= {
                 "peak_memory_bytes": result.get("peak_memory_bytes", 0),
-                "host": result.get("host"),
-                "pid": result.get("pid"),
-                "device": result.get("device"),
-                "node": result.get("node"),
-                "gpu_ids": result.get("gpu_ids"),
-                "visible_devices": result.get("visible_devices"),
-                "driver": f"{socket.gethostname()}:{os.getpid()}",
-            },
+                **{k: result.get(k) for k in WHERE_KEYS},
+            }
+        frozen = self.mirror.transact(
+            "end a trial",
+            lambda c: self._end(
+                study,
+                self._trial(study, run)._trial_id,
+                state,
+                c,
+                value=value,
+                reason=reason,
+                where=where,
+                infeasible=infeasible,
+            ),
         )
-        # skip_if_finished: another driver may have failed it as stale while we were cut off.
-        frozen = study.tell(run.trial, value, state=state, skip_if_finished=True)
+        if frozen is None:
+            return  # another driver failed it as stale while this one was cut off
         self.ran += 1
-        self._remember(frozen)
-
-    def _fail(
-        self, study: optuna.Study, run: _Running, reason: str, diverged: bool = False
-    ) -> None:
-        run.trial.set_user_attr(REASON_ATTR, reason)
-        frozen = study.tell(run.trial, state=TrialState.FAIL, skip_if_finished=True)
-        self.ran += 1
-        if diverged:  # the same config would diverge again; failures of the machinery would not
+        if remember if remember is not None else state != TrialState.FAIL:
             self._remember(frozen)
 
-    def _infeasible(
-        self, study: optuna.Study, trial: optuna.Trial, reason: str, excess: float
-    ) -> None:
-        """Out of memory (or sure to be): PRUNED with a violated ``memory`` constraint, the
-        fraction it is over (1.0 when unknown), so the sampler learns where not to go."""
-        trial.set_constraint("memory", max(excess, 1e-6))
-        trial.set_user_attr(REASON_ATTR, reason)
-        frozen = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-        self.ran += 1
-        self._remember(frozen)
+    def _end(
+        self,
+        study: optuna.Study,
+        trial_id: int,
+        state: TrialState,
+        connection: sqlalchemy.Connection,
+        *,
+        value: float | None = None,
+        reason: str = "",
+        where: dict[str, Any] | None = None,
+        infeasible: float | None = None,
+    ) -> optuna.trial.FrozenTrial | None:
+        """Optuna's tell and the run row's end; None when the trial had already ended.
 
-    def _replay(self, study: optuna.Study, trial: optuna.Trial, outcome: _Outcome) -> None:
+        ``infeasible``: out of memory (or sure to be): a violated ``memory`` constraint, the
+        fraction it is over (1.0 when unknown), so the sampler learns where not to go.
+        """
+        if study._storage.get_trial(trial_id).state.is_finished():
+            return None
+        trial = optuna.Trial(study, trial_id)
+        if infeasible is not None:
+            trial.set_constraint("memory", max(infeasible, 1e-6))
+        if reason:
+            trial.set_user_attr(REASON_ATTR, reason)
+        if where is not None:
+            trial.set_user_attr(RUN_ATTR, where)
+        frozen = study.tell(trial, value, state=state, skip_if_finished=True)
+        end_run(
+            connection,
+            self.spec.name,
+            frozen.number,
+            state=state.name,
+            value=frozen.value,
+            reason=reason,
+            where=where,
+        )
+        return frozen
+
+    def _replay(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        outcome: _Outcome,
+        connection: sqlalchemy.Connection,
+    ) -> None:
         """The same training already ran: record its outcome instead of training again."""
         trial.set_user_attr(DUPLICATE_ATTR, outcome.number)
         for name, value in outcome.constraints.items():
             trial.set_constraint(name, value)
         for step, value in sorted(outcome.intermediate.items()):
             trial.report(value, step=step)
-        if outcome.reason:
-            trial.set_user_attr(REASON_ATTR, outcome.reason)
         final = outcome.value if outcome.state == TrialState.COMPLETE else None
-        study.tell(trial, final, state=outcome.state)
-        self.ran += 1
+        self._end(
+            study, trial._trial_id, outcome.state, connection, value=final, reason=outcome.reason
+        )
 
     def _lose(self, study: optuna.Study, trial_id: int, reason: str) -> None:
         """Fail a trial the machinery lost and, within ``faults.max_retries``, enqueue its
-        parameters again. Whoever fails it first (this driver or another) retries it."""
+        parameters again, in one transaction. Whoever fails it first (this driver or
+        another) retries it."""
+        assert self.mirror is not None
+        if self.mirror.transact(
+            "fail a lost trial", lambda c: self._fail_lost(study, trial_id, reason, c)
+        ):
+            self.ran += 1
+
+    def _fail_lost(
+        self, study: optuna.Study, trial_id: int, reason: str, connection: sqlalchemy.Connection
+    ) -> bool:
         storage = study._storage
         trial = storage.get_trial(trial_id)
+        if trial.state.is_finished():
+            return False
         attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
         retry = attempt <= self.spec.faults.max_retries
         storage.set_trial_user_attr(trial_id, REASON_ATTR, reason)
@@ -500,16 +622,17 @@ class _Driver:
             storage.set_trial_user_attr(trial_id, RETRIED_ATTR, True)
         try:
             if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                return
+                return False
         except optuna.exceptions.UpdateFinishedTrialError:
-            return  # another driver failed it first, and retried it
-        self.ran += 1
+            return False  # another driver failed it first, and retried it
+        end_run(connection, self.spec.name, trial.number, state="FAIL", reason=reason)
         if retry:
             first = int(trial.user_attrs.get(RETRY_OF_ATTR, trial.number))
             study.enqueue_trial(
                 trial.params, user_attrs={RETRY_OF_ATTR: first, ATTEMPT_ATTR: attempt + 1}
             )
             log.info("trial %d lost (%s); retry %d enqueued", trial.number, reason, attempt)
+        return True
 
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
         key = trial.user_attrs.get(CANONICAL_ATTR)

@@ -18,13 +18,15 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
+import sqlalchemy.orm
 
 from groupwise.errors import StudyError
 
@@ -105,7 +107,10 @@ def open_storage(
             break
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
             detail = str(e).splitlines()[0]
-            if "already exists" in detail and attempt < 2:
+            # Another process created the same table or row first (SQLite's and PostgreSQL's
+            # words for it).
+            racing = ("already exists", "duplicate key", "UNIQUE constraint failed")
+            if any(words in detail for words in racing) and attempt < 2:
                 # Two drivers creating Optuna's tables in one new database at once: the other
                 # won; open what it made.
                 time.sleep(0.5)
@@ -113,15 +118,23 @@ def open_storage(
             raise StudyError(f"cannot open storage {resolved}: {detail}") from e
     if resolved.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+        sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
         storage.engine.dispose()  # connections made before the listener reopen with it
     return storage
 
 
 def _sqlite_pragmas(connection: object, record: object) -> None:
+    # SQLAlchemy, not the sqlite3 module, begins transactions (_sqlite_begin): the module's
+    # own handling breaks SAVEPOINT, which WriteThroughStorage.transaction relies on.
+    connection.isolation_level = None  # type: ignore[attr-defined]
     cursor = connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: sqlalchemy.Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def study_names(storage: optuna.storages.RDBStorage) -> list[str]:
@@ -196,12 +209,84 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
             self.memory.set_study_system_attr(self._study, key, value)
         self._to_backend: dict[int, int] = {}
         self._from_backend: dict[int, int] = {}
+        self._connection: sqlalchemy.Connection | None = None  # inside transaction()
+        self._stale_memory = False
+        self.rebuilds = 0  # times the mirror was rebuilt after a rolled-back transaction
         self.foreign_trials = 0  # trials other drivers created while this one ran
         self.sync()
         self.foreign_trials = 0
 
     def _write(self, what: str, call: Callable[[], T]) -> T:
+        if self._connection is not None:  # inside transaction(): it retries as a whole
+            return call()
         return reconnecting(call, what)
+
+    # -- transactions spanning Optuna's writes and groupwise's -----------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlalchemy.Connection]:
+        """One database transaction for every write made inside, Optuna's and the caller's.
+
+        Optuna's storage commits each call on its own; here its sessions join this
+        connection's transaction (each commit becomes a SAVEPOINT release), and the caller
+        writes groupwise's rows on the same connection, so all of it commits or none does.
+        If it does not commit, the mirror is rebuilt from the database before the next use.
+        """
+        if self._connection is not None:
+            yield self._connection  # nested: part of the outer transaction
+            return
+        self._write("re-read the study", self._refresh_if_stale)
+        saved = self.backend.scoped_session
+        try:
+            with self.backend.engine.connect() as connection, connection.begin():
+                self.backend.scoped_session = sqlalchemy.orm.scoped_session(
+                    sqlalchemy.orm.sessionmaker(
+                        bind=connection, join_transaction_mode="create_savepoint"
+                    )
+                )
+                self._connection = connection
+                try:
+                    yield connection
+                finally:
+                    self.backend.scoped_session.remove()
+                    self.backend.scoped_session = saved
+                    self._connection = None
+        except BaseException:
+            self._stale_memory = True  # memory may hold writes the database rolled back
+            raise
+
+    def transact(self, what: str, body: Callable[[sqlalchemy.Connection], T]) -> T:
+        """Run ``body`` in one :meth:`transaction`, waiting out a database restart: a
+        transaction that failed wrote nothing, so the whole body is run again."""
+
+        def attempt() -> T:
+            with self.transaction() as connection:
+                return body(connection)
+
+        return reconnecting(attempt, what)
+
+    def _refresh_if_stale(self) -> None:
+        """Rebuild the mirror from the database after a transaction that did not commit.
+
+        Trial ids stay the same: the mirror holds one study, so its ids are trial numbers.
+        """
+        if not self._stale_memory:
+            return
+        self.memory = optuna.storages.InMemoryStorage()
+        self._study = self.memory.create_new_study(
+            self.backend.get_study_directions(self._backend_study),
+            self.backend.get_study_name_from_id(self._backend_study),
+        )
+        for key, value in self.backend.get_study_user_attrs(self._backend_study).items():
+            self.memory.set_study_user_attr(self._study, key, value)
+        for key, value in self.backend.get_study_system_attrs(self._backend_study).items():
+            self.memory.set_study_system_attr(self._study, key, value)
+        self._to_backend.clear()
+        self._from_backend.clear()
+        foreign = self.foreign_trials
+        self._stale_memory = False
+        self.rebuilds += 1
+        self.sync()
+        self.foreign_trials = foreign
 
     def _check(self, study_id: int) -> int:
         if study_id != self._study:
@@ -398,7 +483,11 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         return self.memory.get_all_studies()
 
     def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
+        if self._stale_memory and self._connection is None:
+            self._write("re-read the study", self._refresh_if_stale)
         return self.memory.get_trial(trial_id)
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        if self._stale_memory and self._connection is None:
+            self._write("re-read the study", self._refresh_if_stale)
         return self.memory.get_all_trials(study_id, deepcopy=deepcopy, states=states)

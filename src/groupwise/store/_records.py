@@ -1,0 +1,175 @@
+"""Writing and reading groupwise's tables. The driver writes through these functions on the
+connection of a :meth:`WriteThroughStorage.transaction`, so each row lands in the same
+transaction as the Optuna writes it goes with."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import insert, select, update
+
+from groupwise.store._tables import EpochRow, GroupRow, RunRow
+
+__all__ = [
+    "GroupRecord",
+    "add_epoch",
+    "end_run",
+    "read_epochs",
+    "read_groups",
+    "read_runs",
+    "start_run",
+]
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    label: str
+    optimizer: str
+    hyperparameters: Mapping[str, Any]
+    parameter_names: Sequence[str]
+    parameter_count: int
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def start_run(
+    connection: sqlalchemy.Connection,
+    *,
+    study: str,
+    trial_number: int,
+    attempt: int,
+    retry_of: int | None,
+    scheme: str,
+    config: Mapping[str, Any],
+    groups: Sequence[GroupRecord],
+    driver: str,
+    duplicate_of: int | None = None,
+) -> int:
+    run_id = connection.execute(
+        insert(RunRow)
+        .values(
+            study=study,
+            trial_number=trial_number,
+            attempt=attempt,
+            retry_of=retry_of,
+            state="RUNNING",
+            started_at=utcnow(),
+            scheme=scheme,
+            config=dict(config),
+            driver=driver,
+            duplicate_of=duplicate_of,
+        )
+        .returning(RunRow.id)
+    ).scalar_one()
+    if groups:
+        connection.execute(
+            insert(GroupRow),
+            [
+                {
+                    "run_id": run_id,
+                    "label": g.label,
+                    "optimizer": g.optimizer,
+                    "hyperparameters": dict(g.hyperparameters),
+                    "parameter_names": list(g.parameter_names),
+                    "parameter_count": g.parameter_count,
+                }
+                for g in groups
+            ],
+        )
+    return int(run_id)
+
+
+def add_epoch(
+    connection: sqlalchemy.Connection,
+    run_id: int,
+    *,
+    epoch: int,
+    train_loss: float,
+    metrics: Mapping[str, float],
+    metric: str,
+    lrs: Mapping[str, float],
+    elapsed_s: float,
+) -> None:
+    connection.execute(
+        insert(EpochRow).values(
+            run_id=run_id,
+            epoch=epoch,
+            train_loss=_finite(train_loss),
+            val_loss=_finite(metrics.get("val_loss")),
+            metric=_finite(metrics.get(metric)),
+            metrics={k: _finite(v) for k, v in metrics.items()},
+            lrs=dict(lrs),
+            elapsed_s=elapsed_s,
+        )
+    )
+
+
+def end_run(
+    connection: sqlalchemy.Connection,
+    study: str,
+    trial_number: int,
+    *,
+    state: str,
+    value: float | None = None,
+    reason: str | None = None,
+    where: Mapping[str, Any] | None = None,
+) -> None:
+    """Close a trial's run row. ``where``: what the worker reported (host, node, device,
+    wall_s, peak_memory_bytes). A trial with no row (started before these tables existed)
+    is left alone."""
+    where = where or {}
+    connection.execute(
+        update(RunRow)
+        .where(RunRow.study == study, RunRow.trial_number == trial_number)
+        .values(
+            state=state,
+            value=_finite(value),
+            reason=reason or None,
+            ended_at=utcnow(),
+            wall_s=where.get("wall_s"),
+            peak_memory_bytes=where.get("peak_memory_bytes"),
+            host=where.get("host"),
+            node=where.get("node"),
+            device=where.get("device"),
+        )
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON and some databases have no NaN or infinity: store them as missing."""
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)
+
+
+# -- reads ---------------------------------------------------------------------------------------
+def read_runs(connection: sqlalchemy.Connection, study: str) -> list[RunRow]:
+    query = select(RunRow).where(RunRow.study == study).order_by(RunRow.trial_number)
+    return list(sqlalchemy.orm.Session(connection).scalars(query))
+
+
+def read_epochs(connection: sqlalchemy.Connection, study: str) -> list[tuple[int, EpochRow]]:
+    """(trial number, epoch row) for every epoch of every run of ``study``."""
+    query = (
+        select(RunRow.trial_number, EpochRow)
+        .join(EpochRow, EpochRow.run_id == RunRow.id)
+        .where(RunRow.study == study)
+        .order_by(RunRow.trial_number, EpochRow.epoch)
+    )
+    return [(int(n), row) for n, row in sqlalchemy.orm.Session(connection).execute(query)]
+
+
+def read_groups(connection: sqlalchemy.Connection, study: str) -> list[tuple[int, GroupRow]]:
+    query = (
+        select(RunRow.trial_number, GroupRow)
+        .join(GroupRow, GroupRow.run_id == RunRow.id)
+        .where(RunRow.study == study)
+        .order_by(RunRow.trial_number, GroupRow.label)
+    )
+    return [(int(n), row) for n, row in sqlalchemy.orm.Session(connection).execute(query)]
