@@ -181,13 +181,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--drivers", type=int, default=4)
     parser.add_argument("--driver-trials", type=int, default=40)
+    parser.add_argument("--no-throughput", action="store_true", help="only the drivers part")
     args = parser.parse_args()
     print(
         f"bench/scaling.py: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        throughput(args.postgres, Path(tmp), args.trials)
+        if not args.no_throughput:
+            throughput(args.postgres, Path(tmp), args.trials)
         if args.drivers:
             concurrency(args.postgres, Path(tmp), args.drivers, args.driver_trials)
 

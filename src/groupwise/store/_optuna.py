@@ -118,23 +118,37 @@ def open_storage(
             raise StudyError(f"cannot open storage {resolved}: {detail}") from e
     if resolved.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
-        sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
         storage.engine.dispose()  # connections made before the listener reopen with it
     return storage
 
 
 def _sqlite_pragmas(connection: object, record: object) -> None:
-    # SQLAlchemy, not the sqlite3 module, begins transactions (_sqlite_begin): the module's
-    # own handling breaks SAVEPOINT, which WriteThroughStorage.transaction relies on.
-    connection.isolation_level = None  # type: ignore[attr-defined]
     cursor = connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-def _sqlite_begin(connection: sqlalchemy.Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+@contextmanager
+def _begin(connection: sqlalchemy.Connection) -> Iterator[None]:
+    """A transaction on ``connection``; on SQLite begun by us, as BEGIN IMMEDIATE.
+
+    The sqlite3 module begins transactions itself, and that breaks SAVEPOINT, so it is told
+    to keep out (isolation_level None) for the length of this transaction. IMMEDIATE takes
+    the write lock up front: a transaction that reads and then writes cannot deadlock with
+    another driver's (SQLite would answer one of them "database is locked" at once).
+    """
+    raw = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+    if raw is not None:
+        raw.isolation_level = None
+    try:
+        with connection.begin():
+            if raw is not None:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield
+    finally:
+        if raw is not None:
+            raw.isolation_level = ""  # the module's default again
 
 
 def study_names(storage: optuna.storages.RDBStorage) -> list[str]:
@@ -237,7 +251,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         self._write("re-read the study", self._refresh_if_stale)
         saved = self.backend.scoped_session
         try:
-            with self.backend.engine.connect() as connection, connection.begin():
+            with self.backend.engine.connect() as connection, _begin(connection):
                 self.backend.scoped_session = sqlalchemy.orm.scoped_session(
                     sqlalchemy.orm.sessionmaker(
                         bind=connection, join_transaction_mode="create_savepoint"
