@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from groupwise.errors import GroupwiseError
+from groupwise.errors import ConfigError, GroupwiseError
 from groupwise.execution._driver import Progress as LaunchProgress
 
 app = typer.Typer(
@@ -224,17 +225,151 @@ def best(
 @app.command()
 def export(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.yaml or .json).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="File to write: .yaml/.json, or .csv/.json.")
+    ],
     trial: Annotated[int | None, typer.Option(help="A trial number; default: the best.")] = None,
+    runs: Annotated[bool, typer.Option("--runs", help="Every run, one row each.")] = False,
+    epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
     storage: StorageOption = None,
 ) -> None:
-    """Write a trial's config for build_optimizer(model, "best.yaml")."""
-    from groupwise.analysis import load_best, trial_config
+    """Write a trial's config for build_optimizer(model, "best.yaml"), or with --runs or
+    --epochs every run or epoch of the study as CSV or JSON (for pandas)."""
+    from groupwise.analysis import epoch_rows, load_best, run_rows, trial_config, write_rows
 
     with user_errors():
+        if runs and epochs:
+            raise ConfigError("--runs and --epochs write different tables; give one of them")
+        if runs or epochs:
+            rows = run_rows(study, storage) if runs else epoch_rows(study, storage)
+            path = write_rows(rows, output)
+            out.print(f"wrote {path} ({len(rows)} {'runs' if runs else 'epochs'})")
+            return
         config = load_best(study, storage) if trial is None else trial_config(study, trial, storage)
         path = config.save(output)
     out.print(f"wrote {path}")
+
+
+class By(StrEnum):
+    scheme = "scheme"
+    optimizer = "optimizer"
+    group = "group"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+@app.command()
+def compare(
+    studies: Annotated[
+        list[str], typer.Argument(help="A study; or several on one task, the first the baseline.")
+    ],
+    by: Annotated[By, typer.Option("--by", help="What to compare within one study.")] = By.scheme,
+    top: Annotated[
+        int | None,
+        typer.Option(min=1, help="How many best trials give the lr ranges [default: a fifth]."),
+    ] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Which scheme won, which optimizer won per group, each group's lr among the best; or
+    several studies on one task side by side."""
+    from groupwise.analysis import compare as compare_one
+    from groupwise.analysis import compare_studies
+
+    with user_errors():
+        if len(studies) > 1:
+            summaries = compare_studies(studies, storage)
+        else:
+            result = compare_one(studies[0], storage, top)
+    if len(studies) > 1:
+        table = Table(
+            "study",
+            "search space",
+            "complete",
+            "pruned",
+            "failed",
+            "best",
+            "trial",
+            "median",
+            f"trials to reach {studies[0]}'s best",
+        )
+        for s in summaries:
+            reach = "-" if s.trials_to_baseline is None else str(s.trials_to_baseline)
+            table.add_row(
+                s.study,
+                Path(s.search_space).name,
+                str(s.complete),
+                str(s.pruned),
+                str(s.failed),
+                _fmt(s.best),
+                str(s.best_trial or "-"),
+                _fmt(s.median),
+                reach,
+            )
+        out.print(table)
+        return
+    metric = f"{result.metric} ({result.direction[:3]})"
+    if by is By.scheme:
+        table = Table("scheme", "complete", "pruned", "failed", f"best {metric}", "median")
+        for r in result.by_scheme:
+            table.add_row(
+                r.scheme,
+                str(r.complete),
+                str(r.pruned),
+                str(r.failed),
+                _fmt(r.best),
+                _fmt(r.median),
+            )
+    elif by is By.optimizer:
+        table = Table("group", "optimizer", "complete", f"best {metric}", "median", "wins")
+        for o in result.by_optimizer:
+            table.add_row(
+                o.label,
+                o.optimizer,
+                str(o.complete),
+                _fmt(o.best),
+                _fmt(o.median),
+                "yes" if o.wins else "",
+            )
+    else:
+        table = Table("group", f"lr in the top {result.top}", "of them", "lr tried")
+        for g in result.lr:
+            table.add_row(
+                g.label,
+                f"{g.top_low:.3g} .. {g.top_high:.3g}",
+                str(g.top_count),
+                f"{g.all_low:.3g} .. {g.all_high:.3g}",
+            )
+    out.print(table)
+
+
+@app.command()
+def dashboard(
+    storage: StorageOption = None,
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless told.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """optuna-dashboard on the study database. Each trial's groupwise.config shows there
+    under its user attributes."""
+    from optuna_dashboard import run_server
+
+    from groupwise.store import open_storage, resolve_url
+
+    with user_errors():
+        opened = open_storage(storage)  # never creates a database
+    try:  # a port in use is one line, before the web server prints its banner
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        typer.echo(
+            f"error: cannot serve on {host}:{port}: {e.strerror or e}; pick another --port "
+            "or stop what holds it",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    out.print(f"optuna-dashboard for {resolve_url(storage)} on http://{host}:{port} (Ctrl-C stops)")
+    run_server(opened, host=host, port=port)
 
 
 @app.command()

@@ -27,7 +27,15 @@ from groupwise.store import (
     study_names,
 )
 
-__all__ = ["BestTrial", "StudyStatus", "best_trials", "load_best", "study_status", "trial_config"]
+__all__ = [
+    "BestTrial",
+    "StudyStatus",
+    "best_trials",
+    "load_best",
+    "load_study",
+    "study_status",
+    "trial_config",
+]
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ class StudyStatus:
     fail_reasons: tuple[tuple[int, str], ...]  # (trial, "FAIL: why" or "PRUNED: why")
 
 
-def _load(study: str, storage: str | None) -> optuna.Study:
+def load_study(study: str, storage: str | None) -> optuna.Study:
+    """An existing study by name; a one-line error naming the studies there if not."""
     opened = open_storage(storage)
     _check_exists(study, study_names(opened), storage)
     return optuna.load_study(study_name=study, storage=opened)
@@ -81,7 +90,7 @@ def _check_exists(study: str, names: list[str], storage: str | None) -> None:
 
 def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[BestTrial]:
     """The ``top`` complete trials, best first (duplicates of one training shown once)."""
-    loaded = _load(study, storage)
+    loaded = load_study(study, storage)
     direction = loaded.direction.name.lower()
     complete = [
         t
@@ -121,7 +130,7 @@ def load_best(study: str, storage: str | None = None) -> TrialConfig:
 
 
 def trial_config(study: str, trial: int, storage: str | None = None) -> TrialConfig:
-    loaded = _load(study, storage)
+    loaded = load_study(study, storage)
     trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
     if trial not in trials:
         raise StudyError(

@@ -1,0 +1,252 @@
+"""Comparisons within a study (by scheme, by each group's optimizer, each group's lr among
+the best trials) and across studies on the same task (a baseline against a per-group search).
+
+Every trained trial counts once: replays of a configuration already trained (trials with
+``groupwise.duplicate_of``) are left out, as are trials without a groupwise config.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from groupwise.analysis._best import load_study
+from groupwise.config import TrialConfig
+from groupwise.errors import StudyError
+from groupwise.store import (
+    CONFIG_ATTR,
+    DUPLICATE_ATTR,
+    METRIC_ATTR,
+    RETRIED_ATTR,
+    SPACE_ATTR,
+    TASK_ATTR,
+)
+
+__all__ = [
+    "Comparison",
+    "GroupLr",
+    "OptimizerSummary",
+    "SchemeSummary",
+    "StudySummary",
+    "compare",
+    "compare_studies",
+]
+
+
+@dataclass(frozen=True)
+class _Row:
+    number: int
+    state: TrialState
+    value: float | None  # COMPLETE trials only
+    config: TrialConfig
+
+
+@dataclass(frozen=True)
+class SchemeSummary:
+    scheme: str
+    complete: int
+    pruned: int
+    failed: int
+    best: float | None
+    median: float | None
+
+
+@dataclass(frozen=True)
+class OptimizerSummary:
+    label: str
+    optimizer: str
+    complete: int
+    best: float | None
+    median: float | None
+    wins: bool  # the best trial with this label used this optimizer
+
+
+@dataclass(frozen=True)
+class GroupLr:
+    label: str
+    top_low: float
+    top_high: float
+    top_count: int  # how many of the top trials gave this label an lr
+    all_low: float
+    all_high: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    study: str
+    metric: str
+    direction: str
+    top: int  # "top trials": this many of the best complete trials
+    by_scheme: tuple[SchemeSummary, ...]
+    by_optimizer: tuple[OptimizerSummary, ...]
+    lr: tuple[GroupLr, ...]
+
+
+def _rows(study: optuna.Study) -> list[_Row]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if not t.state.is_finished() or CONFIG_ATTR not in t.user_attrs:
+            continue
+        if DUPLICATE_ATTR in t.user_attrs or t.user_attrs.get(RETRIED_ATTR):
+            continue
+        value = t.value if t.state == TrialState.COMPLETE else None
+        if value is not None and not math.isfinite(value):
+            value = None
+        rows.append(
+            _Row(t.number, t.state, value, TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]))
+        )
+    return rows
+
+
+def _ranked(rows: Sequence[_Row], direction: str) -> list[_Row]:
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted((r for r in rows if r.value is not None), key=lambda r: sign * (r.value or 0.0))
+
+
+def _stats(values: Sequence[float], direction: str) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return (min(values) if direction == "minimize" else max(values)), statistics.median(values)
+
+
+def compare(study: str, storage: str | None = None, top: int | None = None) -> Comparison:
+    """Per scheme: best, median and counts; per group label and optimizer: best, median,
+    which one wins; per label: the lr range of the ``top`` best trials (default: the best
+    fifth, at least 3) against the range every complete trial tried."""
+    loaded = load_study(study, storage)
+    direction = loaded.direction.name.lower()
+    rows = _rows(loaded)
+    ranked = _ranked(rows, direction)
+    if not ranked:
+        raise StudyError(
+            f"study {study!r} has no complete trial to compare yet; `groupwise status {study}` "
+            "says why"
+        )
+    top = top or max(3, len(ranked) // 5)
+
+    by_scheme = []
+    for scheme in sorted({str(r.config.scheme) for r in rows}):
+        mine = [r for r in rows if str(r.config.scheme) == scheme]
+        best, median = _stats([r.value for r in mine if r.value is not None], direction)
+        by_scheme.append(
+            SchemeSummary(
+                scheme,
+                sum(r.state == TrialState.COMPLETE for r in mine),
+                sum(r.state == TrialState.PRUNED for r in mine),
+                sum(r.state == TrialState.FAIL for r in mine),
+                best,
+                median,
+            )
+        )
+
+    by_optimizer = []
+    for label in sorted({label for r in ranked for label in r.config.groups}):
+        with_label = [r for r in ranked if label in r.config.groups]
+        winner = with_label[0].config.groups[label].optimizer
+        for optimizer in sorted({r.config.groups[label].optimizer for r in with_label}):
+            values = [
+                r.value
+                for r in with_label
+                if r.config.groups[label].optimizer == optimizer and r.value is not None
+            ]
+            best, median = _stats(values, direction)
+            by_optimizer.append(
+                OptimizerSummary(label, optimizer, len(values), best, median, optimizer == winner)
+            )
+
+    lr = []
+    for label in sorted({label for r in ranked for label in r.config.groups}):
+        every = [_lr(r, label) for r in ranked]
+        every_lr = [x for x in every if x is not None]
+        best_lr = [x for x in every[:top] if x is not None]
+        if best_lr:
+            lr.append(
+                GroupLr(
+                    label, min(best_lr), max(best_lr), len(best_lr), min(every_lr), max(every_lr)
+                )
+            )
+
+    return Comparison(
+        study,
+        str(loaded.user_attrs.get(METRIC_ATTR, "value")),
+        direction,
+        top,
+        tuple(by_scheme),
+        tuple(by_optimizer),
+        tuple(lr),
+    )
+
+
+def _lr(row: _Row, label: str) -> float | None:
+    group = row.config.groups.get(label)
+    value = group.hyperparameters.get("lr") if group else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    study: str
+    search_space: str
+    complete: int
+    pruned: int
+    failed: int
+    best: float | None
+    best_trial: int | None
+    median: float | None
+    trials_to_baseline: int | None  # trials (in order) until one matched the first study's best
+
+
+def compare_studies(studies: Sequence[str], storage: str | None = None) -> list[StudySummary]:
+    """Studies on the same task and metric side by side; the first is the baseline."""
+    loaded = [load_study(name, storage) for name in studies]
+    identity = [
+        (s.user_attrs.get(TASK_ATTR), s.user_attrs.get(METRIC_ATTR), s.direction.name.lower())
+        for s in loaded
+    ]
+    for name, ident in zip(studies[1:], identity[1:], strict=True):
+        if ident != identity[0]:
+            raise StudyError(
+                f"study {name!r} ran task {ident[0]!r} on {ident[1]} ({ident[2]}); "
+                f"{studies[0]!r} ran {identity[0][0]!r} on {identity[0][1]} ({identity[0][2]}). "
+                "Compare studies of the same task, metric and direction"
+            )
+    direction = identity[0][2]
+    sign = 1.0 if direction == "minimize" else -1.0
+    summaries = []
+    baseline_best: float | None = None
+    for name, study in zip(studies, loaded, strict=True):
+        rows = _rows(study)
+        ranked = _ranked(rows, direction)
+        best, median = _stats([r.value for r in ranked if r.value is not None], direction)
+        if baseline_best is None:
+            baseline_best = best
+        reach = None
+        if baseline_best is not None:
+            ordered = sorted(rows, key=lambda r: r.number)
+            reach = next(
+                (
+                    i + 1
+                    for i, r in enumerate(ordered)
+                    if r.value is not None and sign * r.value <= sign * baseline_best
+                ),
+                None,
+            )
+        summaries.append(
+            StudySummary(
+                name,
+                str(study.user_attrs.get(SPACE_ATTR, "?")),
+                sum(r.state == TrialState.COMPLETE for r in rows),
+                sum(r.state == TrialState.PRUNED for r in rows),
+                sum(r.state == TrialState.FAIL for r in rows),
+                best,
+                ranked[0].number if ranked else None,
+                median,
+                reach,
+            )
+        )
+    return summaries

@@ -1,0 +1,120 @@
+"""All runs, or all epochs, of a study as flat rows for pandas: CSV or JSON.
+
+    import pandas as pd
+    runs = pd.read_csv("runs.csv")      # groupwise export STUDY --runs -o runs.csv
+
+Runs come from groupwise's tables: one row per attempt, with where and how long it ran and
+one column per group setting (``<label>.optimizer``, ``<label>.lr``, ...). Epochs: one row
+per trained epoch with the loss, metrics and each group's lr (``lr.<label>``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+
+from groupwise.analysis._best import load_study
+from groupwise.errors import ConfigError, StudyError
+from groupwise.store import open_storage, read_epochs, read_runs, revision_of
+
+__all__ = ["FORMATS", "epoch_rows", "run_rows", "write_rows"]
+
+FORMATS = (".csv", ".json")
+
+
+def _connection_for(study: str, storage: str | None) -> sqlalchemy.Connection:
+    load_study(study, storage)  # a one-line error for a study that is not there
+    engine = open_storage(storage).engine
+    if revision_of(engine) is None:
+        raise StudyError(
+            f"the database of study {study!r} has no groupwise run tables (it was written by "
+            "an older groupwise); launch the study again with this version to record runs"
+        )
+    return engine.connect()
+
+
+def run_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
+    with _connection_for(study, storage) as connection:
+        runs = read_runs(connection, study)
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "study": run.study,
+            "trial": run.trial_number,
+            "attempt": run.attempt,
+            "retry_of": run.retry_of,
+            "state": run.state,
+            "value": run.value,
+            "reason": run.reason,
+            "scheme": run.scheme,
+            "duplicate_of": run.duplicate_of,
+            "driver": run.driver,
+            "host": run.host,
+            "node": run.node,
+            "device": run.device,
+            "started_at": _iso(run.started_at),
+            "ended_at": _iso(run.ended_at),
+            "wall_s": run.wall_s,
+            "peak_memory_bytes": run.peak_memory_bytes,
+        }
+        for label, group in sorted(run.config.get("groups", {}).items()):
+            for key, value in group.items():
+                row[f"{label}.{key}"] = json.dumps(value) if isinstance(value, list) else value
+        row["config"] = json.dumps(run.config, sort_keys=True)
+        rows.append(row)
+    return rows
+
+
+def epoch_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
+    with _connection_for(study, storage) as connection:
+        epochs = read_epochs(connection, study)
+    rows = []
+    for trial, epoch in epochs:
+        row: dict[str, Any] = {
+            "study": study,
+            "trial": trial,
+            "epoch": epoch.epoch,
+            "train_loss": epoch.train_loss,
+            "val_loss": epoch.val_loss,
+            "metric": epoch.metric,
+            "elapsed_s": epoch.elapsed_s,
+        }
+        row |= {k: v for k, v in sorted(epoch.metrics.items()) if k not in row}
+        row |= {f"lr.{label}": lr for label, lr in sorted(epoch.lrs.items())}
+        rows.append(row)
+    return rows
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    """UTC, ISO 8601 with its offset (SQLite returns the stored UTC time without one)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """CSV (columns: every key any row has, in first-seen order) or JSON (a list of rows)."""
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise ConfigError(
+            f"{path}: cannot tell the format from {path.suffix or 'no suffix'!r}; "
+            f"name the file .csv or .json"
+        )
+    try:
+        with path.open("w", newline="") as f:
+            if path.suffix == ".json":
+                json.dump(list(rows), f, indent=1)
+            else:
+                columns = list(dict.fromkeys(key for row in rows for key in row))
+                writer = csv.DictWriter(f, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
