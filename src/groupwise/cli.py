@@ -345,6 +345,20 @@ def compare(
 
 
 @app.command()
+def report(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")],
+    storage: StorageOption = None,
+) -> None:
+    """An HTML report (index.html) with plots, and the plots as PNG files."""
+    from groupwise.analysis import write_report
+
+    with user_errors():
+        written = write_report(study, output, storage)
+    out.print(f"wrote {written.page} and {len(written.plots)} plots (PNG) in {written.directory}")
+
+
+@app.command()
 def dashboard(
     storage: StorageOption = None,
     host: Annotated[str, typer.Option(help="Address to bind; loopback unless told.")] = "127.0.0.1",

@@ -23,13 +23,16 @@ from groupwise.analysis._compare import (
     compare_studies,
 )
 from groupwise.analysis._export import FORMATS, epoch_rows, run_rows, write_rows
+from groupwise.analysis._report import PLOTS, Report, write_report
 
 __all__ = [
     "FORMATS",
+    "PLOTS",
     "BestTrial",
     "Comparison",
     "GroupLr",
     "OptimizerSummary",
+    "Report",
     "SchemeSummary",
     "StudyStatus",
     "StudySummary",
@@ -42,5 +45,6 @@ __all__ = [
     "run_rows",
     "study_status",
     "trial_config",
+    "write_report",
     "write_rows",
 ]

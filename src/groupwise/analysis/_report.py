@@ -1,0 +1,285 @@
+"""``groupwise report``: one HTML page and PNG plots for a finished study.
+
+Plots (each a PNG beside ``index.html``, and inline SVG in the page): the optimization history
+with the best so far; best and median value by scheme; each group's lr against the objective,
+coloured by optimizer; Optuna's parameter importances; the learning curves of the top trials
+(from groupwise's epoch table). The page adds the comparison tables of ``groupwise compare``
+and the best trial's config as YAML.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import TrialState
+
+from groupwise import _yaml
+from groupwise.analysis._best import best_trials, load_study
+from groupwise.analysis._compare import Comparison, compare
+from groupwise.errors import ConfigError
+from groupwise.store import (
+    CONFIG_ATTR,
+    DUPLICATE_ATTR,
+    TASK_ATTR,
+    open_storage,
+    read_epochs,
+    revision_of,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["PLOTS", "Report", "write_report"]
+
+PLOTS = ("history", "schemes", "lr", "importances", "curves")
+
+
+@dataclass(frozen=True)
+class Report:
+    directory: Path
+    page: Path
+    plots: tuple[Path, ...]
+
+
+def write_report(study: str, directory: str | Path, storage: str | None = None) -> Report:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    loaded = load_study(study, storage)
+    result = compare(study, storage)
+    best = best_trials(study, storage, top=1)[0]
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot write the report to {directory}: {e.strerror or e}") from e
+    trials = [
+        t
+        for t in loaded.get_trials(deepcopy=False)
+        if t.state.is_finished() and DUPLICATE_ATTR not in t.user_attrs
+    ]
+    drawers: dict[str, tuple[str, Callable[[Axes], None]]] = {
+        "history": ("Optimization history", lambda ax: _history(ax, trials, result)),
+        "schemes": ("Best value by scheme", lambda ax: _schemes(ax, result)),
+        "lr": ("Each group's lr against the objective", lambda ax: _lr(ax, trials, result)),
+        "importances": (
+            "Parameter importances (Optuna's default evaluator, PED-ANOVA)",
+            lambda ax: _importances(ax, loaded),
+        ),
+        "curves": (
+            f"Learning curves of the top {result.top} trials",
+            lambda ax: _curves(ax, study, storage, trials, result),
+        ),
+    }
+    figures, paths = [], []
+    for name, (title, draw) in drawers.items():
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        draw(ax)
+        ax.set_title(title)
+        fig.tight_layout()
+        path = directory / f"{name}.png"
+        fig.savefig(path, dpi=120)
+        svg = io.StringIO()
+        fig.savefig(svg, format="svg")
+        plt.close(fig)
+        figures.append((title, name, svg.getvalue()))
+        paths.append(path)
+    page = directory / "index.html"
+    page.write_text(_page(loaded, result, best.trial, best.config.to_dict(), figures))
+    return Report(directory, page, tuple(paths))
+
+
+def _complete(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+
+
+def _v(trial: optuna.trial.FrozenTrial) -> float:
+    """A complete trial's value (``_complete`` leaves only those with one)."""
+    return float(trial.value if trial.value is not None else math.nan)
+
+
+def _history(ax: Axes, trials: Sequence[optuna.trial.FrozenTrial], result: Comparison) -> None:
+    complete = _complete(trials)
+    pick = min if result.direction == "minimize" else max
+    ax.scatter([t.number for t in complete], [_v(t) for t in complete], s=14, label="complete")
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
+    ax.scatter(
+        [t.number for t in pruned],
+        [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
+        s=14,
+        marker="x",
+        alpha=0.6,
+        label="pruned (last report)",
+    )
+    best: float | None = None
+    line = []
+    for t in sorted(complete, key=lambda t: t.number):
+        best = _v(t) if best is None else pick(best, _v(t))
+        line.append((t.number, best))
+    if line:
+        ax.step(*zip(*line, strict=True), where="post", color="black", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(result.metric)
+    ax.legend(fontsize=8)
+
+
+def _schemes(ax: Axes, result: Comparison) -> None:
+    rows = [s for s in result.by_scheme if s.best is not None]
+    names = [f"{s.scheme} (n={s.complete})" for s in rows]
+    ax.barh(names, [s.best or 0.0 for s in rows], color="tab:blue", label="best")
+    ax.scatter([s.median or 0.0 for s in rows], names, color="black", zorder=3, label="median")
+    ax.set_xlabel(result.metric)
+    ax.legend(fontsize=8)
+
+
+def _lr(ax: Axes, trials: Sequence[optuna.trial.FrozenTrial], result: Comparison) -> None:
+    from groupwise.config import TrialConfig
+
+    markers = "osD^v<>p*h"
+    labels = sorted({g.label for g in result.lr})
+    kinds = sorted({o.optimizer for o in result.by_optimizer})
+    palette = {kind: f"C{i % 10}" for i, kind in enumerate(kinds)}
+    optimizers: set[str] = set()
+    for t in _complete(trials):
+        config = TrialConfig.from_json(t.user_attrs[CONFIG_ATTR])
+        for i, label in enumerate(labels):
+            group = config.groups.get(label)
+            lr = group.hyperparameters.get("lr") if group else None
+            if group is not None and isinstance(lr, int | float):
+                optimizers.add(group.optimizer)
+                marker = markers[i % len(markers)]
+                ax.scatter(lr, _v(t), s=16, marker=marker, color=palette[group.optimizer])
+    for i, label in enumerate(labels):
+        ax.scatter([], [], marker=markers[i % len(markers)], color="gray", label=f"group {label}")
+    for optimizer in sorted(optimizers):
+        ax.scatter([], [], marker="s", color=palette[optimizer], label=optimizer)
+    ax.set_xscale("log")
+    ax.set_xlabel("lr (marker: group, colour: optimizer)")
+    ax.set_ylabel(result.metric)
+    ax.legend(fontsize=7)
+
+
+def _importances(ax: Axes, study: optuna.Study) -> None:
+    try:
+        with warnings.catch_warnings():  # "few trials in a regime": the plot says n anyway
+            warnings.simplefilter("ignore")
+            importances = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError) as e:  # too few trials, or nothing to vary
+        ax.text(
+            0.5, 0.5, f"not available: {e}"[:90], ha="center", va="center", transform=ax.transAxes
+        )
+        ax.set_axis_off()
+        return
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names])
+    ax.set_xlabel("importance (fraction of variance)")
+
+
+def _curves(
+    ax: Axes,
+    study: str,
+    storage: str | None,
+    trials: Sequence[optuna.trial.FrozenTrial],
+    result: Comparison,
+) -> None:
+    sign = 1.0 if result.direction == "minimize" else -1.0
+    top = sorted(_complete(trials), key=lambda t: sign * (t.value or 0.0))[: result.top]
+    engine = open_storage(storage).engine
+    epochs: dict[int, list[tuple[int, float]]] = {}
+    if revision_of(engine) is not None:
+        with engine.connect() as connection:
+            for number, row in read_epochs(connection, study):
+                if row.metric is not None:
+                    epochs.setdefault(number, []).append((row.epoch, row.metric))
+    for t in top:
+        points = epochs.get(t.number) or sorted(t.intermediate_values.items())
+        ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=f"trial {t.number}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(result.metric)
+    ax.legend(fontsize=7)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return html.escape("-" if value is None else str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _page(
+    study: optuna.Study,
+    result: Comparison,
+    best_number: int,
+    best_config: dict[str, object],
+    figures: Sequence[tuple[str, str, str]],
+) -> str:
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    summary = _table(
+        ["study", "task", "metric", "complete", "pruned", "failed", "best trial"],
+        [
+            [
+                result.study,
+                study.user_attrs.get(TASK_ATTR, "?"),
+                f"{result.metric} ({result.direction})",
+                counts["COMPLETE"],
+                counts["PRUNED"],
+                counts["FAIL"],
+                best_number,
+            ]
+        ],
+    )
+    schemes = _table(
+        ["scheme", "complete", "pruned", "failed", "best", "median"],
+        [[s.scheme, s.complete, s.pruned, s.failed, s.best, s.median] for s in result.by_scheme],
+    )
+    optimizers = _table(
+        ["group", "optimizer", "complete", "best", "median", "wins"],
+        [
+            [o.label, o.optimizer, o.complete, o.best, o.median, "yes" if o.wins else ""]
+            for o in result.by_optimizer
+        ],
+    )
+    lrs = _table(
+        ["group", f"lr low (top {result.top})", "lr high", "of them", "lr tried low", "high"],
+        [[g.label, g.top_low, g.top_high, g.top_count, g.all_low, g.all_high] for g in result.lr],
+    )
+    plots = "".join(
+        f'<h2>{html.escape(title)}</h2><div class="plot">{svg[svg.index("<svg") :]}</div>'
+        f'<p><a href="{name}.png">{name}.png</a></p>'
+        for title, name, svg in figures
+    )
+    config = html.escape(_yaml.dump(best_config).rstrip())
+    name = html.escape(result.study)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>groupwise report: {name}</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px}}
+.plot svg{{max-width:100%;height:auto}}pre{{background:#f4f4f4;padding:1em}}</style></head>
+<body><h1>groupwise report: {name}</h1>{summary}
+<h2>Best config (trial {best_number})</h2><pre>{config}</pre>
+<h2>By scheme</h2>{schemes}<h2>Which optimizer wins, per group</h2>{optimizers}
+<h2>Each group's lr among the best trials</h2>{lrs}{plots}
+</body></html>
+"""
