@@ -515,7 +515,8 @@ class _Driver:
         infeasible: float | None = None,
         remember: bool | None = None,
     ) -> None:
-        """End one of this driver's trials, in one transaction."""
+        """End one of this driver's trials, in one transaction. ``remember``: whether a later
+        trial with the same canonical config replays this outcome instead of training."""
         assert self.mirror is not None
         where = {"wall_s": round(time.perf_counter() - run.started, 3), "driver": DRIVER}
         if result is not None:
@@ -539,7 +540,9 @@ class _Driver:
         if frozen is None:
             return  # another driver failed it as stale while this one was cut off
         self.ran += 1
-        if remember if remember is not None else state != TrialState.FAIL:
+        if remember is None:  # by default: what training decided, not what the machinery did
+            remember = state != TrialState.FAIL
+        if remember:
             self._remember(frozen)
 
     def _end(
