@@ -117,3 +117,22 @@ def test_a_trial_past_its_timeout_fails_with_its_reason_and_the_rest_go_on(tmp_p
     assert len(trials) == 4 and result.progress.finished == 4
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
     assert result.progress.elapsed_s < 60  # the hang (an hour) was cut off
+
+
+def test_a_running_trial_that_never_had_a_heartbeat_is_adopted_not_waited_for(tmp_path):
+    """A RUNNING trial with no heartbeat row (an older groupwise, a crash before the first
+    heartbeat) would never read as stale. A launch adopts it; it goes stale and is retried."""
+    db = f"sqlite:///{tmp_path}/s.db"
+    faults = "{heartbeat_s: 1, stale_after_s: 2}"
+    path = study_file(tmp_path, "user_tasks:tiny", trials=1, faults=faults)
+    launch(load_study(path), storage=db)
+    orphan = optuna.load_study(study_name="faults", storage=db).ask()  # no heartbeat, ever
+
+    result = launch(load_study(path).with_overrides(trials=3), storage=db)
+
+    trials = optuna.load_study(study_name="faults", storage=db).get_trials()
+    stale = trials[orphan.number]
+    assert stale.state == TrialState.FAIL and stale.user_attrs[RETRIED_ATTR] is True
+    assert stale.user_attrs[REASON_ATTR].startswith("stale: no heartbeat")
+    assert [t.user_attrs.get(RETRY_OF_ATTR) for t in trials].count(orphan.number) == 1
+    assert len(counted(trials)) == 3 == result.progress.finished

@@ -241,6 +241,12 @@ class _Driver:
             )
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
             self._remember(trial)
+        # Adopt the RUNNING trials found here: one heartbeat each. A live driver's trials
+        # lose nothing (it keeps beating); trials that never had a heartbeat (an older
+        # groupwise, a crash before the first one) can now go stale instead of being waited
+        # for forever.
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            mirror.record_heartbeat(trial._trial_id)
         return study
 
     def start_workers(self) -> None:
