@@ -7,6 +7,7 @@ database stays readable by every Optuna tool.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,40 +89,60 @@ def _check_exists(study: str, names: list[str], storage: str | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Trained:
+    """A finished trial that trained, with its config. Left out of every query: replays of
+    a config already trained (``groupwise.duplicate_of``), attempts superseded by a retry,
+    and trials groupwise did not sample."""
+
+    trial: optuna.trial.FrozenTrial
+    config: TrialConfig
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    @property
+    def state(self) -> TrialState:
+        return self.trial.state
+
+    @property
+    def value(self) -> float | None:
+        """The objective of a COMPLETE trial with a finite one, else None."""
+        value = self.trial.value if self.trial.state == TrialState.COMPLETE else None
+        return value if value is not None and math.isfinite(value) else None
+
+
+def trained_trials(study: optuna.Study) -> list[Trained]:
+    return [
+        Trained(t, TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]))
+        for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished()
+        and CONFIG_ATTR in t.user_attrs
+        and DUPLICATE_ATTR not in t.user_attrs
+        and not t.user_attrs.get(RETRIED_ATTR)
+    ]
+
+
+def best_first(rows: Sequence[Trained], direction: str) -> list[Trained]:
+    """The rows with a value, best first."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted((r for r in rows if r.value is not None), key=lambda r: sign * (r.value or 0.0))
+
+
 def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[BestTrial]:
     """The ``top`` complete trials, best first (duplicates of one training shown once)."""
     loaded = load_study(study, storage)
     direction = loaded.direction.name.lower()
-    complete = [
-        t
-        for t in loaded.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
-        and math.isfinite(t.value)
-        and CONFIG_ATTR in t.user_attrs
-        and DUPLICATE_ATTR not in t.user_attrs
-    ]
-    if not complete:
+    best = best_first(trained_trials(loaded), direction)[:top]
+    if not best:
         raise StudyError(
             f"study {study!r} has no complete trial yet; `groupwise status {study}` says why"
         )
-    sign = 1.0 if direction == "minimize" else -1.0
-    complete.sort(key=lambda t: sign * _value(t))
     metric = str(loaded.user_attrs.get(METRIC_ATTR, "value"))
     return [
-        BestTrial(
-            study,
-            t.number,
-            _value(t),
-            direction,
-            metric,
-            TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]),
-        )
-        for t in complete[:top]
+        BestTrial(study, r.number, r.value or math.nan, direction, metric, r.config) for r in best
     ]
-
-
-def _value(trial: optuna.trial.FrozenTrial) -> float:
-    return float(trial.value if trial.value is not None else math.nan)
 
 
 def load_best(study: str, storage: str | None = None) -> TrialConfig:

@@ -7,22 +7,16 @@ Every trained trial counts once: replays of a configuration already trained (tri
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import optuna
 from optuna.trial import TrialState
 
-from groupwise.analysis._best import load_study
-from groupwise.config import TrialConfig
+from groupwise.analysis._best import Trained, best_first, load_study, trained_trials
 from groupwise.errors import StudyError
 from groupwise.store import (
-    CONFIG_ATTR,
-    DUPLICATE_ATTR,
     METRIC_ATTR,
-    RETRIED_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
 )
@@ -36,14 +30,6 @@ __all__ = [
     "compare",
     "compare_studies",
 ]
-
-
-@dataclass(frozen=True)
-class _Row:
-    number: int
-    state: TrialState
-    value: float | None  # COMPLETE trials only
-    config: TrialConfig
 
 
 @dataclass(frozen=True)
@@ -87,27 +73,6 @@ class Comparison:
     lr: tuple[GroupLr, ...]
 
 
-def _rows(study: optuna.Study) -> list[_Row]:
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if not t.state.is_finished() or CONFIG_ATTR not in t.user_attrs:
-            continue
-        if DUPLICATE_ATTR in t.user_attrs or t.user_attrs.get(RETRIED_ATTR):
-            continue
-        value = t.value if t.state == TrialState.COMPLETE else None
-        if value is not None and not math.isfinite(value):
-            value = None
-        rows.append(
-            _Row(t.number, t.state, value, TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]))
-        )
-    return rows
-
-
-def _ranked(rows: Sequence[_Row], direction: str) -> list[_Row]:
-    sign = 1.0 if direction == "minimize" else -1.0
-    return sorted((r for r in rows if r.value is not None), key=lambda r: sign * (r.value or 0.0))
-
-
 def _stats(values: Sequence[float], direction: str) -> tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -120,8 +85,8 @@ def compare(study: str, storage: str | None = None, top: int | None = None) -> C
     fifth, at least 3) against the range every complete trial tried."""
     loaded = load_study(study, storage)
     direction = loaded.direction.name.lower()
-    rows = _rows(loaded)
-    ranked = _ranked(rows, direction)
+    rows = trained_trials(loaded)
+    ranked = best_first(rows, direction)
     if not ranked:
         raise StudyError(
             f"study {study!r} has no complete trial to compare yet; `groupwise status {study}` "
@@ -182,7 +147,7 @@ def compare(study: str, storage: str | None = None, top: int | None = None) -> C
     )
 
 
-def _lr(row: _Row, label: str) -> float | None:
+def _lr(row: Trained, label: str) -> float | None:
     group = row.config.groups.get(label)
     value = group.hyperparameters.get("lr") if group else None
     return float(value) if isinstance(value, int | float) else None
@@ -220,8 +185,8 @@ def compare_studies(studies: Sequence[str], storage: str | None = None) -> list[
     summaries = []
     baseline_best: float | None = None
     for name, study in zip(studies, loaded, strict=True):
-        rows = _rows(study)
-        ranked = _ranked(rows, direction)
+        rows = trained_trials(study)
+        ranked = best_first(rows, direction)
         best, median = _stats([r.value for r in ranked if r.value is not None], direction)
         if baseline_best is None:
             baseline_best = best

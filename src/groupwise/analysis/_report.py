@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,12 +21,10 @@ import optuna
 from optuna.trial import TrialState
 
 from groupwise import _yaml
-from groupwise.analysis._best import best_trials, load_study
+from groupwise.analysis._best import Trained, best_first, best_trials, load_study, trained_trials
 from groupwise.analysis._compare import Comparison, compare
 from groupwise.errors import ConfigError
 from groupwise.store import (
-    CONFIG_ATTR,
-    DUPLICATE_ATTR,
     TASK_ATTR,
     open_storage,
     read_epochs,
@@ -63,11 +60,7 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write the report to {directory}: {e.strerror or e}") from e
-    trials = [
-        t
-        for t in loaded.get_trials(deepcopy=False)
-        if t.state.is_finished() and DUPLICATE_ATTR not in t.user_attrs
-    ]
+    trials = trained_trials(loaded)
     drawers: dict[str, tuple[str, Callable[[Axes], None]]] = {
         "history": ("Optimization history", lambda ax: _history(ax, trials, result)),
         "schemes": ("Best value by scheme", lambda ax: _schemes(ax, result)),
@@ -99,24 +92,11 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
     return Report(directory, page, tuple(paths))
 
 
-def _complete(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    return [
-        t
-        for t in trials
-        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
-    ]
-
-
-def _v(trial: optuna.trial.FrozenTrial) -> float:
-    """A complete trial's value (``_complete`` leaves only those with one)."""
-    return float(trial.value if trial.value is not None else math.nan)
-
-
-def _history(ax: Axes, trials: Sequence[optuna.trial.FrozenTrial], result: Comparison) -> None:
-    complete = _complete(trials)
+def _history(ax: Axes, rows: Sequence[Trained], result: Comparison) -> None:
+    complete = [(r.number, r.value) for r in rows if r.value is not None]
     pick = min if result.direction == "minimize" else max
-    ax.scatter([t.number for t in complete], [_v(t) for t in complete], s=14, label="complete")
-    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
+    ax.scatter([n for n, _ in complete], [v for _, v in complete], s=14, label="complete")
+    pruned = [r.trial for r in rows if r.state == TrialState.PRUNED and r.trial.intermediate_values]
     ax.scatter(
         [t.number for t in pruned],
         [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
@@ -127,9 +107,9 @@ def _history(ax: Axes, trials: Sequence[optuna.trial.FrozenTrial], result: Compa
     )
     best: float | None = None
     line = []
-    for t in sorted(complete, key=lambda t: t.number):
-        best = _v(t) if best is None else pick(best, _v(t))
-        line.append((t.number, best))
+    for number, value in sorted(complete):
+        best = value if best is None else pick(best, value)
+        line.append((number, best))
     if line:
         ax.step(*zip(*line, strict=True), where="post", color="black", label="best so far")
     ax.set_xlabel("trial")
@@ -146,23 +126,22 @@ def _schemes(ax: Axes, result: Comparison) -> None:
     ax.legend(fontsize=8)
 
 
-def _lr(ax: Axes, trials: Sequence[optuna.trial.FrozenTrial], result: Comparison) -> None:
-    from groupwise.config import TrialConfig
-
+def _lr(ax: Axes, rows: Sequence[Trained], result: Comparison) -> None:
     markers = "osD^v<>p*h"
     labels = sorted({g.label for g in result.lr})
     kinds = sorted({o.optimizer for o in result.by_optimizer})
     palette = {kind: f"C{i % 10}" for i, kind in enumerate(kinds)}
     optimizers: set[str] = set()
-    for t in _complete(trials):
-        config = TrialConfig.from_json(t.user_attrs[CONFIG_ATTR])
+    for r in rows:
+        if r.value is None:
+            continue
         for i, label in enumerate(labels):
-            group = config.groups.get(label)
+            group = r.config.groups.get(label)
             lr = group.hyperparameters.get("lr") if group else None
             if group is not None and isinstance(lr, int | float):
                 optimizers.add(group.optimizer)
                 marker = markers[i % len(markers)]
-                ax.scatter(lr, _v(t), s=16, marker=marker, color=palette[group.optimizer])
+                ax.scatter(lr, r.value, s=16, marker=marker, color=palette[group.optimizer])
     for i, label in enumerate(labels):
         ax.scatter([], [], marker=markers[i % len(markers)], color="gray", label=f"group {label}")
     for optimizer in sorted(optimizers):
@@ -193,11 +172,10 @@ def _curves(
     ax: Axes,
     study: str,
     storage: str | None,
-    trials: Sequence[optuna.trial.FrozenTrial],
+    rows: Sequence[Trained],
     result: Comparison,
 ) -> None:
-    sign = 1.0 if result.direction == "minimize" else -1.0
-    top = sorted(_complete(trials), key=lambda t: sign * (t.value or 0.0))[: result.top]
+    top = [r.trial for r in best_first(rows, result.direction)[: result.top]]
     engine = open_storage(storage).engine
     epochs: dict[int, list[tuple[int, float]]] = {}
     if revision_of(engine) is not None:

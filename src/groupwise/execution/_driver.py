@@ -160,8 +160,6 @@ def _fingerprint(spec: StudySpec) -> str:
 @dataclass
 class _Running:
     trial: optuna.Trial
-    config: TrialConfig
-    key: str
     worker: int
     run_id: int  # its groupwise_runs row
     rebuilds: int  # the mirror's rebuild count when ``trial`` was read
@@ -326,7 +324,7 @@ class _Driver:
             ):
                 self._start_trial(study)
                 view = self._view(study)
-            self._progress(view)
+            self.on_progress(view)
             wake = min(next_tick, self._next_timeout())
             if not self.in_flight:
                 if time.perf_counter() >= deadline or target is None or view.finished >= target:
@@ -388,14 +386,14 @@ class _Driver:
         if opened is None:  # replayed or infeasible: already recorded
             self.ran += 1
             return
-        trial, config, key, run_id = opened
+        trial, config, run_id = opened
         worker = self.free.pop()
         ref = self.workers[worker].step.remote(config.to_dict())
-        self.in_flight[ref] = _Running(trial, config, key, worker, run_id, self.mirror.rebuilds)
+        self.in_flight[ref] = _Running(trial, worker, run_id, self.mirror.rebuilds)
 
     def _open_trial(
         self, study: optuna.Study, connection: sqlalchemy.Connection
-    ) -> tuple[optuna.Trial, TrialConfig, str, int] | None:
+    ) -> tuple[optuna.Trial, TrialConfig, int] | None:
         trial = study.ask()
         config = sample(trial, self.spec.space, self.p.facts)
         key = canonical_key(config, self.p.facts)
@@ -433,7 +431,7 @@ class _Driver:
                     infeasible=need.total / self.memory_budget - 1.0,
                 )
                 return None
-        return trial, config, key, run_id
+        return trial, config, run_id
 
     def _group_records(self, config: TrialConfig) -> list[GroupRecord]:
         tensors = self.p.facts.tensors
@@ -685,9 +683,6 @@ class _Driver:
             best_trial=best[1] if best else None,
             elapsed_s=time.perf_counter() - self.started,
         )
-
-    def _progress(self, view: Progress) -> None:
-        self.on_progress(view)
 
     def stop(self, study: optuna.Study | None, reason: str) -> None:
         """Record trials still in flight as lost (with ``reason``, so they are retried when

@@ -201,8 +201,10 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
 
     Optuna's samplers read the study's trials on every ``suggest_*`` call; against SQL each of
     those reads is a query (most of a trial's cost, measured in BENCHMARKS.md). A write goes
-    to the database, and only when it committed to the mirror, so memory never holds what the
-    database lacks. Writes wait out a database restart (:func:`reconnecting`).
+    to the database, and only when it succeeded to the mirror. Outside a :meth:`transaction`
+    that write has committed; inside one, memory is rebuilt from the database if the
+    transaction does not commit, so memory never keeps what the database lacks. Writes wait
+    out a database restart (:func:`reconnecting`).
 
     Other drivers may share the study. Their trials reach the mirror when a trial number
     shows a gap (on the next ``ask``) and at every :meth:`sync`, which the driver calls once
@@ -212,23 +214,29 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
 
     def __init__(self, backend: optuna.storages.RDBStorage, study_name: str) -> None:
         self.backend = backend
-        self.memory = optuna.storages.InMemoryStorage()
         self._backend_study = backend.get_study_id_from_name(study_name)
-        self._study = self.memory.create_new_study(
-            backend.get_study_directions(self._backend_study), study_name
-        )
-        for key, value in backend.get_study_user_attrs(self._backend_study).items():
-            self.memory.set_study_user_attr(self._study, key, value)
-        for key, value in backend.get_study_system_attrs(self._backend_study).items():
-            self.memory.set_study_system_attr(self._study, key, value)
-        self._to_backend: dict[int, int] = {}
-        self._from_backend: dict[int, int] = {}
         self._connection: sqlalchemy.Connection | None = None  # inside transaction()
         self._stale_memory = False
         self.rebuilds = 0  # times the mirror was rebuilt after a rolled-back transaction
+        self._load()
         self.foreign_trials = 0  # trials other drivers created while this one ran
-        self.sync()
+
+    def _load(self) -> None:
+        """(Re)build the mirror from the database. Trial ids come out the same each time:
+        the mirror holds one study, so its ids are the trial numbers."""
+        self.memory = optuna.storages.InMemoryStorage()
+        self._study = self.memory.create_new_study(
+            self.backend.get_study_directions(self._backend_study),
+            self.backend.get_study_name_from_id(self._backend_study),
+        )
+        for key, value in self.backend.get_study_user_attrs(self._backend_study).items():
+            self.memory.set_study_user_attr(self._study, key, value)
+        for key, value in self.backend.get_study_system_attrs(self._backend_study).items():
+            self.memory.set_study_system_attr(self._study, key, value)
+        self._to_backend: dict[int, int] = {}
+        self._from_backend: dict[int, int] = {}
         self.foreign_trials = 0
+        self.sync()
 
     def _write(self, what: str, call: Callable[[], T]) -> T:
         if self._connection is not None:  # inside transaction(): it retries as a whole
@@ -279,27 +287,13 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         return reconnecting(attempt, what)
 
     def _refresh_if_stale(self) -> None:
-        """Rebuild the mirror from the database after a transaction that did not commit.
-
-        Trial ids stay the same: the mirror holds one study, so its ids are trial numbers.
-        """
+        """Rebuild the mirror from the database after a transaction that did not commit."""
         if not self._stale_memory:
             return
-        self.memory = optuna.storages.InMemoryStorage()
-        self._study = self.memory.create_new_study(
-            self.backend.get_study_directions(self._backend_study),
-            self.backend.get_study_name_from_id(self._backend_study),
-        )
-        for key, value in self.backend.get_study_user_attrs(self._backend_study).items():
-            self.memory.set_study_user_attr(self._study, key, value)
-        for key, value in self.backend.get_study_system_attrs(self._backend_study).items():
-            self.memory.set_study_system_attr(self._study, key, value)
-        self._to_backend.clear()
-        self._from_backend.clear()
         foreign = self.foreign_trials
         self._stale_memory = False
         self.rebuilds += 1
-        self.sync()
+        self._load()
         self.foreign_trials = foreign
 
     def _check(self, study_id: int) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import insert, select, update
@@ -156,20 +156,24 @@ def read_runs(connection: sqlalchemy.Connection, study: str) -> list[RunRow]:
 
 def read_epochs(connection: sqlalchemy.Connection, study: str) -> list[tuple[int, EpochRow]]:
     """(trial number, epoch row) for every epoch of every run of ``study``."""
-    query = (
-        select(RunRow.trial_number, EpochRow)
-        .join(EpochRow, EpochRow.run_id == RunRow.id)
-        .where(RunRow.study == study)
-        .order_by(RunRow.trial_number, EpochRow.epoch)
-    )
-    return [(int(n), row) for n, row in sqlalchemy.orm.Session(connection).execute(query)]
+    return _per_trial(connection, study, EpochRow, EpochRow.epoch)
 
 
 def read_groups(connection: sqlalchemy.Connection, study: str) -> list[tuple[int, GroupRow]]:
+    """(trial number, group row) for every group of every run of ``study``."""
+    return _per_trial(connection, study, GroupRow, GroupRow.label)
+
+
+Row = TypeVar("Row", EpochRow, GroupRow)
+
+
+def _per_trial(
+    connection: sqlalchemy.Connection, study: str, table: type[Row], order: Any
+) -> list[tuple[int, Row]]:
     query = (
-        select(RunRow.trial_number, GroupRow)
-        .join(GroupRow, GroupRow.run_id == RunRow.id)
+        select(RunRow.trial_number, table)
+        .join(table, table.run_id == RunRow.id)
         .where(RunRow.study == study)
-        .order_by(RunRow.trial_number, GroupRow.label)
+        .order_by(RunRow.trial_number, order)
     )
     return [(int(n), row) for n, row in sqlalchemy.orm.Session(connection).execute(query)]
