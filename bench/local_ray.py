@@ -1,4 +1,5 @@
-"""A private local Ray for a benchmark, its workers able to import bench/'s task modules."""
+"""What the benchmarks share: a private local Ray whose workers can import bench/'s task
+modules, and writing study files."""
 
 from __future__ import annotations
 
@@ -21,3 +22,30 @@ def start(num_cpus: int = 2) -> None:
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
+
+
+SEEDS_MIXED = Path(__file__).resolve().parent.parent / "search_spaces" / "seeds_mixed.yaml"
+
+
+def study_file(
+    directory: Path,
+    name: str,
+    *,
+    task: str,
+    trials: int,
+    training: str,
+    space: Path = SEEDS_MIXED,
+    sampler: str = "{name: tpe}",
+    pruner: str = "none",
+    workers: int = 2,
+    seed: int = 0,
+    file: str | None = None,
+) -> Path:
+    """Write a study file (``file``.yaml, default ``name``.yaml) into ``directory``."""
+    path = directory / f"{file or name}.yaml"
+    path.write_text(
+        f"name: {name}\ntask: {task}\nsearch_space: {space}\nbudget: {{trials: {trials}}}\n"
+        f"training: {training}\nsampler: {sampler}\npruner: {pruner}\n"
+        f"workers: {{count: {workers}, cpus_per_trial: 1}}\nseed: {seed}\n"
+    )
+    return path

@@ -52,19 +52,14 @@ from groupwise.training import train  # noqa: E402
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
 
-SPACE = ROOT / "search_spaces" / "seeds_mixed.yaml"
-
 
 def study_file(
     directory: Path, name: str, task: str, trials: int, workers: int, epochs: int
 ) -> Path:
-    path = directory / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntask: {task}\nsearch_space: {SPACE}\nbudget: {{trials: {trials}}}\n"
-        f"training: {{epochs: {epochs}, steps_per_epoch: 30, batch_size: 64}}\npruner: none\n"
-        f"sampler: {{name: tpe}}\nworkers: {{count: {workers}, cpus_per_trial: 1}}\nseed: 0\n"
+    training = f"{{epochs: {epochs}, steps_per_epoch: 30, batch_size: 64}}"
+    return local_ray.study_file(
+        directory, name, task=task, trials=trials, training=training, workers=workers
     )
-    return path
 
 
 def steady_state(storage: str, name: str) -> float:

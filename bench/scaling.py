@@ -42,7 +42,6 @@ from groupwise.spec import load_study  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
-SPACE = ROOT / "search_spaces" / "seeds_mixed.yaml"
 DB_ERRORS = ("database is locked", "OperationalError", "StorageInternalError", "deadlock")
 
 
@@ -60,18 +59,6 @@ def fresh_postgres(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def study_file(
-    directory: Path, name: str, task: str, trials: int, workers: int, training: str
-) -> Path:
-    path = directory / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntask: {task}\nsearch_space: {SPACE}\nbudget: {{trials: {trials}}}\n"
-        f"training: {training}\npruner: none\nsampler: {{name: tpe}}\n"
-        f"workers: {{count: {workers}, cpus_per_trial: 1}}\nseed: 0\n"
-    )
-    return path
-
-
 def throughput(admin_url: str, directory: Path, trials: int) -> None:
     print(
         f"\n1. CPU-bound trials (char_rnn, {trials} trials of 2 x 30 steps, wall clock incl. worker start-up) on PostgreSQL"
@@ -86,13 +73,13 @@ def throughput(admin_url: str, directory: Path, trials: int) -> None:
         for workers in (1, 2, 4):
             with fresh_postgres(admin_url) as url:
                 spec = load_study(
-                    study_file(
+                    local_ray.study_file(
                         directory,
                         f"scale{workers}",
-                        "char_rnn",
-                        trials,
-                        workers,
-                        "{epochs: 2, steps_per_epoch: 30, batch_size: 64}",
+                        task="char_rnn",
+                        trials=trials,
+                        training="{epochs: 2, steps_per_epoch: 30, batch_size: 64}",
+                        workers=workers,
                     )
                 )
                 start = time.perf_counter()
@@ -116,10 +103,15 @@ def drivers(url: str, directory: Path, count: int, trials: int, shared: bool) ->
     procs = []
     for i in range(count):
         name = "shared" if shared else f"driver{i}"
-        path = study_file(
-            directory, f"{name}_{i}", "trivial:trivial", trials, 1, "{epochs: 1, batch_size: 1}"
+        path = local_ray.study_file(
+            directory,
+            name,
+            task="trivial:trivial",
+            trials=trials,
+            training="{epochs: 1, batch_size: 1}",
+            workers=1,
+            file=f"{name}_{i}",
         )
-        path.write_text(path.read_text().replace(f"name: {name}_{i}", f"name: {name}"))
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "groupwise", "launch", str(path), "--storage", url],

@@ -62,14 +62,16 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
     space, sampler, pruner = METHODS[method]
     space_file = ROOT / "search_spaces" / (space or PER_GROUP[task])
     name = f"{task}-{method.split(':')[0]}-{seed}".replace("'", "p")
-    path = tmp / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntask: {task}\nsearch_space: {space_file}\n"
-        f"objective: {{metric: val_loss, direction: minimize}}\n"
-        f"budget: {{trials: {args.trials}}}\n"
-        f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}\n"
-        f"sampler: {sampler}\npruner: {pruner}\nworkers: {{count: 2, cpus_per_trial: 1}}\n"
-        f"seed: {seed}\n"
+    path = local_ray.study_file(  # objective: val_loss, minimize (the default)
+        tmp,
+        name,
+        task=task,
+        trials=args.trials,
+        training=f"{{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
+        space=space_file,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
     )
     storage = f"sqlite:///{tmp}/{name}.db"
     started = time.perf_counter()
