@@ -25,11 +25,10 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import ray
-import sqlalchemy
 import torch
 from optuna.trial import TrialState
 
@@ -63,6 +62,9 @@ from groupwise.store import (
     start_run,
 )
 from groupwise.tasks import resolve_task
+
+if TYPE_CHECKING:  # the driver hands store's connection on; it runs no SQL of its own
+    import sqlalchemy
 
 __all__ = ["LaunchResult", "Prepared", "Progress", "launch", "prepare"]
 
