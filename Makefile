@@ -19,6 +19,7 @@ lint: $(VENV)/.installed
 	$(BIN)/python -m ruff check src tests bench
 	$(BIN)/python -m ruff format --check src tests bench
 	$(BIN)/python -m mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/step_overhead.py

@@ -41,13 +41,13 @@ sys.path.insert(0, str(HERE))
 
 import local_ray  # noqa: E402
 from groupwise.config import TrialConfig  # noqa: E402
-from groupwise.execution import launch, prepare  # noqa: E402
-from groupwise.execution._optuna import SAMPLERS, build  # noqa: E402
+from groupwise.execution import launch  # noqa: E402
+from groupwise.plan import component, make_plan  # noqa: E402
 from groupwise.sampling import sample  # noqa: E402
-from groupwise.spec import load_study  # noqa: E402
+from groupwise.spec import read_study  # noqa: E402
 from groupwise.store import open_storage  # noqa: E402
 from groupwise.tasks import resolve_task  # noqa: E402
-from groupwise.training import train  # noqa: E402
+from groupwise.training import Trainer  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
@@ -71,19 +71,27 @@ def steady_state(storage: str, name: str) -> float:
 
 def run_groupwise(directory: Path, trials: int) -> tuple[float, float]:
     storage = f"sqlite:///{directory}/groupwise.db"
-    spec = load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1))
+    spec = read_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1))
     start = time.perf_counter()
     launch(spec, storage=storage)
     return (time.perf_counter() - start) / trials, steady_state(storage, "gw")
 
 
-def trivial_objective(prepared):  # the same work a groupwise worker does per trial
+def tpe():
+    return component("sampler", "tpe", {}, "bench", seed=0).build()
+
+
+def one_epoch(task, config: TrialConfig) -> float:  # the same work a groupwise worker does
+    return Trainer(task, config, batch_size=64).run_epoch().metrics["val_loss"]
+
+
+def trivial_objective(plan):
     task = resolve_task("trivial:trivial", seed=0)
 
     def objective(trial: optuna.Trial) -> float:
-        config = sample(trial, prepared.spec.space, prepared.facts)
+        config = sample(trial, plan.spec.space, plan.facts)
         trial.set_user_attr("groupwise.config", config.to_json())
-        return train(task, config, epochs=1, batch_size=64).reports[-1].metrics["val_loss"]
+        return one_epoch(task, config)
 
     return objective
 
@@ -92,14 +100,13 @@ def run_optuna(
     directory: Path, trials: int, n_jobs: int, same_storage: bool = True
 ) -> tuple[float, float]:
     """Plain Optuna; ``same_storage`` opens SQLite as groupwise does (WAL), else Optuna's default."""
-    prepared = prepare(load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
+    plan = make_plan(read_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
     name = f"o{n_jobs}{'w' if same_storage else 'd'}"
     url = f"sqlite:///{directory}/{name}.db"
     storage = open_storage(url, create=True) if same_storage else url
-    sampler = build("sampler", SAMPLERS, "tpe", {}, "bench", seed=0)
-    study = optuna.create_study(storage=storage, sampler=sampler, study_name=name)
+    study = optuna.create_study(storage=storage, sampler=tpe(), study_name=name)
     start = time.perf_counter()
-    study.optimize(trivial_objective(prepared), n_trials=trials, n_jobs=n_jobs)
+    study.optimize(trivial_objective(plan), n_trials=trials, n_jobs=n_jobs)
     return (time.perf_counter() - start) / trials, steady_state(url, name)
 
 
@@ -117,20 +124,14 @@ def run_tune(directory: Path, trials: int, reuse_actors: bool) -> float:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    prepared = prepare(load_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
-    space = TuneSpace(prepared.spec.space, prepared.facts)
+    plan = make_plan(read_study(study_file(directory, "gw", "trivial:trivial", trials, 2, 1)))
+    space = TuneSpace(plan.spec.space, plan.facts)
 
     def trainable(params: dict[str, str]) -> None:
         task = resolve_task("trivial:trivial", seed=0)
-        result = train(task, TrialConfig.from_json(params["config"]), epochs=1, batch_size=64)
-        tune.report({"loss": result.reports[-1].metrics["val_loss"]})
+        tune.report({"loss": one_epoch(task, TrialConfig.from_json(params["config"]))})
 
-    searcher = OptunaSearch(
-        space,
-        metric="loss",
-        mode="min",
-        sampler=build("sampler", SAMPLERS, "tpe", {}, "bench", seed=0),
-    )
+    searcher = OptunaSearch(space, metric="loss", mode="min", sampler=tpe())
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(
@@ -148,51 +149,48 @@ def run_tune(directory: Path, trials: int, reuse_actors: bool) -> float:
 
 def throughput(directory: Path, workers: int, trials: int) -> float:
     storage = f"sqlite:///{directory}/scale{workers}.db"
-    spec = load_study(study_file(directory, f"scale{workers}", "char_rnn", trials, workers, 3))
+    spec = read_study(study_file(directory, f"scale{workers}", "char_rnn", trials, workers, 3))
     launch(spec, storage=storage)
     return 60.0 / steady_state(storage, f"scale{workers}")
 
 
 def profile_driver(directory: Path, trials: int) -> None:
     storage = f"sqlite:///{directory}/profile.db"
-    spec = load_study(study_file(directory, "prof", "trivial:trivial", trials, 2, 1))
+    spec = read_study(study_file(directory, "prof", "trivial:trivial", trials, 2, 1))
     profiler = cProfile.Profile()
     profiler.enable()
     launch(spec, storage=storage)
     profiler.disable()
     stats = pstats.Stats(profiler)
-    wanted = {
-        "ask": "study.ask (SQL)",
-        "sample": "sampling: TPE + suggest_* writes",
-        "set_user_attr": "set_user_attr (SQL)",
-        "report": "trial.report (SQL)",
-        "tell": "study.tell (SQL)",
-        "wait": "ray.wait (worker time + RPC)",
-        "_view": "counting trials / progress (memory)",
-        "_tick": "heartbeats + sync + stale check",
-        "_beat": "first heartbeat of a trial (SQL)",
-        "should_prune": "should_prune",
+    wanted = {  # (function, file fragment) -> label
+        ("open_trial", "_ledger"): "open a trial (one transaction)",
+        ("sample", "sampling"): "  of it: sampling (TPE reads memory)",
+        ("ask", "study"): "  of it: study.ask",
+        ("write_pending", "_mirror"): "  of it: the trial written whole (one session)",
+        ("start_run", "_records"): "  of it: its run and group rows",
+        ("record_epoch", "_ledger"): "record an epoch (one transaction)",
+        ("should_prune", "_ledger"): "should_prune",
+        ("close", "_ledger"): "close a trial (one transaction)",
+        ("wait", "_pool"): "waiting on workers (ray.wait: worker time + RPC)",
+        ("tally", "_ledger"): "counting trials (memory, cached)",
+        ("_tick", "_driver"): "per-heartbeat tick",
+        ("run", "_driver"): "driver loop, total",
     }
     rows = {}
     for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if function in wanted and (
-            "optuna" in filename or "groupwise" in filename or "ray" in filename
-        ):
-            rows[wanted[function]] = max(rows.get(wanted[function], 0.0), cumulative)
-    total = sum(
-        v for k, v in stats.stats.items() if k[2] == "run" and "_driver" in k[0] for v in [v[3]]
-    )  # type: ignore[attr-defined]
+        for (name, fragment), label in wanted.items():
+            if function == name and fragment in filename:
+                rows[label] = max(rows.get(label, 0.0), cumulative)
     print(f"\ndriver profile, {trials} trivial trials (cumulative ms per trial; calls nest):")
-    for label, seconds in sorted(rows.items(), key=lambda kv: -kv[1]):
-        print(f"  {label:<34} {seconds / trials * 1e3:7.2f}")
-    if total:
-        print(f"  {'driver loop, total':<34} {total / trials * 1e3:7.2f}")
+    for label in wanted.values():
+        if label in rows:
+            print(f"  {label:<50} {rows[label] / trials * 1e3:7.2f}")
 
 
 def storage_costs(trials: int) -> None:
     """ask + sample + tell alone (no objective) per sampler and storage: what SQL costs the sampler."""
-    prepared = prepare(
-        load_study(study_file(Path(tempfile.mkdtemp()), "gw", "trivial:trivial", trials, 2, 1))
+    plan = make_plan(
+        read_study(study_file(Path(tempfile.mkdtemp()), "gw", "trivial:trivial", trials, 2, 1))
     )
     print(f"\nask + sample + tell, no objective, {trials} trials (ms/trial):")
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,12 +206,12 @@ def storage_costs(trials: int) -> None:
                     if label == "in memory"
                     else (url if "default" in label else open_storage(url, create=True))
                 )
-                sampler = build("sampler", SAMPLERS, sampler_name, {}, "bench", seed=0)
+                sampler = component("sampler", sampler_name, {}, "bench", seed=0).build()
                 study = optuna.create_study(storage=storage, sampler=sampler)
                 start = time.perf_counter()
                 for i in range(trials):
                     trial = study.ask()
-                    sample(trial, prepared.spec.space, prepared.facts)
+                    sample(trial, plan.spec.space, plan.facts)
                     study.tell(trial, (i * 0.37) % 1.0)
                 print(
                     f"  {sampler_name:<7} {label:<36} {(time.perf_counter() - start) / trials * 1e3:7.1f}"

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 import local_ray
 from groupwise.execution import launch
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
@@ -94,7 +94,7 @@ def main() -> None:
                 for seed in range(args.seeds):
                     name = f"{task}-p{index}-s{seed}"
                     launch(
-                        load_study(study(directory, name, task, pruner, seed, args.trials)),
+                        read_study(study(directory, name, task, pruner, seed, args.trials)),
                         storage=db,
                     )
                     trials = optuna.load_study(study_name=name, storage=db).get_trials()

@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import local_ray  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
-from groupwise.spec import load_study  # noqa: E402
+from groupwise.spec import read_study  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
@@ -72,7 +72,7 @@ def throughput(admin_url: str, directory: Path, trials: int) -> None:
     try:
         for workers in (1, 2, 4):
             with fresh_postgres(admin_url) as url:
-                spec = load_study(
+                spec = read_study(
                     local_ray.study_file(
                         directory,
                         f"scale{workers}",

@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE))
 
 import local_ray  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
-from groupwise.spec import load_study  # noqa: E402
+from groupwise.spec import read_study  # noqa: E402
 from groupwise.store import DUPLICATE_ATTR  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -75,7 +75,7 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
     )
     storage = f"sqlite:///{tmp}/{name}.db"
     started = time.perf_counter()
-    launch(load_study(path), storage=storage)
+    launch(read_study(path), storage=storage)
     wall = time.perf_counter() - started
     trials = sorted(
         optuna.load_study(study_name=name, storage=storage).get_trials(), key=lambda t: t.number

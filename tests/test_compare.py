@@ -15,7 +15,7 @@ from groupwise.analysis import compare, compare_studies, epoch_rows, run_rows, w
 from groupwise.config import TrialConfig
 from groupwise.errors import ConfigError, StudyError
 from groupwise.execution import launch
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 from groupwise.store import CONFIG_ATTR, DUPLICATE_ATTR
 from test_cli_search import run
 from test_execution import make_study
@@ -39,7 +39,7 @@ def trained(storage: str, name: str) -> list[tuple[optuna.trial.FrozenTrial, Tri
 
 
 def test_compare_and_export_a_finished_study(tmp_path, storage_url):
-    launch(load_study(make_study(tmp_path, trials=12, epochs=2, name="g")), storage=storage_url)
+    launch(read_study(make_study(tmp_path, trials=12, epochs=2, name="g")), storage=storage_url)
     rows = trained(storage_url, "g")
     complete = [(t, c) for t, c in rows if t.state == TrialState.COMPLETE]
 
@@ -116,7 +116,7 @@ def test_compare_and_export_a_finished_study(tmp_path, storage_url):
     # A single-optimizer baseline on the same task, compared in one command.
     (tmp_path / "base_space.yaml").write_text(BASELINE)
     launch(
-        load_study(make_study(tmp_path, trials=6, epochs=2, name="base", space=BASELINE)),
+        read_study(make_study(tmp_path, trials=6, epochs=2, name="base", space=BASELINE)),
         storage=storage_url,
     )
     summaries = compare_studies(["base", "g"], storage_url)
@@ -134,9 +134,9 @@ def test_compare_and_export_a_finished_study(tmp_path, storage_url):
 
 def test_comparison_errors_are_one_line(tmp_path):
     db = f"sqlite:///{tmp_path}/s.db"
-    launch(load_study(make_study(tmp_path, trials=2, epochs=1, name="a")), storage=db)
+    launch(read_study(make_study(tmp_path, trials=2, epochs=1, name="a")), storage=db)
     launch(
-        load_study(make_study(tmp_path, trials=2, epochs=1, name="b", task="user_tasks:faulty")),
+        read_study(make_study(tmp_path, trials=2, epochs=1, name="b", task="user_tasks:faulty")),
         storage=db,
     )
     with pytest.raises(StudyError, match="ran task 'user_tasks:faulty'.*same task"):

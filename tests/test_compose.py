@@ -15,7 +15,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -136,10 +136,10 @@ def test_every_command_exists_in_the_image(resolved):
 def test_the_driver_launches_a_shipped_study(resolved):
     command = resolved["services"]["groupwise"]["command"]
     assert command[0] == "launch"
-    spec = load_study(ROOT / command[1])  # as the image has it: WORKDIR /app holds studies/
+    spec = read_study(ROOT / command[1])  # as the image has it: WORKDIR /app holds studies/
     assert spec.name
     assert "--ray-address" in command
     assert command[command.index("--ray-address") + 1] == "ray-head:6380"
     assert "--port=6380" in resolved["services"]["ray-head"]["command"]
     # The GPU study the README points to packs four trials per GPU.
-    assert load_study(ROOT / "studies" / "tiny_transformer_gpu.yaml").workers.gpus_per_trial == 0.25
+    assert read_study(ROOT / "studies" / "tiny_transformer_gpu.yaml").workers.gpus_per_trial == 0.25

@@ -19,7 +19,7 @@ import optuna
 import pytest
 
 from groupwise.execution import launch
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 from groupwise.store import CONFIG_ATTR
 from test_cli_search import groupwise_exe, run
 from test_execution import make_study
@@ -65,7 +65,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.usefixtures("ray_local")
 def test_the_dashboard_shows_the_study_and_a_trials_config(tmp_path, storage_url):
-    launch(load_study(make_study(tmp_path, trials=3, epochs=2, name="dash")), storage=storage_url)
+    launch(read_study(make_study(tmp_path, trials=3, epochs=2, name="dash")), storage=storage_url)
     best = optuna.load_study(study_name="dash", storage=storage_url).best_trial
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "GROUPWISE_STORAGE"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import optuna
@@ -14,7 +13,7 @@ from groupwise import build_optimizer, load_best
 from groupwise.config import TrialConfig
 from groupwise.errors import SpecError, StudyError
 from groupwise.execution import launch
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 from groupwise.tasks import resolve_task
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -54,7 +53,7 @@ def trials_of(db: str, name="s"):
 
 def test_launch_records_every_trial_with_its_config(tmp_path, storage_url):
     db = storage_url
-    result = launch(load_study(make_study(tmp_path)), storage=db)
+    result = launch(read_study(make_study(tmp_path)), storage=db)
     trials = trials_of(db)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
     assert result.ran == 6 and result.progress.complete == 6
@@ -76,13 +75,13 @@ def test_launch_records_every_trial_with_its_config(tmp_path, storage_url):
 def test_a_second_launch_continues_the_study(tmp_path, storage_url):
     db = storage_url
     path = make_study(tmp_path, trials=3)
-    launch(load_study(path), storage=db)
+    launch(read_study(path), storage=db)
     first = [(t.number, t.value) for t in trials_of(db)]
-    result = launch(load_study(path).with_overrides(trials=5), storage=db)
+    result = launch(read_study(path).with_overrides(trials=5), storage=db)
     trials = trials_of(db)
     assert len(trials) == 5 and result.ran == 2
     assert [(t.number, t.value) for t in trials[:3]] == first  # nothing redone or lost
-    again = launch(load_study(path).with_overrides(trials=5), storage=db)
+    again = launch(read_study(path).with_overrides(trials=5), storage=db)
     assert again.ran == 0 and len(trials_of(db)) == 5  # the budget is a total
 
 
@@ -93,7 +92,7 @@ def test_the_pruner_prunes_and_pruned_trials_keep_their_curves(tmp_path):
     )
     pruner = "{name: median, options: {n_startup_trials: 2, n_warmup_steps: 0}}"
     launch(
-        load_study(make_study(tmp_path, space=space, trials=14, epochs=4, pruner=pruner)),
+        read_study(make_study(tmp_path, space=space, trials=14, epochs=4, pruner=pruner)),
         storage=db,
     )
     trials = trials_of(db)
@@ -113,7 +112,7 @@ def test_a_diverging_trial_is_recorded_and_the_study_completes(tmp_path):
         "sgd: {lr: {low: 1.0e-2, high: 0.5, log: true}, momentum: 0.9}",
         "sgd: {lr: {low: 1.0e+6, high: 1.0e+8, log: true}}",
     )
-    launch(load_study(make_study(tmp_path, space=space, trials=8)), storage=db)
+    launch(read_study(make_study(tmp_path, space=space, trials=8)), storage=db)
     trials = trials_of(db)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(trials) == 8
@@ -127,7 +126,7 @@ def test_a_diverging_trial_is_recorded_and_the_study_completes(tmp_path):
 def test_an_exception_in_a_trial_fails_that_trial_only(tmp_path, storage_url):
     db = storage_url
     launch(
-        load_study(make_study(tmp_path, task="user_tasks:every_other_fails", trials=6)), storage=db
+        read_study(make_study(tmp_path, task="user_tasks:every_other_fails", trials=6)), storage=db
     )
     trials = trials_of(db)
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -146,7 +145,7 @@ def test_the_same_training_is_not_run_twice(tmp_path):
         "schemes: [single, module_type, decay_split]\n"
         "optimizers: {sgd: {lr: 0.05, momentum: 0.9}}\n"
     )
-    result = launch(load_study(make_study(tmp_path, space=space, trials=5)), storage=db)
+    result = launch(read_study(make_study(tmp_path, space=space, trials=5)), storage=db)
     trials = trials_of(db)
     originals = [t for t in trials if "groupwise.duplicate_of" not in t.user_attrs]
     copies = [t for t in trials if "groupwise.duplicate_of" in t.user_attrs]
@@ -161,23 +160,23 @@ def test_bad_input_writes_nothing(tmp_path):
     db = tmp_path / "g.db"
     path = make_study(tmp_path, task="user_tasks:not_a_task")
     with pytest.raises(SpecError):
-        launch(load_study(path), storage=f"sqlite:///{db}")
+        launch(read_study(path), storage=f"sqlite:///{db}")
     assert not db.exists()
 
 
 def test_another_study_file_under_the_same_name_is_refused(tmp_path):
     db = f"sqlite:///{tmp_path}/g.db"
-    launch(load_study(make_study(tmp_path, trials=1, epochs=1)), storage=db)
+    launch(read_study(make_study(tmp_path, trials=1, epochs=1)), storage=db)
     changed = make_study(tmp_path, trials=2, epochs=2)
     with pytest.raises(StudyError, match="launched with a different task, search space"):
-        launch(load_study(changed), storage=db)
+        launch(read_study(changed), storage=db)
     assert len(trials_of(db)) == 1
 
 
 def test_more_workers_than_the_cluster_has_is_refused_before_any_write(tmp_path):
     db = f"sqlite:///{tmp_path}/g.db"
     with pytest.raises(StudyError, match=r"workers: 5 x \(1.0 CPU, 0.0 GPU\) needs 5 CPU"):
-        launch(load_study(make_study(tmp_path, workers=5)), storage=db)
+        launch(read_study(make_study(tmp_path, workers=5)), storage=db)
     assert not (tmp_path / "g.db").exists()
 
 
@@ -186,15 +185,13 @@ def test_a_time_budget_stops_starting_trials(tmp_path):
     path = make_study(tmp_path, trials=1000, epochs=1)
     text = path.read_text().replace("budget: {trials: 1000}", "budget: {time_s: 4}")
     path.write_text(text)
-    started = time.perf_counter()
-    result = launch(load_study(path), storage=db)
-    assert time.perf_counter() - started < 60  # worker start-up plus the trials in flight
-    assert 1 <= result.progress.finished < 1000
+    result = launch(read_study(path), storage=db)  # it returns: the budget ended it
+    assert 1 <= result.progress.finished < 1000  # the clock starts with the first ready worker
     assert all(t.state == TrialState.COMPLETE for t in trials_of(db))
 
 
 def test_a_lost_worker_reason_names_the_actors_own_error():
-    from groupwise.execution._driver import _cause
+    from groupwise.execution._pool import _cause
 
     ray_text = (
         "The actor died because of an error raised in its creation task\n"

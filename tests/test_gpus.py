@@ -19,7 +19,7 @@ from groupwise.config import TrialConfig
 from groupwise.execution import launch, pick_device
 from groupwise.execution._admission import estimate_memory
 from groupwise.sampling import partition_facts
-from groupwise.spec import load_search_space, load_study
+from groupwise.spec import read_search_space, read_study
 from groupwise.store import REASON_ATTR, RUN_ATTR
 
 TESTS = Path(__file__).parent
@@ -53,7 +53,7 @@ def test_memory_estimate_counts_each_optimizers_own_state(tmp_path):
     (tmp_path / "space.yaml").write_text(SPACE)
     facts = partition_facts(
         torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 2)),
-        load_search_space(tmp_path / "space.yaml"),
+        read_search_space(tmp_path / "space.yaml"),
     )
     n = 8 * 16 + 16 + 16 * 2 + 2  # parameters, float32
 
@@ -75,7 +75,7 @@ def test_trials_that_cannot_fit_are_not_started_and_are_infeasible(tmp_path):
     db = f"sqlite:///{tmp_path}/s.db"
     task = "{name: 'user_tasks:tiny', options: {hidden: 256}}"
     workers = "{count: 2, memory_per_trial_mb: 0.0390625}"
-    result = launch(load_study(study_file(tmp_path, task, 10, workers)), storage=db)
+    result = launch(read_study(study_file(tmp_path, task, 10, workers)), storage=db)
 
     study = optuna.load_study(study_name="gpu", storage=db)
     trials = study.get_trials()
@@ -98,7 +98,7 @@ def test_out_of_memory_while_training_is_an_infeasible_trial_not_a_crash(tmp_pat
     db = f"sqlite:///{tmp_path}/s.db"
     marker = tmp_path / "oom.pid"
     task = f"{{name: 'user_tasks:faulty', options: {{fault: {fault}, marker: '{marker}'}}}}"
-    result = launch(load_study(study_file(tmp_path, task, 4, "{count: 2}")), storage=db)
+    result = launch(read_study(study_file(tmp_path, task, 4, "{count: 2}")), storage=db)
 
     trials = optuna.load_study(study_name="gpu", storage=db).get_trials()
     oom = [t for t in trials if t.state == TrialState.PRUNED]
@@ -120,10 +120,10 @@ def test_fractional_gpus_pack_two_workers_on_each_logical_gpu(tmp_path):
     script = textwrap.dedent(f"""
         import ray
         from groupwise.execution import launch
-        from groupwise.spec import load_study
+        from groupwise.spec import read_study
         ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
                  runtime_env={{"env_vars": {{"PYTHONPATH": {str(TESTS)!r}}}}})
-        launch(load_study({str(path)!r}), storage={db!r})
+        launch(read_study({str(path)!r}), storage={db!r})
     """)
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     done = subprocess.run(

@@ -167,7 +167,7 @@ def test_frozen_parameters_appear_nowhere(my_model):
 def test_user_scheme_joins_the_registry_and_is_checked(my_model, monkeypatch):
     from groupwise.partition import _base
 
-    monkeypatch.setattr(_base, "_SCHEMES", dict(_base._SCHEMES))
+    monkeypatch.setattr(_base.SCHEMES, "_entries", dict(_base.SCHEMES._entries))
 
     @register_scheme
     class FirstHalf(Scheme):

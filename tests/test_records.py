@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from groupwise.config import TrialConfig
 from groupwise.execution import launch
 from groupwise.partition import trainable_parameters
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 from groupwise.store import (
     CONFIG_ATTR,
     VERSION_TABLE,
@@ -64,7 +64,7 @@ def test_migrations_build_exactly_the_models_and_leave_optuna_alone(storage_url)
 
 @pytest.mark.usefixtures("ray_local")
 def test_runs_epochs_and_groups_agree_with_optuna(tmp_path, storage_url):
-    launch(load_study(make_study(tmp_path, trials=6, epochs=3)), storage=storage_url)
+    launch(read_study(make_study(tmp_path, trials=6, epochs=3)), storage=storage_url)
 
     trials = optuna.load_study(study_name="s", storage=storage_url).get_trials()
     engine = open_storage(storage_url).engine

@@ -7,7 +7,7 @@ import inspect
 import pytest
 import torch
 
-from groupwise import OptimizerSpec, available_optimizers, get_optimizer, register_optimizer
+from groupwise import OptimizerInfo, available_optimizers, get_optimizer, register_optimizer
 from groupwise.domains import FloatRange, TupleOf
 from groupwise.errors import UnknownNameError
 from groupwise.optim import IMPLEMENTATION_FLAGS, ParamConstraint
@@ -103,13 +103,13 @@ def test_unknown_name():
 def test_a_new_optimizer_can_register(monkeypatch):
     from groupwise.optim import _registry
 
-    monkeypatch.setattr(_registry, "_OPTIMIZERS", dict(_registry._OPTIMIZERS))
+    monkeypatch.setattr(_registry.OPTIMIZERS, "_entries", dict(_registry.OPTIMIZERS._entries))
 
     class Lion(torch.optim.SGD):
         pass
 
     spec = register_optimizer(
-        OptimizerSpec(
+        OptimizerInfo(
             "test_lion",
             Lion,
             {"lr": 1e-3, "momentum": 0.0},
@@ -120,7 +120,7 @@ def test_a_new_optimizer_can_register(monkeypatch):
     assert get_optimizer("test_lion") is spec
     with pytest.raises(ValueError, match="search ranges for unknown keys"):
         register_optimizer(
-            OptimizerSpec("test_bad", Lion, {"lr": 1e-3}, {"beta": FloatRange(0, 1)})
+            OptimizerInfo("test_bad", Lion, {"lr": 1e-3}, {"beta": FloatRange(0, 1)})
         )
 
 

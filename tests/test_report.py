@@ -10,7 +10,7 @@ import pytest
 
 from groupwise.analysis import PLOTS, best_trials, compare, write_report
 from groupwise.execution import launch
-from groupwise.spec import load_study
+from groupwise.spec import read_study
 from test_cli_search import run
 from test_execution import make_study
 
@@ -18,7 +18,7 @@ from test_execution import make_study
 @pytest.mark.usefixtures("ray_local")
 def test_report_writes_the_page_and_the_plots(tmp_path, storage_url):
     launch(
-        load_study(make_study(tmp_path, trials=8, epochs=3, name="rep", pruner="median")),
+        read_study(make_study(tmp_path, trials=8, epochs=3, name="rep", pruner="median")),
         storage=storage_url,
     )
     written = write_report("rep", tmp_path / "report", storage_url)

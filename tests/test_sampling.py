@@ -212,7 +212,7 @@ def test_same_seed_same_configs(my_model):
 
 
 def test_tpe_with_pinned_arguments_samples_this_space(my_model):
-    from groupwise.execution._optuna import SAMPLERS, build
+    from groupwise.plan import component
 
     sp = space(
         schemes=["module_type", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
@@ -220,7 +220,7 @@ def test_tpe_with_pinned_arguments_samples_this_space(my_model):
     )
     facts = partition_facts(my_model, sp)
     for name in ("tpe", "random", "gp", "cmaes", "qmc"):
-        study = optuna.create_study(sampler=build("sampler", SAMPLERS, name, {}, "test", seed=0))
+        study = optuna.create_study(sampler=component("sampler", name, {}, "test", seed=0).build())
         for i in range(12):
             trial = study.ask()
             config = sample(trial, sp, facts)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from groupwise.errors import SpecError
-from groupwise.execution import prepare
-from groupwise.spec import SearchSpace, StudySpec, load_search_space, load_study, validate_file
+from groupwise.plan import make_plan
+from groupwise.spec import SearchSpace, StudySpec, read_search_space, read_study, validate_file
 
 ROOT = Path(__file__).parent.parent
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -45,7 +45,7 @@ def study_text(**overrides: str) -> str:
 def test_shipped_files_exist():
     names = {p.stem for p in SPACES}
     assert {"seeds_mixed", "decay_split", "muon_split", "layerwise_decay", "broad"} <= names
-    tasks = {load_study(p).task.name for p in STUDIES}
+    tasks = {read_study(p).task.name for p in STUDIES}
     assert {"char_rnn", "char_lstm", "digits_mlp", "digits_cnn", "tiny_transformer"} <= tasks
     assert (ROOT / "studies" / "quickstart.yaml").exists()
 
@@ -56,15 +56,15 @@ def test_shipped_search_spaces_validate(path):
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
-def test_shipped_studies_validate_and_prepare(path):
+def test_shipped_studies_validate_and_plan(path):
     spec = validate_file(path)
     assert isinstance(spec, StudySpec)
-    prepared = prepare(spec)  # task, metric, partition facts, sampler, pruner
+    prepared = make_plan(spec)  # task, metric, partition facts, sampler, pruner
     assert prepared.facts.scheme_keys
 
 
 def test_study_is_frozen_and_resolves_its_space(tmp_path):
-    spec = load_study(write(tmp_path, study_text()))
+    spec = read_study(write(tmp_path, study_text()))
     assert spec.search_space == (tmp_path / "space.yaml").resolve()
     assert spec.space.schemes[1].key == "depth"
     with pytest.raises(Exception, match="frozen"):
@@ -73,7 +73,7 @@ def test_study_is_frozen_and_resolves_its_space(tmp_path):
 
 def error(path: Path) -> str:
     with pytest.raises(SpecError) as info:
-        load_study(path) if "task" in path.read_text() else load_search_space(path)
+        read_study(path) if "task" in path.read_text() else read_search_space(path)
     return str(info.value)
 
 
@@ -135,13 +135,13 @@ def test_missing_search_space_file(tmp_path):
 
 def test_missing_study_file(tmp_path):
     with pytest.raises(SpecError, match="missing.yaml: file not found"):
-        load_study(tmp_path / "missing.yaml")
+        read_study(tmp_path / "missing.yaml")
 
 
 def test_bad_yaml_names_the_line(tmp_path):
     path = write(tmp_path, "name: t\ntask: [digits\n")
     with pytest.raises(SpecError, match=r"study.yaml: not valid YAML \(line \d+, column \d+\)"):
-        load_study(path)
+        read_study(path)
 
 
 def test_value_out_of_range(tmp_path):
@@ -185,21 +185,21 @@ def test_layerwise_needs_depth_only(tmp_path):
         ({"sampler": "{name: tpee}"}, "sampler.name: unknown sampler 'tpee' (did you mean 'tpe'?)"),
         (
             {"sampler": "{name: tpe, options: {n_startup: 3}}"},
-            "sampler 'tpe' has no argument 'n_startup'",
+            "got option 'n_startup' (did you mean 'n_startup_trials'?)",
         ),
         ({"pruner": "{name: medain}"}, "pruner.name: unknown pruner 'medain'"),
     ],
 )
-def test_prepare_errors_name_the_study_key(tmp_path, overrides, fragment):
-    spec = load_study(write(tmp_path, study_text(**overrides)))
+def test_plan_errors_name_the_study_key(tmp_path, overrides, fragment):
+    spec = read_study(write(tmp_path, study_text(**overrides)))
     with pytest.raises(SpecError) as info:
-        prepare(spec)
+        make_plan(spec)
     assert str(info.value).startswith(str(tmp_path / "study.yaml"))
     assert fragment in str(info.value)
 
 
 def test_muon_only_space_cannot_cover_vectors(tmp_path):
     space = "schemes: [module_type]\noptimizers: {muon: {}}\n"
-    spec = load_study(write(tmp_path, study_text(), space))
+    spec = read_study(write(tmp_path, study_text(), space))
     with pytest.raises(SpecError, match="group 'linear' can take none of the allowed optimizers"):
-        prepare(spec)
+        make_plan(spec)

@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 import zoo
-from groupwise.execution._optuna import SAMPLERS, build
+from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
 from groupwise.spec import SearchSpace
 from groupwise.store import WriteThroughStorage, open_storage
@@ -56,7 +56,7 @@ def snapshot(trials):
 
 
 def tpe():
-    return build("sampler", SAMPLERS, "tpe", {"n_startup_trials": 5}, "test", seed=3)
+    return component("sampler", "tpe", {"n_startup_trials": 5}, "test", seed=3).build()
 
 
 def test_same_samples_and_same_database_as_plain_sql(tmp_path, storage_url):

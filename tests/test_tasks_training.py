@@ -9,9 +9,10 @@ import torch
 
 from groupwise.config import TrialConfig
 from groupwise.errors import TaskError
+from groupwise.execution import Stopped, Worker, WorkerSettings
 from groupwise.tasks import available_tasks, resolve_task
 from groupwise.tasks._text import CORPUS_MODULES, corpus
-from groupwise.training import Trainer, train
+from groupwise.training import DivergedError, Trainer
 
 ADAMW = TrialConfig.from_dict(
     {"scheme": "single", "groups": {"all": {"optimizer": "adamw", "lr": 3e-3}}}
@@ -29,11 +30,11 @@ def test_builtins_cover_the_seeds_and_the_transformer():
 )
 def test_each_builtin_trains_and_learns(name):
     task = resolve_task(name, seed=0)
-    result = train(task, ADAMW, epochs=2, steps_per_epoch=30, batch_size=32)
-    assert result.state == "complete"
-    losses = [r.metrics["val_loss"] for r in result.reports]
+    trainer = Trainer(task, ADAMW, steps_per_epoch=30, batch_size=32)
+    reports = [trainer.run_epoch() for _ in range(2)]
+    losses = [r.metrics["val_loss"] for r in reports]
     assert losses[1] < losses[0]
-    assert set(result.reports[0].metrics) == set(task.metric_names)
+    assert set(reports[0].metrics) == set(task.metric_names)
 
 
 def test_the_text_corpus_is_the_standard_librarys_source():
@@ -51,12 +52,15 @@ def test_digits_split_is_fixed_by_seed():
     assert len({tuple(r.tolist()) for r in torch.cat([a.train_x, a.val_x])}) > 1700
 
 
+def _final(task, config, seed):
+    trainer = Trainer(task, config, seed=seed, batch_size=64)
+    return [trainer.run_epoch() for _ in range(2)][-1].metrics
+
+
 def test_same_seed_same_result():
     task = resolve_task("digits_mlp", seed=0)
-    runs = [train(task, ADAMW, epochs=2, seed=7, batch_size=64) for _ in range(2)]
-    assert runs[0].reports[-1].metrics == runs[1].reports[-1].metrics
-    other = train(task, ADAMW, epochs=2, seed=8, batch_size=64)
-    assert other.reports[-1].metrics != runs[0].reports[-1].metrics
+    assert _final(task, ADAMW, 7) == _final(task, ADAMW, 7)
+    assert _final(task, ADAMW, 8) != _final(task, ADAMW, 7)
 
 
 def test_huge_lr_diverges_with_a_reason():
@@ -64,19 +68,13 @@ def test_huge_lr_diverges_with_a_reason():
     config = TrialConfig.from_dict(
         {"scheme": "single", "groups": {"all": {"optimizer": "sgd", "lr": 1e8}}}
     )
-    result = train(task, config, epochs=3)
-    assert result.state == "diverged"
-    assert result.reason.startswith("diverged: ")
-    assert "loss became" in result.reason
-
-
-def test_report_callback_can_stop_early():
-    task = resolve_task("digits_mlp", seed=0)
-    seen = []
-    result = train(task, ADAMW, epochs=5, report=lambda r: seen.append(r.epoch) or r.epoch == 2)
-    assert result.state == "pruned"
-    assert seen == [1, 2]
-    assert [r.epoch for r in result.reports] == [1, 2]
+    with pytest.raises(DivergedError, match=r"^diverged: .*loss became"):
+        Trainer(task, config).run_epoch()
+    # and the worker, which never raises for a trial's own trouble, says so in its reply
+    settings = WorkerSettings("digits_mlp", {}, 0, 64, None, 1)
+    reply = Worker(settings).step(config.to_dict())
+    assert isinstance(reply, Stopped) and reply.kind == "diverged"
+    assert reply.reason.startswith("diverged: ") and "loss became" in reply.reason
 
 
 def test_reports_carry_each_groups_lr():

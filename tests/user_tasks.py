@@ -117,3 +117,38 @@ def faulty(
         data=_data(seed),
         loss=nn.functional.cross_entropy,
     )
+
+
+class _Mixed(nn.Module):
+    """The ``n``-th model a worker builds: the first kills its worker mid-trial (once, with
+    ``marker``), every third raises, every fourth predicts class 0 with certainty whatever it
+    is shown (a loss in the tens, far above any other trial's: a median pruner prunes it)."""
+
+    def __init__(self, n: int, marker: str | None) -> None:
+        super().__init__()
+        self.n, self.marker, self.calls = n, marker, 0
+        self.net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+
+    def forward(self, x):
+        self.calls += 1
+        if self.n == 1 and self.calls == 4 and _Faulty("kill", 4, self.marker, 0.0)._first():
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.n % 3 == 0:
+            raise RuntimeError("boom: every third model fails on purpose")
+        if self.n % 4 == 0:
+            return self.net(x) * 0.0 + torch.tensor([50.0, -50.0])
+        return self.net(x)
+
+
+def mixed(*, seed: int = 0, marker: str | None = None) -> Task:
+    """``tiny``'s data with models that are lost, fail, get pruned or train (see _Mixed)."""
+
+    def build() -> nn.Module:
+        global _built
+        _built += 1
+        return _Mixed(_built, marker)
+
+    return Task(name="mixed", build_model=build, data=_data(seed), loss=nn.functional.cross_entropy)

@@ -7,27 +7,62 @@ Public API (stable):
 - :class:`MultiOptimizer` -- a ``torch.optim.Optimizer`` over several optimizer kinds
 - :class:`TrialConfig` -- the config record and export format
 - :func:`load_best` -- a finished study's best TrialConfig
+
+Names load on first use (PEP 562), so ``import groupwise.errors`` or ``groupwise --help``
+does not import torch.
 """
 
-from groupwise import errors
-from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
-from groupwise.optim import (
-    MultiOptimizer,
-    OptimizerSpec,
-    available_optimizers,
-    build_optimizer,
-    get_optimizer,
-    register_optimizer,
-)
-from groupwise.partition import (
-    Scheme,
-    available_schemes,
-    partition,
-    register_scheme,
-    summarize,
-)
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from groupwise import errors
+
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
+
+if TYPE_CHECKING:
+    from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
+    from groupwise.optim import (
+        MultiOptimizer,
+        OptimizerInfo,
+        available_optimizers,
+        build_optimizer,
+        get_optimizer,
+        register_optimizer,
+    )
+    from groupwise.partition import (
+        Scheme,
+        available_schemes,
+        partition,
+        register_scheme,
+        summarize,
+    )
+
+_LAZY = {
+    "GroupConfig": "groupwise.config",
+    "SchemeChoice": "groupwise.config",
+    "TrialConfig": "groupwise.config",
+    "MultiOptimizer": "groupwise.optim",
+    "OptimizerInfo": "groupwise.optim",
+    "available_optimizers": "groupwise.optim",
+    "build_optimizer": "groupwise.optim",
+    "get_optimizer": "groupwise.optim",
+    "register_optimizer": "groupwise.optim",
+    "Scheme": "groupwise.partition",
+    "available_schemes": "groupwise.partition",
+    "partition": "groupwise.partition",
+    "register_scheme": "groupwise.partition",
+    "summarize": "groupwise.partition",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once loaded, an ordinary attribute
+        return value
+    raise AttributeError(f"module 'groupwise' has no attribute {name!r}")
 
 
 def load_best(study_name: str, storage: str | None = None) -> TrialConfig:
@@ -43,7 +78,7 @@ def load_best(study_name: str, storage: str | None = None) -> TrialConfig:
 __all__ = [
     "GroupConfig",
     "MultiOptimizer",
-    "OptimizerSpec",
+    "OptimizerInfo",
     "Scheme",
     "SchemeChoice",
     "TrialConfig",

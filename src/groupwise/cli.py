@@ -11,14 +11,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from groupwise.errors import ConfigError, GroupwiseError
-from groupwise.execution._driver import Progress as LaunchProgress
+
+# Each command imports what it needs when it runs: `groupwise --help` and `validate` must not
+# pay for Ray (or, for --help, torch and Optuna). tests/test_architecture.py checks it.
+if TYPE_CHECKING:
+    from groupwise.analysis import Table
+    from groupwise.execution import Progress as LaunchProgress
 
 app = typer.Typer(
     name="groupwise",
@@ -39,6 +43,16 @@ StorageOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def render(table: Table) -> None:
+    """A table as ``groupwise.analysis`` defines it, drawn with rich."""
+    from rich.table import Table as RichTable
+
+    drawn = RichTable(*table.columns)
+    for row in table.rows:
+        drawn.add_row(*row)
+    out.print(drawn)
 
 
 @contextmanager
@@ -71,20 +85,16 @@ def launch(
 ) -> None:
     """Run a study (or continue it) until its budget; show progress; print the best config."""
     from groupwise.execution import launch as run_study
-    from groupwise.execution import prepare
-    from groupwise.spec import load_study
+    from groupwise.plan import make_plan
+    from groupwise.spec import read_study
+    from groupwise.store import quiet_optuna
 
+    quiet_optuna()  # our progress bar says it better than a log line per trial
     with user_errors():
-        spec = load_study(study_file).with_overrides(trials=trials, workers=workers)
-        prepared = prepare(spec)  # every check before the progress bar and the database
+        spec = read_study(study_file).with_overrides(trials=trials, workers=workers)
+        plan = make_plan(spec)  # every check before the progress bar and the database
         with _progress_bar(spec.name, spec.budget.trials) as update:
-            result = run_study(
-                spec,
-                storage=storage,
-                ray_address=ray_address,
-                on_progress=update,
-                prepared=prepared,
-            )
+            result = run_study(plan, storage=storage, ray_address=ray_address, on_progress=update)
     p = result.progress
     out.print(
         f"study [bold]{result.study}[/] in {result.storage}: {p.finished} finished "
@@ -142,37 +152,11 @@ def status(
     storage: StorageOption = None,
 ) -> None:
     """Trial counts, best value and failure reasons per study."""
-    from groupwise.analysis import study_status
+    from groupwise.analysis import status_table, study_status
 
     with user_errors():
         rows = study_status(storage, study)
-    table = Table(
-        "study",
-        "task",
-        "metric",
-        "complete",
-        "pruned",
-        "failed",
-        "retried",
-        "running",
-        "best",
-        "trial",
-    )
-    for r in rows:
-        best = "-" if r.best_value is None else f"{r.best_value:.6g}"
-        table.add_row(
-            r.study,
-            r.task,
-            f"{r.metric} ({r.direction[:3]})",
-            str(r.complete),
-            str(r.pruned),
-            str(r.failed),
-            str(r.retried),
-            str(r.running),
-            best,
-            str(r.best_trial if r.best_trial is not None else "-"),
-        )
-    out.print(table)
+    render(status_table(rows))
     for r in rows:
         for number, reason in r.fail_reasons[-10:] if study else ():
             out.print(f"trial {number} {reason}")
@@ -198,7 +182,7 @@ def best(
 ) -> None:
     """The best trials and their configs (json/yaml output feeds build_optimizer)."""
     from groupwise import _yaml
-    from groupwise.analysis import best_trials
+    from groupwise.analysis import best_table, best_trials
 
     with user_errors():
         rows = best_trials(study, storage, top)
@@ -210,16 +194,7 @@ def best(
     elif format is Format.yaml:
         typer.echo(_yaml.dump(document).rstrip())
     else:
-        table = Table("trial", rows[0].metric, "scheme", "groups")
-        for r in rows:
-            groups = "; ".join(
-                f"{label}: {g.optimizer} lr={g.hyperparameters.get('lr', '-'):.3g}"
-                if isinstance(g.hyperparameters.get("lr"), float)
-                else f"{label}: {g.optimizer}"
-                for label, g in r.config.groups.items()
-            )
-            table.add_row(str(r.trial), f"{r.value:.6g}", str(r.config.scheme.to_data()), groups)
-        out.print(table)
+        render(best_table(rows))
 
 
 @app.command()
@@ -256,10 +231,6 @@ class By(StrEnum):
     group = "group"
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
 @app.command()
 def compare(
     studies: Annotated[
@@ -274,74 +245,19 @@ def compare(
 ) -> None:
     """Which scheme won, which optimizer won per group, each group's lr among the best; or
     several studies on one task side by side."""
-    from groupwise.analysis import compare as compare_one
-    from groupwise.analysis import compare_studies
+    from groupwise import analysis
 
     with user_errors():
         if len(studies) > 1:
-            summaries = compare_studies(studies, storage)
-        else:
-            result = compare_one(studies[0], storage, top)
-    if len(studies) > 1:
-        table = Table(
-            "study",
-            "search space",
-            "complete",
-            "pruned",
-            "failed",
-            "best",
-            "trial",
-            "median",
-            f"trials to reach {studies[0]}'s best",
-        )
-        for s in summaries:
-            reach = "-" if s.trials_to_baseline is None else str(s.trials_to_baseline)
-            table.add_row(
-                s.study,
-                Path(s.search_space).name,
-                str(s.complete),
-                str(s.pruned),
-                str(s.failed),
-                _fmt(s.best),
-                str(s.best_trial or "-"),
-                _fmt(s.median),
-                reach,
-            )
-        out.print(table)
-        return
-    metric = f"{result.metric} ({result.direction[:3]})"
-    if by is By.scheme:
-        table = Table("scheme", "complete", "pruned", "failed", f"best {metric}", "median")
-        for r in result.by_scheme:
-            table.add_row(
-                r.scheme,
-                str(r.complete),
-                str(r.pruned),
-                str(r.failed),
-                _fmt(r.best),
-                _fmt(r.median),
-            )
-    elif by is By.optimizer:
-        table = Table("group", "optimizer", "complete", f"best {metric}", "median", "wins")
-        for o in result.by_optimizer:
-            table.add_row(
-                o.label,
-                o.optimizer,
-                str(o.complete),
-                _fmt(o.best),
-                _fmt(o.median),
-                "yes" if o.wins else "",
-            )
-    else:
-        table = Table("group", f"lr in the top {result.top}", "of them", "lr tried")
-        for g in result.lr:
-            table.add_row(
-                g.label,
-                f"{g.top_low:.3g} .. {g.top_high:.3g}",
-                str(g.top_count),
-                f"{g.all_low:.3g} .. {g.all_high:.3g}",
-            )
-    out.print(table)
+            render(analysis.studies_table(analysis.compare_studies(studies, storage)))
+            return
+        result = analysis.compare(studies[0], storage, top)
+    tables = {
+        By.scheme: analysis.scheme_table,
+        By.optimizer: analysis.optimizer_table,
+        By.group: analysis.lr_table,
+    }
+    render(tables[by](result))
 
 
 @app.command()
@@ -391,14 +307,14 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Study or search-space YAML files.")],
 ) -> None:
     """Check study and search-space files without running anything."""
-    from groupwise.execution import prepare
+    from groupwise.plan import make_plan
     from groupwise.spec import StudySpec, validate_file
 
     with user_errors():
         for path in files:
             loaded = validate_file(path)
             if isinstance(loaded, StudySpec):
-                prepare(loaded)  # task, metric, partition facts, sampler and pruner too
+                make_plan(loaded)  # task, metric, partition facts, sampler and pruner too
                 schemes = len(loaded.space.schemes)
                 kind = f"study {loaded.name!r} (task {loaded.task.name}, {schemes} schemes)"
             else:
@@ -430,9 +346,6 @@ def version() -> None:
 
 def main() -> None:
     """Console entry point: usage errors too become one line and exit 2."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it better
     # Like `python -m`, let "module:function" tasks live in the directory we run from.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -32,7 +32,7 @@ from groupwise.domains import Categorical, Domain, FloatRange, IntRange, TupleOf
 from groupwise.errors import PartitionError, SpecError
 from groupwise.optim import get_optimizer
 from groupwise.partition import partition, trainable_parameters
-from groupwise.spec import Choices, IntSpan, SchemeSpec, SearchSpace, Sharing
+from groupwise.spec import Choices, IntSpan, SchemeRange, SearchSpace, Sharing
 
 __all__ = [
     "PartitionFacts",
@@ -87,6 +87,30 @@ def partition_facts(
     allowed optimizers.
     """
     named = {p.name: p.param for p in trainable_parameters(model)}
+    variants, option_ranges = _variants(model, space, source)
+    allowed = list(space.optimizers)
+    valid = _valid_optimizers(variants, named, allowed, source)
+    shared = set(allowed).intersection(*valid.values())
+    if space.sharing.optimizer == "shared" and not shared:
+        raise SpecError(
+            f"{source}: sharing.optimizer is 'shared', but no allowed optimizer fits every group; "
+            "allow one without constraints, such as adamw"
+        )
+    return PartitionFacts(
+        variants=variants,
+        scheme_keys=tuple(k for k in (s.key for s in space.schemes) if k in option_ranges),
+        option_ranges=option_ranges,
+        valid={label: tuple(o for o in allowed if o in kinds) for label, kinds in valid.items()},
+        shared_valid=tuple(o for o in allowed if o in shared),
+        tensors={n: (tuple(p.shape), p.element_size()) for n, p in named.items()},
+    )
+
+
+def _variants(
+    model: nn.Module, space: SearchSpace, source: str
+) -> tuple[dict[str, Variant], dict[str, dict[str, Domain]]]:
+    """Every concrete scheme the space allows that partitions ``model`` within max_groups,
+    and each scheme's option ranges cut down to the values that did."""
     variants: dict[str, Variant] = {}
     option_ranges: dict[str, dict[str, Domain]] = {}
     problems: list[str] = []
@@ -112,7 +136,13 @@ def partition_facts(
         raise SpecError(
             f"{source}: no scheme in the space fits {type(model).__name__}: {'; '.join(problems)}"
         )
-    allowed = list(space.optimizers)
+    return variants, option_ranges
+
+
+def _valid_optimizers(
+    variants: Mapping[str, Variant], named: Mapping[str, Any], allowed: list[str], source: str
+) -> dict[str, set[str]]:
+    """Label -> the allowed optimizers every tensor it holds, in every variant, can take."""
     valid: dict[str, set[str]] = {}
     for variant in variants.values():
         for label, names in variant.groups.items():
@@ -125,20 +155,7 @@ def partition_facts(
                 "(torch's Muon takes 2-D tensors only); allow an optimizer without constraints, "
                 "such as adamw"
             )
-    shared = set(allowed).intersection(*valid.values())
-    if space.sharing.optimizer == "shared" and not shared:
-        raise SpecError(
-            f"{source}: sharing.optimizer is 'shared', but no allowed optimizer fits every group; "
-            "allow one without constraints, such as adamw"
-        )
-    return PartitionFacts(
-        variants=variants,
-        scheme_keys=tuple(k for k in (s.key for s in space.schemes) if k in option_ranges),
-        option_ranges=option_ranges,
-        valid={label: tuple(o for o in allowed if o in kinds) for label, kinds in valid.items()},
-        shared_valid=tuple(o for o in allowed if o in shared),
-        tensors={n: (tuple(p.shape), p.element_size()) for n, p in named.items()},
-    )
+    return valid
 
 
 def sample(trial: Suggester, space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
@@ -256,7 +273,7 @@ def _widest(domains: list[Domain]) -> Domain:
     )
 
 
-def _option_combinations(scheme: SchemeSpec) -> tuple[dict[str, Domain], list[dict[str, Any]]]:
+def _option_combinations(scheme: SchemeRange) -> tuple[dict[str, Domain], list[dict[str, Any]]]:
     ranges: dict[str, Domain] = {}
     values: dict[str, list[Any]] = {}
     for option, value in scheme.options.items():
@@ -272,7 +289,7 @@ def _option_combinations(scheme: SchemeSpec) -> tuple[dict[str, Domain], list[di
     return ranges, combos
 
 
-def _fixed_options(scheme: SchemeSpec) -> dict[str, Any]:
+def _fixed_options(scheme: SchemeRange) -> dict[str, Any]:
     return {k: v for k, v in scheme.options.items() if not isinstance(v, IntSpan | Choices)}
 
 

@@ -1,7 +1,7 @@
-"""Training: Task + TrialConfig -> per-epoch reports -> TrialResult. No Optuna, SQL or Ray here.
+"""Training: Task + TrialConfig -> one EpochReport per call. No Optuna, SQL or Ray here.
 
-:class:`Trainer` runs one epoch per call, so the caller (a Ray worker, or :func:`train` in
-process) can report each epoch and stop early when told to. Seeds fix the model's
+:class:`Trainer` runs one epoch per call, so the caller (a worker) can report each epoch and
+stop early when told to. Seeds fix the model's
 initialisation and the order of the data, so the same config and seed train identically.
 A loss that stops being finite, or grows past DIVERGENCE_FACTOR times the first batch's loss,
 stops the trial with the reason "diverged" (a bounded model can blow up without overflowing).
@@ -13,9 +13,8 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
@@ -23,9 +22,7 @@ from groupwise.config import TrialConfig
 from groupwise.optim import MultiOptimizer, build_optimizer
 from groupwise.tasks import Task
 
-__all__ = ["DivergedError", "EpochReport", "Trainer", "TrialResult", "train"]
-
-State = Literal["complete", "pruned", "diverged", "failed"]
+__all__ = ["DivergedError", "EpochReport", "Trainer"]
 
 # Checking the loss forces a device sync; on a GPU that costs, so look every few steps.
 _CHECK_EVERY = 8
@@ -45,16 +42,6 @@ class EpochReport:
     metrics: Mapping[str, float]  # val_loss and val_<metric> for each task metric
     lrs: Mapping[str, float]  # label -> lr at the end of the epoch
     elapsed_s: float
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    state: State
-    reports: tuple[EpochReport, ...]
-    reason: str = ""
-    wall_s: float = 0.0
-    peak_memory_bytes: int = 0
-    device: str = "cpu"
 
 
 class Trainer:
@@ -151,45 +138,3 @@ class Trainer:
             f"diverged: training loss became {value:.4g}{limit} in epoch {self.epoch} "
             f"(step {self.step})"
         )
-
-
-def train(
-    task: Task,
-    config: TrialConfig,
-    *,
-    epochs: int,
-    seed: int = 0,
-    batch_size: int = 64,
-    steps_per_epoch: int | None = None,
-    device: str | torch.device = "cpu",
-    report: Callable[[EpochReport], bool] = lambda report: False,
-) -> TrialResult:
-    """Train ``epochs`` epochs, calling ``report`` after each; it returns True to stop (prune)."""
-    started = time.perf_counter()
-    trainer = Trainer(
-        task,
-        config,
-        seed=seed,
-        batch_size=batch_size,
-        steps_per_epoch=steps_per_epoch,
-        device=device,
-    )
-    reports: list[EpochReport] = []
-    state: State = "complete"
-    reason = ""
-    try:
-        for _ in range(epochs):
-            reports.append(trainer.run_epoch())
-            if report(reports[-1]) and len(reports) < epochs:
-                state, reason = "pruned", f"pruned after epoch {len(reports)}"
-                break
-    except DivergedError as e:
-        state, reason = "diverged", str(e)
-    return TrialResult(
-        state=state,
-        reports=tuple(reports),
-        reason=reason,
-        wall_s=time.perf_counter() - started,
-        peak_memory_bytes=trainer.peak_memory_bytes(),
-        device=str(trainer.device),
-    )

@@ -1,7 +1,9 @@
-"""Reading studies: best configs, status, comparisons, exports of runs and epochs, reports.
+"""Reading studies: best configs, status, comparisons, exports of runs and epochs, reports,
+and the tables the CLI and the report both show.
 
 Optuna's trials are read through its public storage API (as optuna-dashboard does);
-groupwise's own tables (runs, epochs, groups) through ``groupwise.store``.
+groupwise's own tables (runs, epochs, groups) as plain data from ``groupwise.store``. Every
+count is :func:`groupwise.store.tally`.
 """
 
 from groupwise.analysis._best import (
@@ -9,7 +11,6 @@ from groupwise.analysis._best import (
     StudyStatus,
     best_trials,
     load_best,
-    load_study,
     study_status,
     trial_config,
 )
@@ -24,6 +25,15 @@ from groupwise.analysis._compare import (
 )
 from groupwise.analysis._export import FORMATS, epoch_rows, run_rows, write_rows
 from groupwise.analysis._report import PLOTS, Report, write_report
+from groupwise.analysis._tables import (
+    Table,
+    best_table,
+    lr_table,
+    optimizer_table,
+    scheme_table,
+    status_table,
+    studies_table,
+)
 
 __all__ = [
     "FORMATS",
@@ -36,13 +46,19 @@ __all__ = [
     "SchemeSummary",
     "StudyStatus",
     "StudySummary",
+    "Table",
+    "best_table",
     "best_trials",
     "compare",
     "compare_studies",
     "epoch_rows",
     "load_best",
-    "load_study",
+    "lr_table",
+    "optimizer_table",
     "run_rows",
+    "scheme_table",
+    "status_table",
+    "studies_table",
     "study_status",
     "trial_config",
     "write_report",

@@ -23,9 +23,12 @@ from groupwise.store import (
     REASON_ATTR,
     RETRIED_ATTR,
     TASK_ATTR,
+    Tally,
+    check_exists,
     open_storage,
-    resolve_url,
+    open_study,
     study_names,
+    tally,
 )
 
 __all__ = [
@@ -33,7 +36,6 @@ __all__ = [
     "StudyStatus",
     "best_trials",
     "load_best",
-    "load_study",
     "study_status",
     "trial_config",
 ]
@@ -65,28 +67,8 @@ class StudyStatus:
     task: str
     metric: str
     direction: str
-    complete: int
-    pruned: int
-    failed: int  # counted toward the budget
-    retried: int  # failed attempts lost to the machinery whose parameters ran again
-    running: int
-    best_value: float | None
-    best_trial: int | None
+    counts: Tally  # the one count (groupwise.store.tally), as the progress bar shows it
     fail_reasons: tuple[tuple[int, str], ...]  # (trial, "FAIL: why" or "PRUNED: why")
-
-
-def load_study(study: str, storage: str | None) -> optuna.Study:
-    """An existing study by name; a one-line error naming the studies there if not."""
-    opened = open_storage(storage)
-    _check_exists(study, study_names(opened), storage)
-    return optuna.load_study(study_name=study, storage=opened)
-
-
-def _check_exists(study: str, names: list[str], storage: str | None) -> None:
-    if study not in names:
-        raise StudyError(
-            f"no study {study!r} in {resolve_url(storage)}; studies there: [{', '.join(names)}]"
-        )
 
 
 @dataclass(frozen=True)
@@ -132,7 +114,7 @@ def best_first(rows: Sequence[Trained], direction: str) -> list[Trained]:
 
 def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[BestTrial]:
     """The ``top`` complete trials, best first (duplicates of one training shown once)."""
-    loaded = load_study(study, storage)
+    loaded = open_study(study, storage)
     direction = loaded.direction.name.lower()
     best = best_first(trained_trials(loaded), direction)[:top]
     if not best:
@@ -151,7 +133,7 @@ def load_best(study: str, storage: str | None = None) -> TrialConfig:
 
 
 def trial_config(study: str, trial: int, storage: str | None = None) -> TrialConfig:
-    loaded = load_study(study, storage)
+    loaded = open_study(study, storage)
     trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
     if trial not in trials:
         raise StudyError(
@@ -168,17 +150,12 @@ def study_status(storage: str | None = None, study: str | None = None) -> list[S
     opened = open_storage(storage)
     names = study_names(opened)
     if study is not None:
-        _check_exists(study, names, storage)
+        check_exists(study, names, storage)
     out = []
     for name in [study] if study else names:
         loaded = optuna.load_study(study_name=name, storage=opened)
         trials = loaded.get_trials(deepcopy=False)
-        retried = sum(bool(t.user_attrs.get(RETRIED_ATTR)) for t in trials)
-        count = {s: sum(t.state == s for t in trials) for s in TrialState}
-        try:
-            best: optuna.trial.FrozenTrial | None = loaded.best_trial
-        except ValueError:
-            best = None
+        direction = loaded.direction.name.lower()
         reasons = tuple(  # failures, and trials pruned as infeasible (out of memory)
             (t.number, f"{t.state.name}: {t.user_attrs[REASON_ATTR]}")
             for t in trials
@@ -189,14 +166,8 @@ def study_status(storage: str | None = None, study: str | None = None) -> list[S
                 study=name,
                 task=str(loaded.user_attrs.get(TASK_ATTR, "?")),
                 metric=str(loaded.user_attrs.get(METRIC_ATTR, "value")),
-                direction=loaded.direction.name.lower(),
-                complete=count[TrialState.COMPLETE],
-                pruned=count[TrialState.PRUNED],
-                failed=count[TrialState.FAIL] - retried,
-                retried=retried,
-                running=count[TrialState.RUNNING],
-                best_value=best.value if best else None,
-                best_trial=best.number if best else None,
+                direction=direction,
+                counts=tally(trials, direction),
                 fail_reasons=reasons,
             )
         )

@@ -11,14 +11,19 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from optuna.trial import TrialState
+import optuna
 
-from groupwise.analysis._best import Trained, best_first, load_study, trained_trials
+from groupwise.analysis._best import Trained, best_first, trained_trials
+from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
 from groupwise.store import (
+    CONFIG_ATTR,
     METRIC_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
+    Tally,
+    open_study,
+    tally,
 )
 
 __all__ = [
@@ -67,6 +72,7 @@ class Comparison:
     study: str
     metric: str
     direction: str
+    counts: Tally  # the whole study, as ``groupwise status`` counts it
     top: int  # "top trials": this many of the best complete trials
     by_scheme: tuple[SchemeSummary, ...]
     by_optimizer: tuple[OptimizerSummary, ...]
@@ -83,7 +89,7 @@ def compare(study: str, storage: str | None = None, top: int | None = None) -> C
     """Per scheme: best, median and counts; per group label and optimizer: best, median,
     which one wins; per label: the lr range of the ``top`` best trials (default: the best
     fifth, at least 3) against the range every complete trial tried."""
-    loaded = load_study(study, storage)
+    loaded = open_study(study, storage)
     direction = loaded.direction.name.lower()
     rows = trained_trials(loaded)
     ranked = best_first(rows, direction)
@@ -93,23 +99,34 @@ def compare(study: str, storage: str | None = None, top: int | None = None) -> C
             "says why"
         )
     top = top or max(3, len(ranked) // 5)
+    return Comparison(
+        study,
+        str(loaded.user_attrs.get(METRIC_ATTR, "value")),
+        direction,
+        tally(loaded.get_trials(deepcopy=False), direction),
+        top,
+        _scheme_summaries(loaded, rows, direction),
+        _optimizer_summaries(ranked, direction),
+        _lr_ranges(ranked, top),
+    )
 
-    by_scheme = []
-    for scheme in sorted({str(r.config.scheme) for r in rows}):
-        mine = [r for r in rows if str(r.config.scheme) == scheme]
-        best, median = _stats([r.value for r in mine if r.value is not None], direction)
-        by_scheme.append(
-            SchemeSummary(
-                scheme,
-                sum(r.state == TrialState.COMPLETE for r in mine),
-                sum(r.state == TrialState.PRUNED for r in mine),
-                sum(r.state == TrialState.FAIL for r in mine),
-                best,
-                median,
-            )
+
+def _scheme_summaries(
+    study: optuna.Study, rows: Sequence[Trained], direction: str
+) -> tuple[SchemeSummary, ...]:
+    out = []
+    for scheme, trials in sorted(_by_scheme(study).items()):
+        counts = tally(trials, direction)
+        mine = [r.value for r in rows if str(r.config.scheme) == scheme and r.value is not None]
+        best, median = _stats(mine, direction)
+        out.append(
+            SchemeSummary(scheme, counts.complete, counts.pruned, counts.failed, best, median)
         )
+    return tuple(out)
 
-    by_optimizer = []
+
+def _optimizer_summaries(ranked: Sequence[Trained], direction: str) -> tuple[OptimizerSummary, ...]:
+    out = []
     for label in sorted({label for r in ranked for label in r.config.groups}):
         with_label = [r for r in ranked if label in r.config.groups]
         winner = with_label[0].config.groups[label].optimizer
@@ -120,31 +137,36 @@ def compare(study: str, storage: str | None = None, top: int | None = None) -> C
                 if r.config.groups[label].optimizer == optimizer and r.value is not None
             ]
             best, median = _stats(values, direction)
-            by_optimizer.append(
+            out.append(
                 OptimizerSummary(label, optimizer, len(values), best, median, optimizer == winner)
             )
+    return tuple(out)
 
-    lr = []
+
+def _lr_ranges(ranked: Sequence[Trained], top: int) -> tuple[GroupLr, ...]:
+    out = []
     for label in sorted({label for r in ranked for label in r.config.groups}):
         every = [_lr(r, label) for r in ranked]
         every_lr = [x for x in every if x is not None]
         best_lr = [x for x in every[:top] if x is not None]
         if best_lr:
-            lr.append(
+            out.append(
                 GroupLr(
                     label, min(best_lr), max(best_lr), len(best_lr), min(every_lr), max(every_lr)
                 )
             )
+    return tuple(out)
 
-    return Comparison(
-        study,
-        str(loaded.user_attrs.get(METRIC_ATTR, "value")),
-        direction,
-        top,
-        tuple(by_scheme),
-        tuple(by_optimizer),
-        tuple(lr),
-    )
+
+def _by_scheme(study: optuna.Study) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    """Every trial groupwise sampled, by its scheme's display name (replays and retried
+    attempts included, so the counts per scheme add up to the study's)."""
+    out: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for t in study.get_trials(deepcopy=False):
+        if CONFIG_ATTR in t.user_attrs:
+            scheme = str(TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]).scheme)
+            out.setdefault(scheme, []).append(t)
+    return out
 
 
 def _lr(row: Trained, label: str) -> float | None:
@@ -168,7 +190,7 @@ class StudySummary:
 
 def compare_studies(studies: Sequence[str], storage: str | None = None) -> list[StudySummary]:
     """Studies on the same task and metric side by side; the first is the baseline."""
-    loaded = [load_study(name, storage) for name in studies]
+    loaded = [open_study(name, storage) for name in studies]
     identity = [
         (s.user_attrs.get(TASK_ATTR), s.user_attrs.get(METRIC_ATTR), s.direction.name.lower())
         for s in loaded
@@ -201,13 +223,14 @@ def compare_studies(studies: Sequence[str], storage: str | None = None) -> list[
                 ),
                 None,
             )
+        counts = tally(study.get_trials(deepcopy=False), direction)
         summaries.append(
             StudySummary(
                 name,
                 str(study.user_attrs.get(SPACE_ATTR, "?")),
-                sum(r.state == TrialState.COMPLETE for r in rows),
-                sum(r.state == TrialState.PRUNED for r in rows),
-                sum(r.state == TrialState.FAIL for r in rows),
+                counts.complete,
+                counts.pruned,
+                counts.failed,
                 best,
                 ranked[0].number if ranked else None,
                 median,

@@ -17,76 +17,56 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy
-
-from groupwise.analysis._best import load_study
-from groupwise.errors import ConfigError, StudyError
-from groupwise.store import open_storage, read_epochs, read_runs, revision_of
+from groupwise.errors import ConfigError
+from groupwise.store import epochs_of, open_study, runs_of
 
 __all__ = ["FORMATS", "epoch_rows", "run_rows", "write_rows"]
 
 FORMATS = (".csv", ".json")
 
 
-def _connection_for(study: str, storage: str | None) -> sqlalchemy.Connection:
-    load_study(study, storage)  # a one-line error for a study that is not there
-    engine = open_storage(storage).engine
-    if revision_of(engine) is None:
-        raise StudyError(
-            f"the database of study {study!r} has no groupwise run tables (it was written by "
-            "an older groupwise); launch the study again with this version to record runs"
-        )
-    return engine.connect()
+_RUN_COLUMNS = (
+    "attempt",
+    "retry_of",
+    "state",
+    "value",
+    "reason",
+    "scheme",
+    "duplicate_of",
+    "driver",
+    "host",
+    "node",
+    "device",
+    "started_at",
+    "ended_at",
+    "wall_s",
+    "peak_memory_bytes",
+)
 
 
 def run_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
-    with _connection_for(study, storage) as connection:
-        runs = read_runs(connection, study)
+    open_study(study, storage)  # a one-line error for a study that is not there
     rows = []
-    for run in runs:
-        row: dict[str, Any] = {
-            "study": run.study,
-            "trial": run.trial_number,
-            "attempt": run.attempt,
-            "retry_of": run.retry_of,
-            "state": run.state,
-            "value": run.value,
-            "reason": run.reason,
-            "scheme": run.scheme,
-            "duplicate_of": run.duplicate_of,
-            "driver": run.driver,
-            "host": run.host,
-            "node": run.node,
-            "device": run.device,
-            "started_at": _iso(run.started_at),
-            "ended_at": _iso(run.ended_at),
-            "wall_s": run.wall_s,
-            "peak_memory_bytes": run.peak_memory_bytes,
-        }
-        for label, group in sorted(run.config.get("groups", {}).items()):
+    for run in runs_of(storage, study):
+        row: dict[str, Any] = {"study": run["study"], "trial": run["trial_number"]}
+        row |= {key: run[key] for key in _RUN_COLUMNS}
+        row["started_at"], row["ended_at"] = _iso(run["started_at"]), _iso(run["ended_at"])
+        for label, group in sorted(run["config"].get("groups", {}).items()):
             for key, value in group.items():
                 row[f"{label}.{key}"] = json.dumps(value) if isinstance(value, list) else value
-        row["config"] = json.dumps(run.config, sort_keys=True)
+        row["config"] = json.dumps(run["config"], sort_keys=True)
         rows.append(row)
     return rows
 
 
 def epoch_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
-    with _connection_for(study, storage) as connection:
-        epochs = read_epochs(connection, study)
+    open_study(study, storage)
     rows = []
-    for trial, epoch in epochs:
-        row: dict[str, Any] = {
-            "study": study,
-            "trial": trial,
-            "epoch": epoch.epoch,
-            "train_loss": epoch.train_loss,
-            "val_loss": epoch.val_loss,
-            "metric": epoch.metric,
-            "elapsed_s": epoch.elapsed_s,
-        }
-        row |= {k: v for k, v in sorted(epoch.metrics.items()) if k not in row}
-        row |= {f"lr.{label}": lr for label, lr in sorted(epoch.lrs.items())}
+    for epoch in epochs_of(storage, study):
+        row: dict[str, Any] = {"study": study, "trial": epoch["trial"], "epoch": epoch["epoch"]}
+        row |= {k: epoch[k] for k in ("train_loss", "val_loss", "metric", "elapsed_s")}
+        row |= {k: v for k, v in sorted(epoch["metrics"].items()) if k not in row}
+        row |= {f"lr.{label}": lr for label, lr in sorted(epoch["lrs"].items())}
         rows.append(row)
     return rows
 

@@ -21,15 +21,18 @@ import optuna
 from optuna.trial import TrialState
 
 from groupwise import _yaml
-from groupwise.analysis._best import Trained, best_first, best_trials, load_study, trained_trials
-from groupwise.analysis._compare import Comparison, compare
-from groupwise.errors import ConfigError
-from groupwise.store import (
-    TASK_ATTR,
-    open_storage,
-    read_epochs,
-    revision_of,
+from groupwise.analysis._best import (
+    BestTrial,
+    Trained,
+    best_first,
+    best_trials,
+    study_status,
+    trained_trials,
 )
+from groupwise.analysis._compare import Comparison, compare
+from groupwise.analysis._tables import lr_table, optimizer_table, scheme_table, status_table
+from groupwise.errors import ConfigError
+from groupwise.store import epochs_of, has_run_tables, open_study
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -52,7 +55,7 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    loaded = load_study(study, storage)
+    loaded = open_study(study, storage)
     result = compare(study, storage)
     best = best_trials(study, storage, top=1)[0]
     directory = Path(directory)
@@ -88,7 +91,8 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
         figures.append((title, name, svg.getvalue()))
         paths.append(path)
     page = directory / "index.html"
-    page.write_text(_page(loaded, result, best.trial, best.config.to_dict(), figures))
+    status = study_status(storage, study)
+    page.write_text(_page(status_table(status).to_html(), result, best, figures))
     return Report(directory, page, tuple(paths))
 
 
@@ -176,13 +180,10 @@ def _curves(
     result: Comparison,
 ) -> None:
     top = [r.trial for r in best_first(rows, result.direction)[: result.top]]
-    engine = open_storage(storage).engine
     epochs: dict[int, list[tuple[int, float]]] = {}
-    if revision_of(engine) is not None:
-        with engine.connect() as connection:
-            for number, row in read_epochs(connection, study):
-                if row.metric is not None:
-                    epochs.setdefault(number, []).append((row.epoch, row.metric))
+    for row in epochs_of(storage, study) if has_run_tables(storage) else ():
+        if row["metric"] is not None:
+            epochs.setdefault(row["trial"], []).append((row["epoch"], row["metric"]))
     for t in top:
         points = epochs.get(t.number) or sorted(t.intermediate_values.items())
         ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=f"trial {t.number}")
@@ -194,61 +195,22 @@ def _curves(
     ax.legend(fontsize=7)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return f"{value:.6g}"
-        return html.escape("-" if value is None else str(value))
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _page(
-    study: optuna.Study,
+    summary: str,
     result: Comparison,
-    best_number: int,
-    best_config: dict[str, object],
+    best: BestTrial,
     figures: Sequence[tuple[str, str, str]],
 ) -> str:
-    trials = study.get_trials(deepcopy=False)
-    counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
-    summary = _table(
-        ["study", "task", "metric", "complete", "pruned", "failed", "best trial"],
-        [
-            [
-                result.study,
-                study.user_attrs.get(TASK_ATTR, "?"),
-                f"{result.metric} ({result.direction})",
-                counts["COMPLETE"],
-                counts["PRUNED"],
-                counts["FAIL"],
-                best_number,
-            ]
-        ],
-    )
-    schemes = _table(
-        ["scheme", "complete", "pruned", "failed", "best", "median"],
-        [[s.scheme, s.complete, s.pruned, s.failed, s.best, s.median] for s in result.by_scheme],
-    )
-    optimizers = _table(
-        ["group", "optimizer", "complete", "best", "median", "wins"],
-        [
-            [o.label, o.optimizer, o.complete, o.best, o.median, "yes" if o.wins else ""]
-            for o in result.by_optimizer
-        ],
-    )
-    lrs = _table(
-        ["group", f"lr low (top {result.top})", "lr high", "of them", "lr tried low", "high"],
-        [[g.label, g.top_low, g.top_high, g.top_count, g.all_low, g.all_high] for g in result.lr],
-    )
+    schemes = scheme_table(result).to_html()
+    optimizers = optimizer_table(result).to_html()
+    lrs = lr_table(result).to_html()
     plots = "".join(
         f'<h2>{html.escape(title)}</h2><div class="plot">{svg[svg.index("<svg") :]}</div>'
         f'<p><a href="{name}.png">{name}.png</a></p>'
         for title, name, svg in figures
     )
-    config = html.escape(_yaml.dump(best_config).rstrip())
+    config = html.escape(_yaml.dump(best.config.to_dict()).rstrip())
+    best_number = best.trial
     name = html.escape(result.study)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>groupwise report: {name}</title>

@@ -2,7 +2,7 @@
 
 A trial holds its parameters, their gradients and its optimizers' state, and the state
 differs by kind (SGD with momentum keeps one buffer per parameter, Adam two, Adafactor only
-row and column factors); each OptimizerSpec says how much. Activations depend on the batch
+row and column factors); each OptimizerInfo says how much. Activations depend on the batch
 and are not estimated: what the estimate misses shows up as an out-of-memory during
 training, which is recorded the same way (an infeasible ``memory`` constraint).
 """

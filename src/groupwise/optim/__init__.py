@@ -5,7 +5,7 @@ from groupwise.optim._checks import GroupPlan, check_group
 from groupwise.optim._multi import MultiOptimizer, partition_fingerprint
 from groupwise.optim._registry import (
     IMPLEMENTATION_FLAGS,
-    OptimizerSpec,
+    OptimizerInfo,
     ParamConstraint,
     available_optimizers,
     get_optimizer,
@@ -16,7 +16,7 @@ __all__ = [
     "IMPLEMENTATION_FLAGS",
     "GroupPlan",
     "MultiOptimizer",
-    "OptimizerSpec",
+    "OptimizerInfo",
     "ParamConstraint",
     "as_config",
     "available_optimizers",

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from groupwise.errors import ConfigError, ConstraintError, UnknownNameError
-from groupwise.optim._registry import OptimizerSpec
+from groupwise.optim._registry import OptimizerInfo
 
 __all__ = ["GroupPlan", "check_group"]
 
@@ -24,7 +24,7 @@ class GroupPlan:
     """A validated group, ready to hand to torch: label, optimizer kind, named tensors, settings."""
 
     label: str
-    spec: OptimizerSpec
+    spec: OptimizerInfo
     names: tuple[str, ...]
     params: tuple[Tensor, ...]
     hyperparameters: Mapping[str, Any]
@@ -32,7 +32,7 @@ class GroupPlan:
 
 def check_group(
     label: str,
-    spec: OptimizerSpec,
+    spec: OptimizerInfo,
     names: Sequence[str],
     params: Sequence[Tensor],
     hyperparameters: Mapping[str, Any],
@@ -54,7 +54,7 @@ def check_group(
     return GroupPlan(label, spec, tuple(names), tuple(params), dict(hyperparameters))
 
 
-def _check_with_torch(where: str, spec: OptimizerSpec, hyperparameters: Mapping[str, Any]) -> None:
+def _check_with_torch(where: str, spec: OptimizerInfo, hyperparameters: Mapping[str, Any]) -> None:
     """torch validates settings only when they are constructor defaults, never per group, so
     try them as defaults on a throwaway 2-D tensor (which every optimizer kind accepts)."""
     probe = torch.zeros(2, 2, requires_grad=True)

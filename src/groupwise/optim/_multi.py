@@ -27,7 +27,7 @@ from torch import Tensor
 from groupwise.config import TrialConfig
 from groupwise.errors import CheckpointMismatchError, ConfigError, format_names
 from groupwise.optim._checks import GroupPlan, check_group
-from groupwise.optim._registry import OptimizerSpec, get_optimizer
+from groupwise.optim._registry import OptimizerInfo, get_optimizer
 from groupwise.partition import GroupRow, PartitionSummary
 
 __all__ = ["GroupPlan", "MultiOptimizer", "partition_fingerprint"]
@@ -272,7 +272,7 @@ def _group_dict(plan: GroupPlan) -> dict[str, Any]:
     }
 
 
-def _construct(spec: OptimizerSpec, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+def _construct(spec: OptimizerInfo, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     try:
         return spec.cls(groups)  # type: ignore[call-arg]  # subclasses take params alone
     except (ValueError, TypeError, RuntimeError) as e:

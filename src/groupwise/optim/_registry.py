@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from groupwise.domains import Domain, FloatRange, TupleOf
-from groupwise.errors import UnknownNameError
+from groupwise.registry import Registry
 
 __all__ = [
-    "OptimizerSpec",
+    "OptimizerInfo",
     "ParamConstraint",
     "available_optimizers",
     "get_optimizer",
@@ -49,7 +49,7 @@ class ParamConstraint:
 
 
 @dataclass(frozen=True)
-class OptimizerSpec:
+class OptimizerInfo:
     """One optimizer kind.
 
     Attributes:
@@ -91,29 +91,23 @@ class OptimizerSpec:
         return not self.violations((f"#{i}", t) for i, t in enumerate(tensors))
 
 
-_OPTIMIZERS: dict[str, OptimizerSpec] = {}
+OPTIMIZERS: Registry[OptimizerInfo] = Registry("optimizer")
 
 
-def register_optimizer(spec: OptimizerSpec) -> OptimizerSpec:
+def register_optimizer(spec: OptimizerInfo) -> OptimizerInfo:
     """Add an optimizer kind; every test parametrized over the registry then covers it."""
     unknown = sorted(set(spec.search) - set(spec.defaults))
     if unknown:
         raise ValueError(f"optimizer {spec.name!r}: search ranges for unknown keys {unknown}")
-    if spec.name in _OPTIMIZERS and _OPTIMIZERS[spec.name] != spec:
-        raise ValueError(f"an optimizer named {spec.name!r} is already registered")
-    _OPTIMIZERS[spec.name] = spec
-    return spec
+    return OPTIMIZERS.add(spec.name, spec)
 
 
-def get_optimizer(name: str, where: str = "") -> OptimizerSpec:
-    try:
-        return _OPTIMIZERS[name]
-    except KeyError:
-        raise UnknownNameError("optimizer", name, _OPTIMIZERS, where) from None
+def get_optimizer(name: str, where: str = "") -> OptimizerInfo:
+    return OPTIMIZERS.get(name, where)
 
 
 def available_optimizers() -> list[str]:
-    return sorted(_OPTIMIZERS)
+    return OPTIMIZERS.names()
 
 
 def torch_defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
@@ -132,9 +126,9 @@ def _spec(
     search: Mapping[str, Domain],
     state: Callable[[Mapping[str, Any], tuple[int, ...]], int],
     constraints: tuple[ParamConstraint, ...] = (),
-) -> OptimizerSpec:
+) -> OptimizerInfo:
     return register_optimizer(
-        OptimizerSpec(name, cls, torch_defaults(cls), dict(search), constraints, state)
+        OptimizerInfo(name, cls, torch_defaults(cls), dict(search), constraints, state)
     )
 
 

@@ -7,7 +7,6 @@ parameters nowhere, no empty labels) are enforced here, for built-in and user sc
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from typing import Any, ClassVar, TypeVar
 from torch import Tensor, nn
 
 from groupwise.config import SchemeChoice
-from groupwise.errors import PartitionError, UnknownNameError, format_names
+from groupwise.errors import PartitionError, format_names
+from groupwise.registry import Registry, accepted_options, check_options
 
 __all__ = [
     "ParamInfo",
@@ -95,7 +95,7 @@ class Scheme(ABC):
         return self.labels
 
 
-_SCHEMES: dict[str, type[Scheme]] = {}
+SCHEMES: Registry[type[Scheme]] = Registry("partition scheme")
 S = TypeVar("S", bound=type[Scheme])
 
 
@@ -104,43 +104,25 @@ def register_scheme(cls: S) -> S:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} needs a non-empty class attribute 'name'")
-    if name in _SCHEMES and _SCHEMES[name] is not cls:
-        raise ValueError(f"a partition scheme named {name!r} is already registered")
-    _SCHEMES[name] = cls
+    SCHEMES.add(name, cls)
     return cls
 
 
 def available_schemes() -> list[str]:
-    return sorted(_SCHEMES)
+    return SCHEMES.names()
 
 
 def scheme_options(name: str) -> list[str]:
     """The option names a registered scheme accepts."""
-    return _option_names(_scheme_class(name))
-
-
-def _scheme_class(name: str) -> type[Scheme]:
-    try:
-        return _SCHEMES[name]
-    except KeyError:
-        raise UnknownNameError("partition scheme", name, _SCHEMES) from None
-
-
-def _option_names(cls: type[Scheme]) -> list[str]:
-    signature = inspect.signature(cls.__init__)
-    return [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+    return accepted_options(SCHEMES.get(name).__init__, keyword_only=True) or []
 
 
 def make_scheme(scheme: str | Mapping[str, Any] | SchemeChoice, **options: Any) -> Scheme:
     """Instantiate a registered scheme, checking option names before the scheme checks values."""
     choice = SchemeChoice.from_data(scheme)
     merged = {**choice.options, **options}
-    cls = _scheme_class(choice.name)
-    accepted = _option_names(cls)
-    for key in merged:
-        if key not in accepted:
-            takes = f"takes options [{', '.join(accepted)}]" if accepted else "takes no options"
-            raise PartitionError(f"scheme {choice.name!r} {takes}; got option {key!r}")
+    cls = SCHEMES.get(choice.name)
+    check_options("scheme", choice.name, merged, scheme_options(choice.name), PartitionError)
     return cls(**merged)
 
 

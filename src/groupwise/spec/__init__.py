@@ -3,8 +3,8 @@
 Errors name the file, the key path, the bad value and what is allowed.
 """
 
-from groupwise.spec._load import load_search_space, load_study, validate_file
-from groupwise.spec._space import Choices, FloatSpan, IntSpan, SchemeSpec, SearchSpace, Sharing
+from groupwise.spec._load import read_search_space, read_study, validate_file
+from groupwise.spec._space import Choices, FloatSpan, IntSpan, SchemeRange, SearchSpace, Sharing
 from groupwise.spec._study import (
     Budget,
     Faults,
@@ -24,14 +24,14 @@ __all__ = [
     "IntSpan",
     "Named",
     "Objective",
-    "SchemeSpec",
+    "SchemeRange",
     "SearchSpace",
     "Sharing",
     "StudySpec",
     "TaskRef",
     "Training",
     "Workers",
-    "load_search_space",
-    "load_study",
+    "read_search_space",
+    "read_study",
     "validate_file",
 ]

@@ -13,7 +13,7 @@ from groupwise.errors import SpecError
 from groupwise.spec._space import SearchSpace
 from groupwise.spec._study import StudySpec
 
-__all__ = ["load_search_space", "load_study", "validate_file"]
+__all__ = ["read_search_space", "read_study", "validate_file"]
 
 
 def read_yaml(path: Path) -> Any:
@@ -93,13 +93,13 @@ def _allowed_keys(title: str, loc: tuple[Any, ...]) -> str:
     return ", ".join(k for k in model.model_fields if k not in ("space", "source"))
 
 
-def load_search_space(path: str | Path) -> SearchSpace:
+def read_search_space(path: str | Path) -> SearchSpace:
     p = Path(path)
     space: SearchSpace = parse(SearchSpace, read_yaml(p), p)
     return space
 
 
-def load_study(path: str | Path) -> StudySpec:
+def read_study(path: str | Path) -> StudySpec:
     """Read and validate a study file and the search-space file it names."""
     p = Path(path)
     data = read_yaml(p)
@@ -112,7 +112,7 @@ def load_study(path: str | Path) -> StudySpec:
     space_path = (p.parent / reference).resolve()
     if not space_path.is_file():
         raise SpecError(f"{p}: search_space: file not found: {reference} (looked at {space_path})")
-    space = load_search_space(space_path)
+    space = read_search_space(space_path)
     spec: StudySpec = parse(
         StudySpec, {**data, "search_space": space_path, "space": space, "source": p}, p
     )
@@ -124,5 +124,5 @@ def validate_file(path: str | Path) -> StudySpec | SearchSpace:
     p = Path(path)
     data = read_yaml(p)
     if "task" in data or "search_space" in data:
-        return load_study(p)
-    return load_search_space(p)
+        return read_study(p)
+    return read_search_space(p)

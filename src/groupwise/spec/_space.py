@@ -20,21 +20,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from groupwise.domains import Categorical, Domain, FloatRange, IntRange, TupleOf
 from groupwise.errors import format_names
 from groupwise.optim import available_optimizers, get_optimizer
 from groupwise.partition import available_schemes, scheme_options
+from groupwise.registry import check_options
+from groupwise.spec._frozen import Frozen
 
-__all__ = ["Choices", "FloatSpan", "IntSpan", "SchemeSpec", "SearchSpace", "Sharing"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["Choices", "FloatSpan", "IntSpan", "SchemeRange", "SearchSpace", "Sharing"]
 
 
-class FloatSpan(_Frozen):
+class FloatSpan(Frozen):
     """A float range: ``{low: 1e-4, high: 1e-1, log: true}``."""
 
     low: float
@@ -53,7 +51,7 @@ class FloatSpan(_Frozen):
         return FloatRange(self.low, self.high, self.log)
 
 
-class IntSpan(_Frozen):
+class IntSpan(Frozen):
     """A whole-number range: ``{low: 2, high: 4}``."""
 
     low: int
@@ -70,7 +68,7 @@ class IntSpan(_Frozen):
         return IntRange(self.low, self.high, self.log)
 
 
-class Choices(_Frozen):
+class Choices(Frozen):
     """A categorical choice: ``{choices: [true, false]}``."""
 
     choices: tuple[Any, ...] = Field(min_length=1)
@@ -93,11 +91,13 @@ def to_domain(value: Any) -> Domain | None:
     return None
 
 
-class SchemeSpec(_Frozen):
+class SchemeRange(Frozen):
     """A partition scheme to explore, with fixed options or option ranges."""
 
     name: str
-    options: dict[str, IntSpan | Choices | int | float | str | dict[str, str] | None] = {}
+    options: dict[str, IntSpan | Choices | int | float | str | dict[str, str] | None] = Field(
+        default_factory=dict
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -112,17 +112,13 @@ class SchemeSpec(_Frozen):
         return data
 
     @model_validator(mode="after")
-    def _known(self) -> SchemeSpec:
+    def _known(self) -> SchemeRange:
         if self.name not in available_schemes():
             raise ValueError(
                 f"unknown partition scheme {self.name!r}; must be one of "
                 f"[{', '.join(available_schemes())}]"
             )
-        accepted = scheme_options(self.name)
-        for key in self.options:
-            if key not in accepted:
-                takes = f"takes options [{', '.join(accepted)}]" if accepted else "takes no options"
-                raise ValueError(f"scheme {self.name!r} {takes}; got option {key!r}")
+        check_options("scheme", self.name, self.options, scheme_options(self.name), ValueError)
         return self
 
     @property
@@ -134,7 +130,7 @@ class SchemeSpec(_Frozen):
         return self.name + "(" + ",".join(f"{k}={fixed[k]}" for k in sorted(fixed)) + ")"
 
 
-class Sharing(_Frozen):
+class Sharing(Frozen):
     optimizer: Literal["per_group", "shared"] = "per_group"
     lr: Literal["per_group", "shared", "layerwise"] = "per_group"
     hyperparameters: Literal["per_group", "shared"] = "per_group"
@@ -142,10 +138,10 @@ class Sharing(_Frozen):
     lr_decay: FloatSpan = FloatSpan(low=0.5, high=1.0)
 
 
-class SearchSpace(_Frozen):
-    """What a study explores. Built from a search-space YAML file by :func:`load_search_space`."""
+class SearchSpace(Frozen):
+    """What a study explores. Built from a search-space YAML file by :func:`read_search_space`."""
 
-    schemes: tuple[SchemeSpec, ...] = Field(min_length=1)
+    schemes: tuple[SchemeRange, ...] = Field(min_length=1)
     optimizers: dict[str, dict[str, HyperValue] | None] = Field(min_length=1)
     sharing: Sharing = Sharing()
     description: str = ""

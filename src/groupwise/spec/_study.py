@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from groupwise.spec._frozen import Frozen
 from groupwise.spec._space import SearchSpace
 
 __all__ = [
@@ -34,15 +35,11 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Named(_Frozen):
+class Named(Frozen):
     """A registry name with keyword options: ``{name: tpe, options: {...}}`` or just ``tpe``."""
 
     name: str
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -54,12 +51,12 @@ class TaskRef(Named):
     """A built-in task by name, or a user's ``package.module:function``."""
 
 
-class Objective(_Frozen):
+class Objective(Frozen):
     metric: str = "val_loss"
     direction: Literal["minimize", "maximize"] = "minimize"
 
 
-class Budget(_Frozen):
+class Budget(Frozen):
     trials: int | None = Field(default=None, ge=1)
     time_s: float | None = Field(default=None, gt=0)
 
@@ -70,13 +67,13 @@ class Budget(_Frozen):
         return self
 
 
-class Training(_Frozen):
+class Training(Frozen):
     epochs: int = Field(default=5, ge=1)
     steps_per_epoch: int | None = Field(default=None, ge=1)  # None: one pass over the data
     batch_size: int = Field(default=64, ge=1)
 
 
-class Workers(_Frozen):
+class Workers(Frozen):
     count: int = Field(default=2, ge=1)
     cpus_per_trial: float = Field(default=1.0, gt=0)
     gpus_per_trial: float = Field(default=0.0, ge=0)  # 0.25: four trials share one GPU
@@ -84,7 +81,7 @@ class Workers(_Frozen):
     memory_per_trial_mb: float | None = Field(default=None, gt=0)
 
 
-class Faults(_Frozen):
+class Faults(Frozen):
     """What the driver does when the machinery fails under a trial.
 
     A trial lost to the infrastructure (its worker died, its driver died, the driver was
@@ -108,7 +105,7 @@ class Faults(_Frozen):
         return self
 
 
-class StudySpec(_Frozen):
+class StudySpec(Frozen):
     """A validated, frozen study file. ``space`` is the loaded search-space file."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")

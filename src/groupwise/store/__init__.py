@@ -1,12 +1,12 @@
-"""Where studies live: Optuna's storage (opened, mirrored, reconnected) and, beside Optuna's
-tables in the same database, groupwise's own (runs, epochs, groups; Alembic-migrated)."""
+"""Where studies live: Optuna's storage (opened, mirrored, reconnected), the ledger of each
+trial's life, the one count of a study's trials, and, beside Optuna's tables in the same
+database, groupwise's own (runs, epochs, groups; Alembic-migrated). The only stage that
+speaks SQL, and the only one that touches Optuna's private API (``_internals``)."""
 
-from groupwise.store._migrate import VERSION_TABLE, head_revision, migrate, revision_of
-from groupwise.store._optuna import (
+from groupwise.store._attrs import (
     ATTEMPT_ATTR,
     CANONICAL_ATTR,
     CONFIG_ATTR,
-    DEFAULT_STORAGE,
     DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
     METRIC_ATTR,
@@ -16,9 +16,26 @@ from groupwise.store._optuna import (
     RUN_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
-    WriteThroughStorage,
+)
+from groupwise.store._counts import Tally, TrialClass, classify, tally
+from groupwise.store._ledger import (
+    Ending,
+    Ledger,
+    Opened,
+    Proposal,
+    Refusal,
+    Settled,
+    StudyIdentity,
+)
+from groupwise.store._migrate import VERSION_TABLE, head_revision, migrate, revision_of
+from groupwise.store._mirror import WriteThroughStorage
+from groupwise.store._open import (
+    DEFAULT_STORAGE,
+    check_exists,
     connection_lost,
     open_storage,
+    open_study,
+    quiet_optuna,
     reconnecting,
     resolve_url,
     study_names,
@@ -27,9 +44,12 @@ from groupwise.store._records import (
     GroupRecord,
     add_epoch,
     end_run,
+    epochs_of,
+    has_run_tables,
     read_epochs,
     read_groups,
     read_runs,
+    runs_of,
     start_run,
 )
 from groupwise.store._tables import Base, EpochRow, GroupRow, RunRow
@@ -50,23 +70,40 @@ __all__ = [
     "TASK_ATTR",
     "VERSION_TABLE",
     "Base",
+    "Ending",
     "EpochRow",
     "GroupRecord",
     "GroupRow",
+    "Ledger",
+    "Opened",
+    "Proposal",
+    "Refusal",
     "RunRow",
+    "Settled",
+    "StudyIdentity",
+    "Tally",
+    "TrialClass",
     "WriteThroughStorage",
     "add_epoch",
+    "check_exists",
+    "classify",
     "connection_lost",
     "end_run",
+    "epochs_of",
+    "has_run_tables",
     "head_revision",
     "migrate",
     "open_storage",
+    "open_study",
+    "quiet_optuna",
     "read_epochs",
     "read_groups",
     "read_runs",
     "reconnecting",
     "resolve_url",
     "revision_of",
+    "runs_of",
     "start_run",
     "study_names",
+    "tally",
 ]

@@ -1,6 +1,7 @@
-"""Writing and reading groupwise's tables. The driver writes through these functions on the
+"""Writing and reading groupwise's tables. The ledger writes through these functions on the
 connection of a :meth:`WriteThroughStorage.transaction`, so each row lands in the same
-transaction as the Optuna writes it goes with."""
+transaction as the Optuna writes it goes with. Readers outside ``store`` get plain data
+(:func:`runs_of`, :func:`epochs_of`), never a connection."""
 
 from __future__ import annotations
 
@@ -12,15 +13,21 @@ from typing import Any, TypeVar
 import sqlalchemy
 from sqlalchemy import insert, select, update
 
+from groupwise.errors import StudyError
+from groupwise.store._migrate import revision_of
+from groupwise.store._open import open_storage
 from groupwise.store._tables import EpochRow, GroupRow, RunRow
 
 __all__ = [
     "GroupRecord",
     "add_epoch",
     "end_run",
+    "epochs_of",
+    "has_run_tables",
     "read_epochs",
     "read_groups",
     "read_runs",
+    "runs_of",
     "start_run",
 ]
 
@@ -177,3 +184,35 @@ def _per_trial(
         .order_by(RunRow.trial_number, order)
     )
     return [(int(n), row) for n, row in sqlalchemy.orm.Session(connection).execute(query)]
+
+
+# -- plain data for readers outside store ------------------------------------------------------
+def has_run_tables(storage: str | None) -> bool:
+    """Whether the database has groupwise's tables (an older groupwise's has only Optuna's)."""
+    return revision_of(open_storage(storage).engine) is not None
+
+
+def runs_of(storage: str | None, study: str) -> list[dict[str, Any]]:
+    """Every run of ``study`` (column -> value), by trial number."""
+    with _connect(storage, study) as connection:
+        return [_plain(run) for run in read_runs(connection, study)]
+
+
+def epochs_of(storage: str | None, study: str) -> list[dict[str, Any]]:
+    """Every epoch of every run of ``study`` (column -> value, and ``trial``)."""
+    with _connect(storage, study) as connection:
+        return [{"trial": n, **_plain(row)} for n, row in read_epochs(connection, study)]
+
+
+def _connect(storage: str | None, study: str) -> sqlalchemy.Connection:
+    engine = open_storage(storage).engine
+    if revision_of(engine) is None:
+        raise StudyError(
+            f"the database of study {study!r} has no groupwise run tables (it was written by "
+            "an older groupwise); launch the study again with this version to record runs"
+        )
+    return engine.connect()
+
+
+def _plain(row: RunRow | EpochRow) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}

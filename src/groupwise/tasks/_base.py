@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -12,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from groupwise.errors import TaskError, UnknownNameError
+from groupwise.registry import Registry, accepted_options, check_options
 
 __all__ = ["Batches", "Task", "TaskFactory", "available_tasks", "register_task", "resolve_task"]
 
@@ -57,31 +57,26 @@ class Task:
 TaskFactory = Callable[..., Task]
 
 
-_TASKS: dict[str, TaskFactory] = {}
+TASKS: Registry[TaskFactory] = Registry("task")
 
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
     """Decorator: make a factory ``f(*, seed=0, **options) -> Task`` available by name."""
 
     def add(factory: TaskFactory) -> TaskFactory:
-        _TASKS[name] = factory
-        return factory
+        return TASKS.add(name, factory)
 
     return add
 
 
 def available_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return TASKS.names()
 
 
 def resolve_task(ref: str, options: Mapping[str, Any] | None = None, *, seed: int = 0) -> Task:
     """Build a task from a registry name or a ``package.module:function`` reference."""
     factory = _factory(ref)
-    accepted = _option_names(factory)
-    for key in options or {}:
-        if accepted is not None and key not in accepted:
-            takes = f"takes options [{', '.join(accepted)}]" if accepted else "takes no options"
-            raise TaskError(f"task {ref!r} {takes}; got option {key!r}")
+    check_options("task", ref, options or {}, _option_names(factory), TaskError)
     try:
         task = factory(seed=seed, **dict(options or {}))
     except TaskError:
@@ -99,9 +94,8 @@ def resolve_task(ref: str, options: Mapping[str, Any] | None = None, *, seed: in
 def _factory(ref: str) -> TaskFactory:
     if ":" not in ref:
         try:
-            return _TASKS[ref]
-        except KeyError:
-            unknown = UnknownNameError("task", ref, _TASKS)
+            return TASKS.get(ref)
+        except UnknownNameError as unknown:
             raise TaskError(f"{unknown}, or a 'package.module:function' reference") from None
     module_name, _, attr = ref.partition(":")
     try:
@@ -118,12 +112,11 @@ def _factory(ref: str) -> TaskFactory:
 
 
 def _option_names(factory: TaskFactory) -> list[str] | None:
-    params = inspect.signature(factory).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    if not any(p.name == "seed" for p in params):
+    """The options a task function takes besides ``seed`` (None: any, it takes ``**``)."""
+    accepted = accepted_options(factory)
+    if accepted is not None and "seed" not in accepted:
         raise TaskError(
             f"task function {getattr(factory, '__name__', factory)!r} must take a keyword "
             "argument 'seed' (def my_task(*, seed=0, **options) -> Task)"
         )
-    return [p.name for p in params if p.name != "seed" and p.kind is not p.VAR_POSITIONAL]
+    return None if accepted is None else [p for p in accepted if p != "seed"]

@@ -1,0 +1,154 @@
+"""The tables groupwise shows, each defined once: the CLI renders them with rich, the report
+as HTML, so both always say the same thing in the same columns."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from groupwise.analysis._best import BestTrial, StudyStatus
+from groupwise.analysis._compare import Comparison, StudySummary
+
+__all__ = [
+    "Table",
+    "best_table",
+    "lr_table",
+    "optimizer_table",
+    "scheme_table",
+    "status_table",
+    "studies_table",
+]
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def to_html(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    return Table(tuple(columns), tuple(tuple(fmt(v) for v in row) for row in rows))
+
+
+def status_table(statuses: Sequence[StudyStatus]) -> Table:
+    columns = ("study", "task", "metric", "complete", "pruned", "failed", "retried", "running")
+    return _table(
+        (*columns, "best", "trial"),
+        [
+            (
+                s.study,
+                s.task,
+                f"{s.metric} ({s.direction[:3]})",
+                s.counts.complete,
+                s.counts.pruned,
+                s.counts.failed,
+                s.counts.retried,
+                s.counts.running,
+                s.counts.best_value,
+                s.counts.best_trial,
+            )
+            for s in statuses
+        ],
+    )
+
+
+def scheme_table(result: Comparison) -> Table:
+    metric = f"{result.metric} ({result.direction[:3]})"
+    return _table(
+        ("scheme", "complete", "pruned", "failed", f"best {metric}", "median"),
+        [(r.scheme, r.complete, r.pruned, r.failed, r.best, r.median) for r in result.by_scheme],
+    )
+
+
+def optimizer_table(result: Comparison) -> Table:
+    metric = f"{result.metric} ({result.direction[:3]})"
+    return _table(
+        ("group", "optimizer", "complete", f"best {metric}", "median", "wins"),
+        [
+            (o.label, o.optimizer, o.complete, o.best, o.median, "yes" if o.wins else "")
+            for o in result.by_optimizer
+        ],
+    )
+
+
+def lr_table(result: Comparison) -> Table:
+    return _table(
+        ("group", f"lr in the top {result.top}", "of them", "lr tried"),
+        [
+            (
+                g.label,
+                f"{g.top_low:.3g} .. {g.top_high:.3g}",
+                g.top_count,
+                f"{g.all_low:.3g} .. {g.all_high:.3g}",
+            )
+            for g in result.lr
+        ],
+    )
+
+
+def studies_table(summaries: Sequence[StudySummary]) -> Table:
+    baseline = summaries[0].study if summaries else "the first"
+    return _table(
+        (
+            "study",
+            "search space",
+            "complete",
+            "pruned",
+            "failed",
+            "best",
+            "trial",
+            "median",
+            f"trials to reach {baseline}'s best",
+        ),
+        [
+            (
+                s.study,
+                Path(s.search_space).name,
+                s.complete,
+                s.pruned,
+                s.failed,
+                s.best,
+                s.best_trial,
+                s.median,
+                s.trials_to_baseline,
+            )
+            for s in summaries
+        ],
+    )
+
+
+def best_table(rows: Sequence[BestTrial]) -> Table:
+    def groups(row: BestTrial) -> str:
+        parts = []
+        for label, g in row.config.groups.items():
+            lr = g.hyperparameters.get("lr")
+            parts.append(
+                f"{label}: {g.optimizer} lr={lr:.3g}"
+                if isinstance(lr, float)
+                else f"{label}: {g.optimizer}"
+            )
+        return "; ".join(parts)
+
+    metric = rows[0].metric if rows else "value"
+    return _table(
+        ("trial", metric, "scheme", "groups"),
+        [(r.trial, r.value, str(r.config.scheme.to_data()), groups(r)) for r in rows],
+    )

@@ -1,0 +1,80 @@
+"""What a worker says back to the driver: typed replies, one per call (no Ray here).
+
+A worker trains one epoch per call. It answers :class:`Trained` (the epoch's report, where it
+ran and its peak memory) or :class:`Stopped` (the trial cannot go on: it diverged, raised, or
+ran out of memory). A worker that dies answers nothing; the pool reports that as
+:class:`Lost`. The driver matches on the type, and mypy checks every case is handled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from groupwise.training import EpochReport
+
+__all__ = ["Lost", "Reply", "Stopped", "Trained", "Where", "WorkerSettings"]
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker needs to train any trial of a study."""
+
+    task: str
+    task_options: dict[str, Any]
+    seed: int
+    batch_size: int
+    steps_per_epoch: int | None
+    cpus: float
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a worker trains: recorded with every trial it runs."""
+
+    host: str
+    pid: int
+    device: str
+    node: str | None = None
+    gpu_ids: tuple[str, ...] = ()
+    visible_devices: str | None = None
+    device_memory_bytes: int | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The fields stored with a run (``groupwise.run``)."""
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "device": self.device,
+            "node": self.node,
+            "gpu_ids": list(self.gpu_ids),
+            "visible_devices": self.visible_devices,
+        }
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One epoch trained and evaluated."""
+
+    report: EpochReport
+    peak_memory_bytes: int
+    where: Where
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The trial cannot go on; ``kind`` says why, ``reason`` in words."""
+
+    kind: Literal["diverged", "failed", "out_of_memory"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The worker died under the trial (said by the pool, not the worker)."""
+
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Reply = Trained | Stopped | Lost

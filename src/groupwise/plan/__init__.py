@@ -1,0 +1,27 @@
+"""Planning, between spec and execution: a validated study file -> a frozen :class:`Plan`
+(the task checked, the partition facts, the sampler and pruner, the study's fingerprint).
+``groupwise validate`` runs only this far; it imports no Ray and opens no database."""
+
+from groupwise.plan._components import (
+    PRUNERS,
+    SAMPLERS,
+    Component,
+    ComponentEntry,
+    component,
+    register_pruner,
+    register_sampler,
+)
+from groupwise.plan._plan import Plan, fingerprint, make_plan
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "Component",
+    "ComponentEntry",
+    "Plan",
+    "component",
+    "fingerprint",
+    "make_plan",
+    "register_pruner",
+    "register_sampler",
+]

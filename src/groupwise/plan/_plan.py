@@ -1,0 +1,79 @@
+"""Planning: a validated study file -> a :class:`Plan`, everything checked before anything runs.
+
+The plan resolves the task and checks its metric, partitions the model every way the space
+allows (the partition facts sampling needs), resolves the sampler and pruner, and computes the
+study's fingerprint. ``groupwise validate`` stops here; ``launch`` hands the plan to execution.
+Nothing here imports Ray or touches a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import torch
+
+from groupwise.errors import GroupwiseError, SpecError
+from groupwise.plan._components import Component, component
+from groupwise.sampling import PartitionFacts, partition_facts
+from groupwise.spec import StudySpec
+from groupwise.tasks import resolve_task
+
+__all__ = ["Plan", "fingerprint", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A study ready to run: the spec, the partition facts, sampler and pruner, identity."""
+
+    spec: StudySpec
+    facts: PartitionFacts
+    sampler: Component
+    pruner: Component
+    fingerprint: str  # what makes two launches the same study
+
+
+def make_plan(spec: StudySpec) -> Plan:
+    """Resolve the task, partition its model every way the space allows, resolve the sampler
+    and pruner. Raises SpecError naming the study file for anything that would fail later."""
+    where = str(spec.source or spec.name)
+    facts = _facts(spec, where)
+    sampler = component(
+        "sampler", spec.sampler.name, spec.sampler.options, f"{where}: sampler", seed=spec.seed
+    )
+    implied = {"max_resource": spec.training.epochs} if spec.pruner.name == "hyperband" else {}
+    pruner = component(
+        "pruner", spec.pruner.name, spec.pruner.options, f"{where}: pruner", implied=implied
+    )
+    return Plan(spec, facts, sampler, pruner, fingerprint(spec))
+
+
+def _facts(spec: StudySpec, where: str) -> PartitionFacts:
+    try:
+        task = resolve_task(spec.task.name, spec.task.options, seed=spec.seed)
+    except GroupwiseError as e:
+        raise SpecError(f"{where}: task: {e}") from e
+    if spec.objective.metric not in task.metric_names:
+        raise SpecError(
+            f"{where}: objective.metric: task {spec.task.name!r} reports "
+            f"[{', '.join(task.metric_names)}]; got {spec.objective.metric!r}"
+        )
+    torch.manual_seed(spec.seed)
+    try:
+        model = task.build_model()
+    except Exception as e:
+        raise SpecError(f"{where}: task: building the model failed: {type(e).__name__}: {e}") from e
+    return partition_facts(model, spec.space, source=str(spec.search_space))
+
+
+def fingerprint(spec: StudySpec) -> str:
+    """What makes two launches the same study: task, space, objective, training, seed."""
+    identity = {
+        "task": spec.task.model_dump(mode="json"),
+        "space": spec.space.model_dump(mode="json"),
+        "objective": spec.objective.model_dump(mode="json"),
+        "training": spec.training.model_dump(mode="json"),
+        "seed": spec.seed,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

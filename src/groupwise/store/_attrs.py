@@ -1,0 +1,32 @@
+"""The names groupwise stores its data under, in namespaced Optuna user attributes (as
+optuna-dashboard does). The ledger writes them; analysis and the counts read them."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ATTEMPT_ATTR",
+    "CANONICAL_ATTR",
+    "CONFIG_ATTR",
+    "DUPLICATE_ATTR",
+    "FINGERPRINT_ATTR",
+    "METRIC_ATTR",
+    "REASON_ATTR",
+    "RETRIED_ATTR",
+    "RETRY_OF_ATTR",
+    "RUN_ATTR",
+    "SPACE_ATTR",
+    "TASK_ATTR",
+]
+
+CONFIG_ATTR = "groupwise.config"  # trial: the TrialConfig as JSON
+CANONICAL_ATTR = "groupwise.canonical"  # trial: equal for configs that train identically
+DUPLICATE_ATTR = "groupwise.duplicate_of"  # trial: the trial whose result it reuses
+REASON_ATTR = "groupwise.fail_reason"  # trial: why it failed
+RUN_ATTR = "groupwise.run"  # trial: wall time, peak memory, host, node, device
+ATTEMPT_ATTR = "groupwise.attempt"  # trial: 1 for a first run, n for its (n-1)th retry
+RETRY_OF_ATTR = "groupwise.retry_of"  # trial: the first attempt's number
+RETRIED_ATTR = "groupwise.retried"  # failed trial: re-enqueued, so not counted toward budget
+FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed
+TASK_ATTR = "groupwise.task"  # study
+METRIC_ATTR = "groupwise.metric"  # study
+SPACE_ATTR = "groupwise.search_space"  # study

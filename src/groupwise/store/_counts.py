@@ -1,0 +1,75 @@
+"""The one count of a study's trials. The progress bar, ``groupwise status``, ``compare`` and
+the report all call :func:`tally`, so they agree by construction.
+
+Each trial is in exactly one class:
+
+- ``complete``, ``pruned``, ``failed``: finished, and counted toward the budget;
+- ``retried``: failed by the machinery (worker lost, driver died or was stopped) and enqueued
+  again; its retry is what counts, so this attempt does not;
+- ``running``, ``waiting``: not finished (``waiting``: enqueued, not yet started).
+
+The best trial is the COMPLETE one with the best finite value; of equal values the earliest,
+so a replay of a config never displaces the trial that trained it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import optuna
+from optuna.trial import TrialState
+
+from groupwise.store._attrs import RETRIED_ATTR
+
+__all__ = ["Tally", "TrialClass", "classify", "tally"]
+
+TrialClass = Literal["complete", "pruned", "failed", "retried", "running", "waiting"]
+
+
+@dataclass(frozen=True)
+class Tally:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0  # counted toward the budget
+    retried: int = 0  # failed attempts whose parameters were enqueued again: not counted
+    running: int = 0
+    waiting: int = 0
+    best_value: float | None = None
+    best_trial: int | None = None
+
+    @property
+    def finished(self) -> int:
+        """What the budget counts: complete + pruned + failed."""
+        return self.complete + self.pruned + self.failed
+
+
+def classify(trial: optuna.trial.FrozenTrial) -> TrialClass:
+    if trial.state == TrialState.FAIL:
+        return "retried" if trial.user_attrs.get(RETRIED_ATTR) else "failed"
+    if trial.state == TrialState.COMPLETE:
+        return "complete"
+    if trial.state == TrialState.PRUNED:
+        return "pruned"
+    return "waiting" if trial.state == TrialState.WAITING else "running"
+
+
+def tally(trials: Iterable[optuna.trial.FrozenTrial], direction: str) -> Tally:
+    """Counts by :func:`classify` and the best trial (``direction``: minimize or maximize)."""
+    counts = dict.fromkeys(("complete", "pruned", "failed", "retried", "running", "waiting"), 0)
+    sign = 1.0 if direction == "minimize" else -1.0
+    best: tuple[float, int] | None = None
+    for trial in trials:
+        counts[classify(trial)] += 1
+        value = trial.value if trial.state == TrialState.COMPLETE else None
+        if value is None or not math.isfinite(value):
+            continue
+        if best is None or (sign * value, trial.number) < (sign * best[0], best[1]):
+            best = (value, trial.number)
+    return Tally(
+        **counts,
+        best_value=best[0] if best else None,
+        best_trial=best[1] if best else None,
+    )

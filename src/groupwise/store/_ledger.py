@@ -1,0 +1,445 @@
+"""The ledger: a trial's life in the study database, each step one transaction.
+
+    open ─┬─> epoch ─> ... ─> close (COMPLETE, PRUNED, or FAIL with its reason)
+          ├─> settled at once: a replay of a config already trained, or refused (out of memory)
+          └─> lose: failed by the machinery, and enqueued again within ``max_retries``
+
+Every step writes Optuna's trial and groupwise's rows (runs, epochs, groups) in one
+transaction, so the database never holds one without the other. Execution speaks to the
+ledger by trial number and never sees Optuna. A trial's number is its id in the mirror
+(:class:`WriteThroughStorage` holds one study).
+
+The ledger also remembers what trained: a later trial whose config trains identically
+(the same canonical key) replays that outcome instead of training again. Outcomes the
+machinery caused (a lost worker, a timeout) are not replayed: they say nothing of the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+import sqlalchemy
+from optuna.trial import TrialState
+
+from groupwise.errors import StudyError
+from groupwise.store import _internals
+from groupwise.store._attrs import (
+    ATTEMPT_ATTR,
+    CANONICAL_ATTR,
+    CONFIG_ATTR,
+    DUPLICATE_ATTR,
+    FINGERPRINT_ATTR,
+    METRIC_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    RETRY_OF_ATTR,
+    RUN_ATTR,
+    SPACE_ATTR,
+    TASK_ATTR,
+)
+from groupwise.store._counts import Tally, tally
+from groupwise.store._migrate import migrate
+from groupwise.store._mirror import WriteThroughStorage
+from groupwise.store._open import open_storage
+from groupwise.store._records import GroupRecord, add_epoch, end_run, start_run
+
+__all__ = ["Ending", "Ledger", "Opened", "Proposal", "Refusal", "Settled", "StudyIdentity"]
+
+log = logging.getLogger("groupwise")
+
+Ending = Literal["COMPLETE", "PRUNED", "FAIL"]
+_STATES: dict[str, TrialState] = {
+    "COMPLETE": TrialState.COMPLETE,
+    "PRUNED": TrialState.PRUNED,
+    "FAIL": TrialState.FAIL,
+}
+
+
+@dataclass(frozen=True)
+class StudyIdentity:
+    """What makes a launch the same study as the one in the database."""
+
+    name: str
+    direction: Literal["minimize", "maximize"]
+    fingerprint: str  # task, space, objective, training, seed
+    metric: str
+    task: str
+    search_space: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A trial not started because it cannot fit: PRUNED with a violated ``memory``
+    constraint, ``over`` (the fraction it is over) so the sampler learns where not to go."""
+
+    reason: str
+    over: float
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the caller made of a new trial's suggestions."""
+
+    config: Mapping[str, Any]  # the TrialConfig as plain data
+    config_json: str
+    canonical: str  # equal for configs that train identically
+    scheme: str
+    groups: Sequence[GroupRecord]
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A trial to train."""
+
+    number: int
+    run_id: int
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A trial recorded without training: a replay, or refused."""
+
+    number: int
+    state: Ending
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: TrialState
+    value: float | None
+    intermediate: Mapping[int, float]
+    reason: str
+    number: int
+    constraints: Mapping[str, float]
+
+
+class Ledger:
+    """One study's trials as a driver writes them. Build it with :meth:`open`."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        mirror: WriteThroughStorage,
+        identity: StudyIdentity,
+        max_retries: int,
+        driver: str,
+    ) -> None:
+        self.study = study
+        self.mirror = mirror
+        self.identity = identity
+        self.max_retries = max_retries
+        self.driver = driver  # host:pid, recorded with each run
+        self._outcomes: dict[str, _Outcome] = {}
+        self._tally: tuple[int, Tally] | None = None
+        for trial in mirror.get_all_trials(self._study_id, deepcopy=False):
+            if trial.state.is_finished():
+                self._remember(trial)
+
+    # -- opening the study ----------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        identity: StudyIdentity,
+        *,
+        sampler: optuna.samplers.BaseSampler,
+        pruner: optuna.pruners.BasePruner,
+        heartbeat: tuple[int, int],
+        max_retries: int,
+        driver: str,
+    ) -> Ledger:
+        """Create the study (or open it, checking it is the same study), migrate groupwise's
+        tables, and mirror it in memory; the sampler reads the mirror."""
+        storage = open_storage(url, create=True, heartbeat=heartbeat)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.create_study(
+                storage=storage,
+                study_name=identity.name,
+                direction=identity.direction,
+                load_if_exists=True,
+            )
+        migrate(storage.engine)  # groupwise's own tables, beside Optuna's
+        mirror = WriteThroughStorage(storage, identity.name)
+        study = optuna.load_study(
+            study_name=identity.name, storage=mirror, sampler=sampler, pruner=pruner
+        )
+        _check_identity(study, identity, url)
+        ledger = cls(study, mirror, identity, max_retries, driver)
+        ledger.adopt_running()
+        return ledger
+
+    def adopt_running(self) -> None:
+        """One heartbeat for each RUNNING trial found at open. A live driver's trials lose
+        nothing (it keeps beating); trials that never had a heartbeat (an older groupwise, a
+        crash before the first one) can now go stale instead of being waited for forever."""
+        for trial in self.mirror.get_all_trials(
+            self._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        ):
+            self.mirror.record_heartbeat(trial.number)
+
+    # -- a trial's life ---------------------------------------------------------------------
+    def open_trial(self, propose: Callable[[optuna.Trial], Proposal]) -> Opened | Settled:
+        """Ask for a trial, let ``propose`` sample it, and record it, in one transaction:
+        to train (:class:`Opened`), or settled at once as a replay or a refusal."""
+        return self.mirror.transact("start a trial", lambda c: self._open(propose, c))
+
+    def _open(
+        self, propose: Callable[[optuna.Trial], Proposal], connection: sqlalchemy.Connection
+    ) -> Opened | Settled:
+        trial = self.study.ask()
+        proposal = propose(trial)
+        trial.set_user_attr(CONFIG_ATTR, proposal.config_json)
+        trial.set_user_attr(CANONICAL_ATTR, proposal.canonical)
+        trial_id = trial.number  # the mirror's id; the stored number once written
+        attrs = self.mirror.get_trial(trial_id).user_attrs
+        outcome = self._outcomes.get(proposal.canonical)
+        settled: Ending | None = None
+        if outcome is not None:
+            settled = self._replay(trial_id, outcome)
+        elif proposal.refusal is not None:
+            settled = self._refuse(trial_id, proposal.refusal)
+        self.mirror.write_pending()  # the whole trial, in one session
+        number = self.mirror.stored_number(trial_id)
+        run_id = start_run(
+            connection,
+            study=self.identity.name,
+            trial_number=number,
+            attempt=int(attrs.get(ATTEMPT_ATTR, 1)),
+            retry_of=attrs.get(RETRY_OF_ATTR),
+            scheme=proposal.scheme,
+            config=proposal.config,
+            groups=proposal.groups,
+            driver=self.driver,
+            duplicate_of=outcome.number if outcome else None,
+        )
+        if settled is None:
+            return Opened(number, run_id, proposal.config)
+        frozen = self.mirror.get_trial(trial_id)
+        end_run(
+            connection,
+            self.identity.name,
+            number,
+            state=settled,
+            value=frozen.value,
+            reason=str(frozen.user_attrs.get(REASON_ATTR, "")),
+        )
+        return Settled(number, settled)
+
+    def _replay(self, trial_id: int, outcome: _Outcome) -> Ending:
+        """The same training already ran: record its outcome instead of training again."""
+        self.mirror.set_trial_user_attr(trial_id, DUPLICATE_ATTR, outcome.number)
+        for name, value in outcome.constraints.items():
+            self.mirror.set_trial_system_attr(trial_id, _internals.constraint_key(name), value)
+        for step, value in sorted(outcome.intermediate.items()):
+            self.mirror.set_trial_intermediate_value(trial_id, step, value)
+        if outcome.reason:
+            self.mirror.set_trial_user_attr(trial_id, REASON_ATTR, outcome.reason)
+        final = outcome.value if outcome.state == TrialState.COMPLETE else None
+        self.study.tell(trial_id, final, state=outcome.state, skip_if_finished=True)
+        return outcome.state.name  # type: ignore[return-value]  # a finished state
+
+    def _refuse(self, trial_id: int, refusal: Refusal) -> Ending:
+        self.mirror.set_trial_system_attr(
+            trial_id, _internals.constraint_key("memory"), max(refusal.over, 1e-6)
+        )
+        self.mirror.set_trial_user_attr(trial_id, REASON_ATTR, refusal.reason)
+        self.study.tell(trial_id, None, state=TrialState.PRUNED, skip_if_finished=True)
+        return "PRUNED"
+
+    def record_epoch(
+        self,
+        opened: Opened,
+        *,
+        epoch: int,
+        value: float,
+        train_loss: float,
+        metrics: Mapping[str, float],
+        lrs: Mapping[str, float],
+        elapsed_s: float,
+    ) -> None:
+        """The epoch's objective as Optuna's intermediate value, and its epoch row."""
+
+        def record(connection: sqlalchemy.Connection) -> None:
+            self.mirror.set_trial_intermediate_value(opened.number, epoch, value)
+            add_epoch(
+                connection,
+                opened.run_id,
+                epoch=epoch,
+                train_loss=train_loss,
+                metrics=metrics,
+                metric=self.identity.metric,
+                lrs=lrs,
+                elapsed_s=elapsed_s,
+            )
+
+        self.mirror.transact("record an epoch", record)
+
+    def should_prune(self, number: int) -> bool:
+        return bool(self.study.pruner.prune(self.study, self.mirror.get_trial(number)))
+
+    def close(
+        self,
+        number: int,
+        state: Ending,
+        *,
+        value: float | None = None,
+        reason: str = "",
+        where: Mapping[str, Any] | None = None,
+        over: float | None = None,
+        remember: bool | None = None,
+    ) -> bool:
+        """End a trial: Optuna's tell and the run row's end. ``over``: it ran out of memory
+        (a violated ``memory`` constraint). ``remember``: whether a later identical config
+        replays this outcome (default: unless it failed). False when it had already ended
+        (another driver failed it as stale while this one was cut off)."""
+        frozen = self.mirror.transact(
+            "end a trial",
+            lambda c: self._end(number, _STATES[state], c, value, reason, where, over),
+        )
+        if frozen is None:
+            return False
+        if (state != "FAIL") if remember is None else remember:
+            self._remember(frozen)
+        return True
+
+    def _end(
+        self,
+        number: int,
+        state: TrialState,
+        connection: sqlalchemy.Connection,
+        value: float | None,
+        reason: str,
+        where: Mapping[str, Any] | None,
+        over: float | None,
+    ) -> optuna.trial.FrozenTrial | None:
+        if self.mirror.get_trial(number).state.is_finished():
+            return None
+        if over is not None:
+            key = _internals.constraint_key("memory")
+            self.mirror.set_trial_system_attr(number, key, max(over, 1e-6))
+        if reason:
+            self.mirror.set_trial_user_attr(number, REASON_ATTR, reason)
+        if where is not None:
+            self.mirror.set_trial_user_attr(number, RUN_ATTR, dict(where))
+        frozen = self.study.tell(number, value, state=state, skip_if_finished=True)
+        end_run(
+            connection,
+            self.identity.name,
+            frozen.number,
+            state=state.name,
+            value=frozen.value,
+            reason=reason,
+            where=where,
+        )
+        return frozen
+
+    def lose(self, number: int, reason: str) -> bool:
+        """Fail a trial the machinery lost and, within ``max_retries``, enqueue its
+        parameters again, in one transaction. Whoever fails it first (this driver or
+        another) retries it. False when it had already ended."""
+        return self.mirror.transact("fail a lost trial", lambda c: self._lose(number, reason, c))
+
+    def _lose(self, number: int, reason: str, connection: sqlalchemy.Connection) -> bool:
+        trial = self.mirror.get_trial(number)
+        if trial.state.is_finished():
+            return False
+        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+        retry = attempt <= self.max_retries
+        self.mirror.set_trial_user_attr(number, REASON_ATTR, reason)
+        if retry:  # set before the state: a finished trial takes no more attributes
+            self.mirror.set_trial_user_attr(number, RETRIED_ATTR, True)
+        try:
+            if not self.mirror.set_trial_state_values(number, TrialState.FAIL):
+                return False
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False  # another driver failed it first, and retried it
+        end_run(connection, self.identity.name, number, state="FAIL", reason=reason)
+        if retry:
+            first = int(trial.user_attrs.get(RETRY_OF_ATTR, number))
+            self.study.enqueue_trial(
+                trial.params, user_attrs={RETRY_OF_ATTR: first, ATTEMPT_ATTR: attempt + 1}
+            )
+            log.info("trial %d lost (%s); retry %d enqueued", number, reason, attempt)
+        return True
+
+    def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Keep a finished trial's outcome for replay, when its config trained to it."""
+        key = trial.user_attrs.get(CANONICAL_ATTR)
+        if key is None or key in self._outcomes:
+            return
+        reason = str(trial.user_attrs.get(REASON_ATTR, ""))
+        if trial.state == TrialState.FAIL and not reason.startswith("diverged"):
+            return
+        self._outcomes[key] = _Outcome(
+            trial.state,
+            trial.value,
+            dict(trial.intermediate_values),
+            reason,
+            trial.number,
+            dict(trial.constraints),
+        )
+
+    # -- other drivers, heartbeats --------------------------------------------------------------
+    def heartbeat(self, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            self.mirror.record_heartbeat(number)
+
+    def sync(self) -> None:
+        """Take in other drivers' writes."""
+        self.mirror.sync()
+
+    @property
+    def shared(self) -> bool:
+        """Whether other drivers have created trials in this study while it ran."""
+        return self.mirror.foreign_trials > 0
+
+    def stale(self) -> list[int]:
+        """Numbers of RUNNING trials whose driver stopped beating."""
+        return self.mirror.stale_trials()
+
+    # -- reading --------------------------------------------------------------------------------
+    def tally(self) -> Tally:
+        """The study's counts and best trial (:func:`~groupwise.store.tally`), from memory."""
+        if self._tally is None or self._tally[0] != self.mirror.version:
+            trials = self.mirror.get_all_trials(self._study_id, deepcopy=False)
+            self._tally = (self.mirror.version, tally(trials, self.identity.direction))
+        return self._tally[1]
+
+    def config_of(self, number: int) -> str | None:
+        """A trial's config as JSON (None if groupwise did not sample it)."""
+        config = self.mirror.get_trial(number).user_attrs.get(CONFIG_ATTR)
+        return None if config is None else str(config)
+
+    @property
+    def _study_id(self) -> int:
+        return self.mirror.get_study_id_from_name(self.identity.name)
+
+
+def _check_identity(study: optuna.Study, identity: StudyIdentity, url: str) -> None:
+    """A new study takes this identity; an existing one must have it."""
+    known = study.user_attrs.get(FINGERPRINT_ATTR)
+    if known is None:
+        study.set_user_attr(FINGERPRINT_ATTR, identity.fingerprint)
+        study.set_user_attr(TASK_ATTR, identity.task)
+        study.set_user_attr(METRIC_ATTR, identity.metric)
+        study.set_user_attr(SPACE_ATTR, identity.search_space)
+    elif known != identity.fingerprint:
+        raise StudyError(
+            f"study {identity.name!r} in {url} was launched with a different task, search "
+            "space, objective, training or seed; give this study file a new name, or launch "
+            "the original again"
+        )
+    direction = study.direction.name.lower()
+    if direction != identity.direction:
+        raise StudyError(
+            f"study {identity.name!r} exists with direction {direction}; the study file asks "
+            f"for {identity.direction}"
+        )
