@@ -15,6 +15,8 @@ does not import torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from groupwise import errors
@@ -55,6 +57,21 @@ _LAZY = {
     "register_scheme": "groupwise.partition",
     "summarize": "groupwise.partition",
 }
+
+
+class _Package(types.ModuleType):
+    """``groupwise.partition`` is the public function. Python sets a package's attribute to
+    each subpackage it loads, which would replace the function with the ``groupwise.partition``
+    subpackage the first time anything imports it; this keeps the function (the subpackage
+    stays importable through ``sys.modules``, as ``from groupwise.partition import ...``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "partition" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

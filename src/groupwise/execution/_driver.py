@@ -25,7 +25,7 @@ from groupwise.execution._proposal import propose
 from groupwise.execution._protocol import Lost, Reply, Stopped, Trained
 from groupwise.plan import Plan
 from groupwise.sampling import Suggester
-from groupwise.store import Ending, Ledger, Opened, Proposal, Settled, Tally
+from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, Settled, Tally
 
 __all__ = ["DRIVER", "Driver", "Progress"]
 
@@ -209,26 +209,26 @@ class Driver:
         run, report = self.running[slot], reply.report
         metric = self.spec.objective.metric
         value = report.metrics[metric]
-        where = {"peak_memory_bytes": reply.peak_memory_bytes, **reply.where.record()}
         if not math.isfinite(value):
             reason = f"diverged: {metric} is {value} at epoch {report.epoch}"
             self._close(slot, "FAIL", reason=reason, remember=True)
             return
-        self.ledger.record_epoch(
-            run.opened,
-            epoch=report.epoch,
-            value=value,
-            train_loss=report.train_loss,
-            metrics=report.metrics,
-            lrs=report.lrs,
-            elapsed_s=report.elapsed_s,
+        facts = EpochFacts(
+            report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
-        if report.epoch >= self.spec.training.epochs:
-            self._close(slot, "COMPLETE", value=value, where=where)
-        elif self.ledger.should_prune(run.opened.number):
-            self._close(slot, "PRUNED", where=where)
+        where = self._where(run) | {"peak_memory_bytes": reply.peak_memory_bytes}
+        last = report.epoch >= self.spec.training.epochs
+        if self.ledger.record_epoch(
+            run.opened, facts, last=last, where=where | reply.where.record()
+        ):
+            self.ran += 1  # it ended (complete or pruned) in the same transaction
+            del self.running[slot]
         else:
             self.pool.submit(slot, None)
+
+    @staticmethod
+    def _where(run: _Running) -> dict[str, Any]:
+        return {"wall_s": round(time.perf_counter() - run.started, 3), "driver": DRIVER}
 
     def _close(
         self, slot: int, state: Ending, where: dict[str, Any] | None = None, **how: Any
@@ -236,8 +236,8 @@ class Driver:
         """End the trial on ``slot`` in the ledger, then forget it (in that order: a trial
         whose ending did not reach the database is still ours to fail when we stop)."""
         run = self.running[slot]
-        recorded = {"wall_s": round(time.perf_counter() - run.started, 3), "driver": DRIVER}
-        if self.ledger.close(run.opened.number, state, where=recorded | (where or {}), **how):
+        where = self._where(run) | (where or {})
+        if self.ledger.close(run.opened.number, state, where=where, **how):
             self.ran += 1
         del self.running[slot]
 

@@ -20,6 +20,7 @@ from groupwise.store._attrs import (
 from groupwise.store._counts import Tally, TrialClass, classify, tally
 from groupwise.store._ledger import (
     Ending,
+    EpochFacts,
     Ledger,
     Opened,
     Proposal,
@@ -71,6 +72,7 @@ __all__ = [
     "VERSION_TABLE",
     "Base",
     "Ending",
+    "EpochFacts",
     "EpochRow",
     "GroupRecord",
     "GroupRow",

@@ -10,8 +10,12 @@ fails there, not in a study. Nothing outside ``groupwise.store`` touches Optuna'
   can have changed (new ones, and those it holds as unfinished).
 - :func:`stale_trial_ids`: Optuna's heartbeat check without failing the trials (we fail them
   ourselves, with a reason, and retry them).
-- :func:`create_trial`: one session that writes a whole trial (params, attributes, values)
-  from a template, returning it with its number.
+- :func:`insert_trial`: a whole trial (params, attributes, values, intermediate values and
+  its first heartbeat) written from a template in one session and one flush, through
+  Optuna's own ORM models (so their conversions of values and datetimes hold). Optuna's
+  ``create_new_trial(template_trial=...)`` writes the same rows but queries twice per
+  parameter and attribute; here the compatibility of each parameter's distribution was
+  already checked by the mirror, which holds every trial of the study.
 - :func:`trial_id`: the storage's id of a FrozenTrial.
 - :func:`constraint_key`: the system attribute a constraint is stored under (``Trial.
   set_constraint`` needs a live Trial, which would sample its relative parameters again).
@@ -19,18 +23,23 @@ fails there, not in a study. Nothing outside ``groupwise.store`` touches Optuna'
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import optuna
 import sqlalchemy
 import sqlalchemy.orm
+from optuna.distributions import distribution_to_json
+from optuna.storages._rdb import models
+from optuna.trial import TrialState
 
 __all__ = [
     "OPTUNA_CHECKED",
     "changed_trials",
     "constraint_key",
-    "create_trial",
+    "insert_trial",
     "sessions_on",
     "stale_trial_ids",
     "trial_id",
@@ -69,12 +78,80 @@ def stale_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> list[
     return ids
 
 
-def create_trial(
-    storage: optuna.storages.RDBStorage, study_id: int, template: optuna.trial.FrozenTrial
-) -> optuna.trial.FrozenTrial:
-    """Write ``template`` as a new trial in one session; the stored trial, with its number."""
-    created: optuna.trial.FrozenTrial = storage._create_new_trial(study_id, template)
-    return created
+def insert_trial(
+    storage: optuna.storages.RDBStorage,
+    study_id: int,
+    template: optuna.trial.FrozenTrial,
+    heartbeat: bool,
+) -> tuple[int, int]:
+    """Write ``template`` as a new trial of ``study_id``: (its storage id, its number).
+    ``heartbeat``: give a RUNNING trial its first heartbeat in the same session. The trial
+    row goes through Optuna's ORM model (its datetime conversion); its children, one
+    multi-row INSERT per table."""
+    session = storage.scoped_session()
+    try:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        trial = models.TrialModel(study_id=study_id, number=None, state=template.state)
+        trial.datetime_start = template.datetime_start
+        trial.datetime_complete = template.datetime_complete
+        session.add(trial)
+        session.flush()  # its id, which numbers it
+        new_id = int(trial.trial_id)
+        trial.number = trial.count_past_trials(session)
+        number = int(trial.number)
+        for table, rows in _children(new_id, template).items():
+            if rows:
+                session.execute(sqlalchemy.insert(table), rows)
+        if heartbeat and template.state == TrialState.RUNNING:
+            session.add(models.TrialHeartbeatModel(trial_id=new_id))
+        session.commit()
+        return new_id, number
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _children(trial: int, template: optuna.trial.FrozenTrial) -> dict[Any, list[dict[str, Any]]]:
+    """The rows of a trial's params, values, intermediate values and attributes, by table,
+    each value in the form Optuna's own models store it."""
+    values, steps = models.TrialValueModel, models.TrialIntermediateValueModel
+    return {
+        models.TrialParamModel.__table__: [
+            {
+                "trial_id": trial,
+                "param_name": name,
+                "param_value": template.distributions[name].to_internal_repr(value),
+                "distribution_json": distribution_to_json(template.distributions[name]),
+            }
+            for name, value in template.params.items()
+        ],
+        values.__table__: [
+            dict(zip(("value", "value_type"), values.value_to_stored_repr(v), strict=True))
+            | {"trial_id": trial, "objective": i}
+            for i, v in enumerate(template.values or ())
+        ],
+        steps.__table__: [
+            dict(
+                zip(
+                    ("intermediate_value", "intermediate_value_type"),
+                    steps.intermediate_value_to_stored_repr(v),
+                    strict=True,
+                )
+            )
+            | {"trial_id": trial, "step": step}
+            for step, v in template.intermediate_values.items()
+        ],
+        models.TrialUserAttributeModel.__table__: [
+            {"trial_id": trial, "key": k, "value_json": json.dumps(v)}
+            for k, v in template.user_attrs.items()
+        ],
+        models.TrialSystemAttributeModel.__table__: [
+            {"trial_id": trial, "key": k, "value_json": json.dumps(v)}
+            for k, v in template.system_attrs.items()
+        ],
+    }
 
 
 def trial_id(trial: optuna.trial.FrozenTrial) -> int:

@@ -48,7 +48,16 @@ from groupwise.store._mirror import WriteThroughStorage
 from groupwise.store._open import open_storage
 from groupwise.store._records import GroupRecord, add_epoch, end_run, start_run
 
-__all__ = ["Ending", "Ledger", "Opened", "Proposal", "Refusal", "Settled", "StudyIdentity"]
+__all__ = [
+    "Ending",
+    "EpochFacts",
+    "Ledger",
+    "Opened",
+    "Proposal",
+    "Refusal",
+    "Settled",
+    "StudyIdentity",
+]
 
 log = logging.getLogger("groupwise")
 
@@ -108,6 +117,18 @@ class Settled:
 
     number: int
     state: Ending
+
+
+@dataclass(frozen=True)
+class EpochFacts:
+    """One trained epoch, as the ledger records it."""
+
+    epoch: int
+    value: float  # the study's objective metric
+    train_loss: float
+    metrics: Mapping[str, float]
+    lrs: Mapping[str, float]
+    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -255,32 +276,37 @@ class Ledger:
         return "PRUNED"
 
     def record_epoch(
-        self,
-        opened: Opened,
-        *,
-        epoch: int,
-        value: float,
-        train_loss: float,
-        metrics: Mapping[str, float],
-        lrs: Mapping[str, float],
-        elapsed_s: float,
-    ) -> None:
-        """The epoch's objective as Optuna's intermediate value, and its epoch row."""
+        self, opened: Opened, epoch: EpochFacts, *, last: bool, where: Mapping[str, Any]
+    ) -> Ending | None:
+        """Record an epoch (its objective as Optuna's intermediate value, and its epoch row)
+        and, in the same transaction, end the trial when this was its ``last`` epoch
+        (COMPLETE) or the pruner says so (PRUNED). None: it goes on."""
 
-        def record(connection: sqlalchemy.Connection) -> None:
-            self.mirror.set_trial_intermediate_value(opened.number, epoch, value)
+        def record(connection: sqlalchemy.Connection) -> Ending | None:
+            self.mirror.set_trial_intermediate_value(opened.number, epoch.epoch, epoch.value)
             add_epoch(
                 connection,
                 opened.run_id,
-                epoch=epoch,
-                train_loss=train_loss,
-                metrics=metrics,
+                epoch=epoch.epoch,
+                train_loss=epoch.train_loss,
+                metrics=epoch.metrics,
                 metric=self.identity.metric,
-                lrs=lrs,
-                elapsed_s=elapsed_s,
+                lrs=epoch.lrs,
+                elapsed_s=epoch.elapsed_s,
             )
+            if last:
+                ending: Ending = "COMPLETE"
+            elif self.should_prune(opened.number):
+                ending = "PRUNED"
+            else:
+                return None
+            value = epoch.value if ending == "COMPLETE" else None
+            frozen = self._end(opened.number, _STATES[ending], connection, value, "", where, None)
+            if frozen is not None:
+                self._remember(frozen)
+            return ending
 
-        self.mirror.transact("record an epoch", record)
+        return self.mirror.transact("record an epoch", record)
 
     def should_prune(self, number: int) -> bool:
         return bool(self.study.pruner.prune(self.study, self.mirror.get_trial(number)))

@@ -128,11 +128,12 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         pending, self._pending = self._pending, []
         for trial_id in pending:
             template = self.memory.get_trial(trial_id)
-            stored = _internals.create_trial(self.backend, self._backend_study, template)
-            backend_id = _internals.trial_id(stored)
-            self._beat(backend_id, template.state)
-            self._written[trial_id] = stored.number
-            if stored.number != template.number:
+            heartbeat = bool(self.backend.get_heartbeat_interval())
+            backend_id, number = _internals.insert_trial(
+                self.backend, self._backend_study, template, heartbeat
+            )
+            self._written[trial_id] = number
+            if number != template.number:
                 # Another driver numbered trials meanwhile: memory must be renumbered, which
                 # only a rebuild does (after this commits; the caller uses stored_number).
                 self._stale_memory = True
