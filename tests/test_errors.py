@@ -91,8 +91,8 @@ def test_depth_with_more_blocks_than_children(my_model):
     with pytest.raises(PartitionError) as info:
         partition(my_model, "depth", blocks=4)
     message = str(info.value)
-    assert "4 blocks" in message and "only 3 top-level children" in message
-    assert "['embedding', 'rnn', 'fc']" in message and "use blocks <= 3" in message
+    assert "4 blocks" in message and "only 3 layers with trainable parameters" in message
+    assert "[embedding, rnn, fc]" in message and "use blocks <= 3" in message
 
 
 @pytest.mark.parametrize("blocks", [0, -1, 1.5, "2", True])

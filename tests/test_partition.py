@@ -99,14 +99,50 @@ def test_depth_cuts_top_level_children_by_parameter_count(my_model):
 
 
 def test_depth_root_parameters_join_block0_and_parameterless_children_are_skipped():
-    model = (
-        zoo.TinyTransformer()
-    )  # children: tok, blocks (ModuleList), ln_f, head (tied: no own params)
-    groups = partition(model, "depth", blocks=3)
+    # layers: tok, blocks.0, blocks.1 (the ModuleList seen through), ln_f; head is tied (no
+    # parameters of its own); pos is registered on the root module
+    model = zoo.TinyTransformer()
+    groups = partition(model, "depth", blocks=4)
     assert groups["block0"][0] == "pos"
-    assert set(groups) == {"block0", "block1", "block2"}
-    with pytest.raises(Exception, match="only 3 top-level children"):
-        partition(model, "depth", blocks=4)
+    assert set(groups) == {"block0", "block1", "block2", "block3"}
+    with pytest.raises(Exception, match=r"only 4 layers .*\[tok, blocks.0, blocks.1, ln_f\]"):
+        partition(model, "depth", blocks=5)
+
+
+def layer_of(name: str) -> str:
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "blocks" else parts[0]
+
+
+def test_depth_sees_through_a_modulelist_to_the_transformer_layers():
+    """A transformer's layers live in a ModuleList; layer-wise decay must split them, in
+    order: embeddings first, then each layer, then the final norm."""
+    groups = partition(zoo.TinyTransformer(layers=4), "depth", blocks=3)
+    order = [layer_of(n) for label in ("block0", "block1", "block2") for n in groups[label]]
+    firsts = list(dict.fromkeys(order))
+    assert firsts == ["pos", "tok", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "ln_f"]
+    holding = {label: {layer_of(n) for n in names} for label, names in groups.items()}
+    assert {"pos", "tok"} <= holding["block0"]
+    assert sum(any(x.startswith("blocks.") for x in h) for h in holding.values()) >= 2
+
+
+def test_depth_sees_through_nested_sequentials():
+    model = nn.Sequential(
+        nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4)), nn.Linear(4, 2)
+    )
+    assert partition(model, "depth", blocks=3) == {
+        "block0": ["0.0.weight", "0.0.bias"],
+        "block1": ["0.2.weight", "0.2.bias"],
+        "block2": ["1.weight", "1.bias"],
+    }
+
+
+def test_role_puts_a_root_level_matrix_with_the_embeddings_and_says_why():
+    from groupwise.partition import partition_with_notes
+
+    groups, notes = partition_with_notes(zoo.TinyTransformer(), "role")
+    assert "pos" in groups["embedding"] and "pos" not in groups["matrix"]
+    assert any("'pos'" in note and "cannot be told" in note for note in notes)
 
 
 def test_depth_on_deep_mlp_gives_equal_blocks():

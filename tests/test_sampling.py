@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import optuna
@@ -12,6 +13,7 @@ import torch
 import zoo
 from groupwise import build_optimizer
 from groupwise.config import TrialConfig
+from groupwise.domains import IntRange
 from groupwise.sampling import canonical_key, partition_facts, sample
 from groupwise.spec import SearchSpace
 
@@ -236,3 +238,64 @@ def test_space_no_optimizer_fits(my_model, bad):
 
     with pytest.raises(SpecError, match="can take none of the allowed optimizers"):
         partition_facts(my_model, space(**bad))
+
+
+HASH_SCRIPT = """
+import json, optuna
+from groupwise.plan import component
+from groupwise.sampling import partition_facts, sample
+from groupwise.spec import SearchSpace
+import zoo
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+space = SearchSpace.model_validate({
+    "schemes": ["module_type", {"name": "depth", "blocks": 3}],
+    "optimizers": {"adamw": {}, "sgd": {}},
+})
+facts = partition_facts(zoo.TinyTransformer(), space)
+study = optuna.create_study(sampler=component("sampler", "random", {}, "t", seed=0).build())
+print(json.dumps([sample(study.ask(), space, facts).to_dict() for _ in range(8)]))
+"""
+
+
+def test_the_same_seed_samples_the_same_configs_whatever_the_hash_seed():
+    """Every order that reaches the sampler is deterministic: two processes with different
+    PYTHONHASHSEED (set and dict-of-set iteration orders differ) sample the same configs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).parent)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", HASH_SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": tests},
+            timeout=300,
+        ).stdout
+        for seed in ("1", "2", "3")
+    ]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(json.loads(runs[0])) == 8
+
+
+def test_partition_facts_say_what_did_nothing_and_what_was_cut():
+    space = SearchSpace.model_validate(
+        {
+            "schemes": [
+                {"name": "role", "head": "lm_head"},
+                {"name": "by_name", "patterns": {"emb": "^tok", "nothing": "^nope"}},
+                {"name": "depth", "blocks": {"low": 2, "high": 8}},
+            ],
+            "optimizers": {"adamw": {}},
+        }
+    )
+    facts = partition_facts(zoo.TinyTransformer(), space, source="space.yaml")
+    notes = "\n".join(facts.notes)
+    assert "space.yaml: schemes[0] (role(head=lm_head)): option head 'lm_head' matches no" in notes
+    assert "'pos' (8, 16) is registered on the model itself" in notes
+    assert "space.yaml: schemes[1]" in notes and "pattern 'nothing' ('^nope') matches no" in notes
+    assert "space.yaml: schemes[2] (depth): blocks 2..8 cut to 2..4" in notes
+    assert facts.option_ranges["depth"]["blocks"] == IntRange(2, 4)

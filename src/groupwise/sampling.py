@@ -31,7 +31,7 @@ from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
 from groupwise.domains import Categorical, Domain, FloatRange, IntRange, TupleOf
 from groupwise.errors import PartitionError, SpecError
 from groupwise.optim import get_optimizer
-from groupwise.partition import partition, trainable_parameters
+from groupwise.partition import partition_with_notes, trainable_parameters
 from groupwise.spec import Choices, IntSpan, SchemeRange, SearchSpace, Sharing
 
 __all__ = [
@@ -73,6 +73,7 @@ class PartitionFacts:
     valid: Mapping[str, tuple[str, ...]]  # label -> optimizers every variant lets it take
     shared_valid: tuple[str, ...]  # optimizers every label of every variant can take
     tensors: Mapping[str, tuple[tuple[int, ...], int]]  # parameter -> (shape, bytes/element)
+    notes: tuple[str, ...] = ()  # what the user should hear: options that did nothing, cuts
 
     def variant(self, scheme_key: str, options: Mapping[str, Any]) -> Variant:
         return self.variants[_variant_id(scheme_key, options)]
@@ -87,7 +88,7 @@ def partition_facts(
     allowed optimizers.
     """
     named = {p.name: p.param for p in trainable_parameters(model)}
-    variants, option_ranges = _variants(model, space, source)
+    variants, option_ranges, notes = _variants(model, space, source)
     allowed = list(space.optimizers)
     valid = _valid_optimizers(variants, named, allowed, source)
     shared = set(allowed).intersection(*valid.values())
@@ -103,40 +104,69 @@ def partition_facts(
         valid={label: tuple(o for o in allowed if o in kinds) for label, kinds in valid.items()},
         shared_valid=tuple(o for o in allowed if o in shared),
         tensors={n: (tuple(p.shape), p.element_size()) for n, p in named.items()},
+        notes=tuple(notes),
     )
 
 
 def _variants(
     model: nn.Module, space: SearchSpace, source: str
-) -> tuple[dict[str, Variant], dict[str, dict[str, Domain]]]:
+) -> tuple[dict[str, Variant], dict[str, dict[str, Domain]], list[str]]:
     """Every concrete scheme the space allows that partitions ``model`` within max_groups,
-    and each scheme's option ranges cut down to the values that did."""
+    each scheme's option ranges cut down to the values that did, and notes for the user:
+    what a scheme says of this split, and a range that had to be cut."""
     variants: dict[str, Variant] = {}
     option_ranges: dict[str, dict[str, Domain]] = {}
     problems: list[str] = []
-    for scheme in space.schemes:
+    notes: dict[str, None] = {}  # ordered and without repeats
+    for index, scheme in enumerate(space.schemes):
+        where = f"{source}: schemes[{index}] ({scheme.key})"
         ranges, combos = _option_combinations(scheme)
-        kept = []
+        kept, dropped = [], []
         for options in combos:
             choice = SchemeChoice(scheme.name, {**_fixed_options(scheme), **options})
             try:
-                groups = partition(model, choice)
+                groups, said = partition_with_notes(model, choice)
             except PartitionError as e:
                 problems.append(f"{scheme.key}: {e}")
+                dropped.append(f"{options}: {e}")
                 continue
             if space.sharing.max_groups is not None and len(groups) > space.sharing.max_groups:
                 problems.append(f"{scheme.key} {options}: {len(groups)} groups > max_groups")
+                dropped.append(f"{options}: {len(groups)} groups > max_groups")
                 continue
+            notes.update((f"{where}: {note}", None) for note in said)
             variant = Variant(scheme.key, choice, {k: tuple(v) for k, v in groups.items()})
             variants[_variant_id(scheme.key, options)] = variant
             kept.append(options)
         if kept:
             option_ranges[scheme.key] = _narrowed(ranges, kept)
+            if dropped:
+                notes[f"{where}: {_cut(ranges, option_ranges[scheme.key], dropped)}"] = None
     if not variants:
         raise SpecError(
             f"{source}: no scheme in the space fits {type(model).__name__}: {'; '.join(problems)}"
         )
-    return variants, option_ranges
+    return variants, option_ranges, list(notes)
+
+
+def _cut(before: Mapping[str, Domain], after: Mapping[str, Domain], dropped: list[str]) -> str:
+    changed = [
+        f"{option} {_span(before[option])} cut to {_span(after[option])}"
+        for option in before
+        if before[option] != after[option]
+    ]
+    what = ", ".join(changed) or "some option values dropped"
+    return f"{what}, since {dropped[0]}" + (
+        f" (+{len(dropped) - 1} more)" if len(dropped) > 1 else ""
+    )
+
+
+def _span(domain: Domain) -> str:
+    if isinstance(domain, IntRange):
+        return f"{domain.low}..{domain.high}"
+    if isinstance(domain, Categorical):
+        return f"{list(domain.choices)}"
+    return str(domain)
 
 
 def _valid_optimizers(
@@ -206,7 +236,8 @@ def _setting_name(label: str, kind: str, key: str, sharing: Sharing) -> str:
 def _learning_rates(
     trial: Suggester, space: SearchSpace, labels: list[str], kinds: Mapping[str, str]
 ) -> dict[str, float]:
-    searched = {label for label in labels if "lr" in space.domains(kinds[label])}
+    # A list, never a set: the order of suggest_* calls must not depend on PYTHONHASHSEED.
+    searched = [label for label in labels if "lr" in space.domains(kinds[label])]
     if not searched:
         return {}
     mode = space.sharing.lr

@@ -24,6 +24,7 @@ __all__ = [
     "available_schemes",
     "make_scheme",
     "partition",
+    "partition_with_notes",
     "register_scheme",
     "trainable_parameters",
 ]
@@ -94,6 +95,13 @@ class Scheme(ABC):
     def label_order(self) -> tuple[str, ...]:
         return self.labels
 
+    def notes(
+        self, model: nn.Module, params: Sequence[ParamInfo], groups: Mapping[str, Sequence[str]]
+    ) -> list[str]:
+        """What a user should hear about this split of this model: an option that did
+        nothing, a choice made for want of information. Empty by default."""
+        return []
+
 
 SCHEMES: Registry[type[Scheme]] = Registry("partition scheme")
 S = TypeVar("S", bound=type[Scheme])
@@ -147,6 +155,14 @@ def partition(
         UnknownNameError: the scheme is not registered.
         PartitionError: an option is unknown or its value does not fit this model.
     """
+    return partition_with_notes(model, scheme, **options)[0]
+
+
+def partition_with_notes(
+    model: nn.Module, scheme: str | Mapping[str, Any] | SchemeChoice = "single", **options: Any
+) -> tuple[dict[str, list[str]], list[str]]:
+    """:func:`partition`, and what the scheme has to say of this split (:meth:`Scheme.notes`):
+    an option that did nothing on this model, a choice made for want of information."""
     rule = make_scheme(scheme, **options)
     params = trainable_parameters(model)
     if not params:
@@ -154,8 +170,8 @@ def partition(
             f"{type(model).__name__} has no trainable parameters (all frozen or none); "
             "nothing to optimize"
         )
-    raw = rule.assign(model, params)
-    return _checked(rule, raw, params)
+    groups = _checked(rule, rule.assign(model, params), params)
+    return groups, rule.notes(model, params, groups)
 
 
 def _checked(

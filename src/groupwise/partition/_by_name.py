@@ -59,3 +59,14 @@ class ByName(Scheme):
             return REST
 
         return assign_by(params, label)
+
+    def notes(
+        self, model: nn.Module, params: Sequence[ParamInfo], groups: Mapping[str, Sequence[str]]
+    ) -> list[str]:
+        return [
+            f"pattern {label!r} ({pattern.pattern!r}) matches no trainable parameter of "
+            f"{type(model).__name__} that an earlier pattern has not taken; label {label!r} "
+            "will be empty"
+            for label, pattern in self.patterns.items()
+            if not groups.get(label)
+        ]

@@ -1,4 +1,4 @@
-"""depth: contiguous blocks of top-level children, the unit of layer-wise lr decay."""
+"""depth: contiguous blocks of layers, the unit of layer-wise lr decay."""
 
 from __future__ import annotations
 
@@ -7,16 +7,35 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from groupwise.errors import PartitionError
+from groupwise.errors import PartitionError, format_names
 from groupwise.partition._base import ParamInfo, Scheme, register_scheme
+
+# Modules that only hold other modules: depth looks through them to the layers inside, as
+# layer-wise lr decay numbers a transformer's layers (embeddings first, each block, the head).
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def layer_units(model: nn.Module, prefix: str = "") -> list[str]:
+    """The model's layers in registration order: its children, with containers
+    (Sequential, ModuleList, ModuleDict) replaced by what they hold, recursively. A container
+    holding parameters of its own is a layer itself (its parameters need a place)."""
+    units = []
+    for name, child in model.named_children():
+        own = next(child.parameters(recurse=False), None) is not None
+        if isinstance(child, CONTAINERS) and not own:
+            units += layer_units(child, f"{prefix}{name}.")
+        else:
+            units.append(f"{prefix}{name}")
+    return units
 
 
 @register_scheme
 class Depth(Scheme):
-    """``block0`` ... ``block{k-1}``: the top-level children that hold trainable parameters,
-    in registration order, cut into ``blocks`` contiguous runs whose parameter counts are as
-    equal as possible (least sum of squared block sizes). Parameters registered directly on
-    the root module join ``block0``."""
+    """``block0`` ... ``block{k-1}``: the model's layers that hold trainable parameters
+    (:func:`layer_units`: top-level children, seen through containers), in registration
+    order, cut into ``blocks`` contiguous runs whose parameter counts are as equal as
+    possible (least sum of squared block sizes). Parameters registered directly on the root
+    module join ``block0``."""
 
     name = "depth"
 
@@ -31,15 +50,16 @@ class Depth(Scheme):
         return tuple(f"block{i}" for i in range(self.blocks))
 
     def assign(self, model: nn.Module, params: Sequence[ParamInfo]) -> dict[str, list[str]]:
+        unit_of = {info.name: _unit(info.name, layer_units(model)) for info in params}
         sizes: dict[str, int] = {}
         for info in params:
-            sizes[info.top] = sizes.get(info.top, 0) + info.numel
-        units = [name for name, _ in model.named_children() if name in sizes]
+            sizes[unit_of[info.name]] = sizes.get(unit_of[info.name], 0) + info.numel
+        units = [u for u in layer_units(model) if u in sizes]
         if self.blocks > max(len(units), 1):
             raise PartitionError(
                 f"depth option 'blocks': {self.blocks} blocks, but {type(model).__name__} has "
-                f"only {len(units)} top-level children with trainable parameters "
-                f"{units}; use blocks <= {max(len(units), 1)}"
+                f"only {len(units)} layers with trainable parameters (containers seen through) "
+                f"{format_names(units)}; use blocks <= {max(len(units), 1)}"
             )
         cuts = balanced_cuts([sizes[u] for u in units], self.blocks, head=sizes.get("", 0))
         block_of = {"": 0}
@@ -47,8 +67,14 @@ class Depth(Scheme):
             block_of.update({unit: block for unit in units[start:stop]})
         groups: dict[str, list[str]] = {}
         for info in params:
-            groups.setdefault(f"block{block_of[info.top]}", []).append(info.name)
+            groups.setdefault(f"block{block_of[unit_of[info.name]]}", []).append(info.name)
         return groups
+
+
+def _unit(name: str, units: list[str]) -> str:
+    """The layer a parameter belongs to ("" for one registered on the root module)."""
+    matches = [u for u in units if name.startswith(u + ".")]
+    return max(matches, key=len) if matches else ""
 
 
 def balanced_cuts(sizes: Sequence[int], k: int, head: int = 0) -> list[int]:

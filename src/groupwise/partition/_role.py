@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -26,6 +26,10 @@ class Role(Scheme):
     the last ``nn.Linear`` registered), ``embedding`` (parameters of embedding modules),
     ``vector`` (ndim < 2: biases, norm gains, scalars), ``other`` (ndim > 2: conv kernels),
     ``matrix`` (the remaining 2-D weights of hidden layers, Muon's domain).
+
+    A parameter of 2 or more dimensions registered on the model itself, not on a layer, has
+    no layer to tell its role: it is most often a learned positional embedding or a lookup
+    table, which Muon must not take, so it goes with ``embedding`` (and :meth:`notes` says so).
     """
 
     name = "role"
@@ -42,11 +46,31 @@ class Role(Scheme):
                 return "head"
             if isinstance(info.owner, nn.Embedding | nn.EmbeddingBag):
                 return "embedding"
+            if info.owner_name == "" and info.ndim >= 2:
+                return "embedding"  # registered on the model itself: see the class docstring
             if info.ndim < 2:
                 return "vector"
             return "other" if info.ndim > 2 else "matrix"
 
         return assign_by(params, label)
+
+    def notes(
+        self, model: nn.Module, params: Sequence[ParamInfo], groups: Mapping[str, Sequence[str]]
+    ) -> list[str]:
+        found = [
+            f"parameter {info.name!r} {tuple(info.param.shape)} is registered on the model "
+            "itself, so its role cannot be told; it goes with 'embedding' (never with Muon's "
+            "matrices), as a learned positional embedding should"
+            for info in params
+            if info.owner_name == "" and info.ndim >= 2
+        ]
+        if self.head is not None and not groups.get("head"):
+            found.append(
+                f"option head {self.head.pattern!r} matches no trainable parameter, so there "
+                "is no 'head' group (a head tied to the embedding is listed once, under the "
+                "embedding's name)"
+            )
+        return found
 
     def _head_rule(self, model: nn.Module) -> _HeadRule:
         if self.head is not None:
