@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,20 +18,38 @@ SRC = ROOT / "src" / "groupwise"
 HEAVY = ("ray", "torch", "optuna", "sqlalchemy")
 
 
-def loaded_by(*argv: str) -> set[str]:
-    """The heavy top-level packages a `groupwise ARGV` process has imported when it ends."""
+def run_cli(*argv: str, cwd: Path = ROOT) -> tuple[set[str], int, str, str]:
+    """Run `groupwise ARGV` in a fresh process: (the heavy top-level packages it imported,
+    its exit code, its stdout without the last line, its stderr)."""
     script = (
         "import json, sys\n"
         f"sys.argv = ['groupwise', *{list(argv)!r}]\n"
         "from groupwise.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+        "code = 0\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code or 0\n"
+        f"heavy = {{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})\n"
+        "print(json.dumps([sorted(heavy), code]))\n"
     )
+    tests = str(Path(__file__).resolve().parent)  # user_tasks lives there
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
     )
-    assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    *out, last = done.stdout.strip().splitlines()
+    heavy, code = json.loads(last)
+    return set(heavy), code, "\n".join(out), done.stderr
+
+
+def loaded_by(*argv: str) -> set[str]:
+    """The heavy top-level packages a successful `groupwise ARGV` has imported."""
+    heavy, code, _, err = run_cli(*argv)
+    assert code == 0, err
+    return heavy
 
 
 def test_help_loads_none_of_the_heavy_libraries():
@@ -74,3 +93,25 @@ def test_no_function_is_longer_than_a_screen_unless_it_says_why(limit):
         if node.end_lineno - node.lineno + 1 > limit and not excused:
             too_long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name}")
     assert too_long == []
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_finished_or_changed_study_is_answered_before_ray_starts(tmp_path):
+    """The database is read before any worker starts: a study at its budget says so and what
+    to pass; a study file changed since the first launch names the fields that differ."""
+    from groupwise.execution import launch
+    from groupwise.spec import read_study
+    from test_execution import make_study
+
+    path = make_study(tmp_path, trials=2, epochs=1)
+    db = f"sqlite:///{tmp_path}/g.db"
+    launch(read_study(path), storage=db)
+
+    heavy, code, out, _ = run_cli("launch", str(path), "--storage", db, cwd=tmp_path)
+    assert code == 0 and "ray" not in heavy
+    assert "already has 2 finished trials, its budget of 2" in out and "--trials N" in out
+
+    path.write_text(path.read_text().replace("epochs: 1", "epochs: 2"))
+    heavy, code, _, err = run_cli("launch", str(path), "--storage", db, cwd=tmp_path)
+    assert code == 2 and "ray" not in heavy
+    assert err.count("\n") == 1 and "training.epochs: 1 -> 2" in err

@@ -115,7 +115,7 @@ def test_real_subprocess_launch_best_export_then_build(tmp_path):
         (["best", "nope"], "no study database at groupwise.db"),
         (["validate", "bad.yaml"], "bad.yaml: schemes.0: unknown partition scheme 'modul_type'"),
         (["best", "cli", "--top", "0"], "Invalid value for '--top'"),
-        (["launch"], "Missing argument 'study_file'"),
+        (["launch"], "Missing argument 'STUDY_FILE'"),
         (["lunch", "x"], "No such command 'lunch'"),
         (
             ["export", "x", "-o", "best.txt", "--storage", "sqlite:///missing.db"],

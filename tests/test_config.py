@@ -144,3 +144,29 @@ def test_public_names_resolve():
     for name in groupwise.__all__:
         assert getattr(groupwise, name) is not None
     assert callable(groupwise.partition) and callable(groupwise.load_best)
+
+
+def test_the_best_record_feeds_build_optimizer(tmp_path):
+    """`groupwise best --format json|yaml` prints a record whose 'config' is the config; the
+    help says it feeds build_optimizer, so it does (as a dict and as a file)."""
+    import json
+
+    import zoo
+    from groupwise import _yaml, build_optimizer
+
+    config = {
+        "scheme": "module_type",
+        "groups": {
+            "embedding": {"optimizer": "adamw", "lr": 0.01},
+            "recurrent": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
+            "linear": {"optimizer": "adamw", "lr": 0.002},
+        },
+    }
+    record = {"study": "s", "trial": 3, "value": 0.5, "direction": "minimize"}
+    record |= {"metric": "val_loss", "config": config}
+    assert TrialConfig.from_dict(record) == TrialConfig.from_dict(config)
+    (tmp_path / "best.json").write_text(json.dumps(record))
+    (tmp_path / "best.yaml").write_text(_yaml.dump({**record, "top": [record]}))
+    for path in ("best.json", "best.yaml"):
+        optimizer = build_optimizer(zoo.MyModel(), tmp_path / path)
+        assert [g["label"] for g in optimizer.param_groups] == ["embedding", "recurrent", "linear"]

@@ -60,5 +60,5 @@ def test_progress_status_compare_and_report_agree(tmp_path, storage_url):
     page = write_report("mixed", tmp_path / "report", storage_url).page.read_text()
     assert status_table([status]).to_html() in page
     cells = re.findall(r"<td>([^<]*)</td>", status_table([status]).to_html())
-    shown = (counts.complete, counts.pruned, counts.failed, counts.retried, counts.running)
-    assert cells[3:8] == [str(n) for n in shown]
+    shown = (counts.complete, counts.pruned, counts.failed, counts.retried, counts.replayed)
+    assert cells[3:9] == [str(n) for n in (*shown, counts.running)]

@@ -139,7 +139,11 @@ def test_an_exception_in_a_trial_fails_that_trial_only(tmp_path, storage_url):
         )
 
 
-def test_the_same_training_is_not_run_twice(tmp_path):
+def test_the_same_training_is_not_run_twice_nor_counted(tmp_path):
+    """Every config of this space trains identically. Repeats reuse the first result and
+    spend no budget; when nothing new is left the launch says so and stops."""
+    from groupwise.execution._driver import REPEATS_IN_A_ROW
+
     db = f"sqlite:///{tmp_path}/g.db"
     space = (
         "schemes: [single, module_type, decay_split]\n"
@@ -149,11 +153,35 @@ def test_the_same_training_is_not_run_twice(tmp_path):
     trials = trials_of(db)
     originals = [t for t in trials if "groupwise.duplicate_of" not in t.user_attrs]
     copies = [t for t in trials if "groupwise.duplicate_of" in t.user_attrs]
-    assert len(trials) == 5 and result.ran == 5
     assert len({t.user_attrs["groupwise.canonical"] for t in trials}) == 1
     # at most one trial per worker trains before the first result comes back
     assert 1 <= len(originals) <= 2
+    assert len(copies) == REPEATS_IN_A_ROW
     assert all(t.value == originals[0].value and t.state == TrialState.COMPLETE for t in copies)
+    assert result.progress.finished == result.ran == len(originals)  # no budget spent on copies
+    assert result.progress.counts.replayed == REPEATS_IN_A_ROW
+    assert "nothing new left to try" in result.note
+
+
+def test_a_relaunch_continues_the_search_instead_of_replaying_it(tmp_path, storage_url):
+    """Each launch seeds its sampler from the study's seed and what the study already holds,
+    so a resumed study proposes new configs, not the first launch's again."""
+    path = make_study(tmp_path, trials=6, sampler="random")
+    launch(read_study(path), storage=storage_url)
+    launch(read_study(path).with_overrides(trials=12), storage=storage_url)
+    trials = trials_of(storage_url)
+    assert not any("groupwise.duplicate_of" in t.user_attrs for t in trials)
+    assert len({t.user_attrs["groupwise.canonical"] for t in trials}) == len(trials) == 12
+
+
+def test_a_launch_whose_first_trials_all_fail_alike_stops_with_the_reason(tmp_path):
+    db = f"sqlite:///{tmp_path}/g.db"
+    path = make_study(tmp_path, task="user_tasks:always_fails", trials=40)
+    with pytest.raises(StudyError, match=r"first 5 trials of this launch all failed .*boom"):
+        launch(read_study(path), storage=db)
+    failed = [t for t in trials_of(db) if t.state == TrialState.FAIL]
+    counted = [t for t in failed if not t.user_attrs.get("groupwise.retried")]
+    assert len(counted) == 5  # trials in flight at the stop are retried next time, not counted
 
 
 def test_bad_input_writes_nothing(tmp_path):
@@ -168,7 +196,7 @@ def test_another_study_file_under_the_same_name_is_refused(tmp_path):
     db = f"sqlite:///{tmp_path}/g.db"
     launch(read_study(make_study(tmp_path, trials=1, epochs=1)), storage=db)
     changed = make_study(tmp_path, trials=2, epochs=2)
-    with pytest.raises(StudyError, match="launched with a different task, search space"):
+    with pytest.raises(StudyError, match=r"differs in these fields .*training.epochs: 1 -> 2"):
         launch(read_study(changed), storage=db)
     assert len(trials_of(db)) == 1
 
@@ -201,3 +229,30 @@ def test_a_lost_worker_reason_names_the_actors_own_error():
     )
     assert _cause(RuntimeError(ray_text)) == " (ModuleNotFoundError: No module named 'groupwise')"
     assert _cause(RuntimeError("the node died")) == ""
+
+
+def test_reproducible_dispatch_gives_the_same_study_twice(tmp_path):
+    """workers.reproducible: rounds of trials, each started once the last has finished, so
+    two runs of one study file and seed record the same trials, values and prunings, however
+    the workers' timing falls."""
+    runs = []
+    for run in ("a", "b"):
+        directory = tmp_path / run
+        directory.mkdir()
+        path = make_study(
+            directory,
+            trials=8,
+            epochs=3,
+            sampler="{name: tpe, options: {n_startup_trials: 3}}",
+            pruner="{name: median, options: {n_startup_trials: 2, n_warmup_steps: 0}}",
+        )
+        path.write_text(
+            path.read_text().replace(
+                "workers: {count: 2}", "workers: {count: 2, reproducible: true}"
+            )
+        )
+        launch(read_study(path), storage=f"sqlite:///{directory}/g.db")
+        trials = trials_of(f"sqlite:///{directory}/g.db")
+        runs.append([(t.number, t.state, t.params, t.value, t.intermediate_values) for t in trials])
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 8

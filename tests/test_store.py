@@ -11,6 +11,7 @@ from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
 from groupwise.spec import SearchSpace
 from groupwise.store import WriteThroughStorage, open_storage
+from test_storage_contract import snapshot
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = SearchSpace.model_validate(
@@ -38,21 +39,6 @@ def run(study: optuna.Study, n: int = 24) -> list[dict]:
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
         seen.append(dict(trial.params))
     return seen
-
-
-def snapshot(trials):
-    return [
-        (
-            t.number,
-            t.state,
-            t.values,
-            t.params,
-            t.distributions,
-            t.user_attrs,
-            t.intermediate_values,
-        )
-        for t in trials
-    ]
 
 
 def tpe():

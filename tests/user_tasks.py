@@ -152,3 +152,13 @@ def mixed(*, seed: int = 0, marker: str | None = None) -> Task:
         return _Mixed(_built, marker)
 
     return Task(name="mixed", build_model=build, data=_data(seed), loss=nn.functional.cross_entropy)
+
+
+def always_fails(*, seed: int = 0) -> Task:
+    """Every model raises in forward, for the same reason: a broken task."""
+    return Task(
+        name="always_fails",
+        build_model=lambda: _Exploding(fail=True),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )

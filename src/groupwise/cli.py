@@ -30,6 +30,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: rich markup would swallow "[default: ...]" and print types as metavars.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Piped output (CI logs, `| less`) gets room for whole names instead of rich's 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -39,10 +42,39 @@ StorageOption = Annotated[
     typer.Option(
         "--storage",
         envvar="GROUPWISE_STORAGE",
+        metavar="URL",
         help="Database URL [default: sqlite:///groupwise.db].",
         show_default=False,
     ),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from groupwise import __version__  # the package only: no torch for this
+
+        typer.echo(f"groupwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the groupwise version and exit (`groupwise version` adds torch's).",
+        ),
+    ] = False,
+) -> None:
+    """Search how a PyTorch model's parameters are split into optimizer groups."""
+
+
+def _warn(lines: tuple[str, ...]) -> None:
+    for line in lines:
+        typer.echo(f"warning: {line}", err=True)
 
 
 def render(table: Table) -> None:
@@ -73,14 +105,22 @@ class Format(StrEnum):
 
 @app.command()
 def launch(
-    study_file: Annotated[Path, typer.Argument(help="A study YAML file (see studies/).")],
+    study_file: Annotated[
+        Path, typer.Argument(metavar="STUDY_FILE", help="A study YAML file (see studies/).")
+    ],
     trials: Annotated[
-        int | None, typer.Option(min=1, help="Total finished trials to reach.")
+        int | None,
+        typer.Option(
+            min=1, metavar="N", help="Total finished trials to reach (a total, not more)."
+        ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Ray worker actors.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Ray worker actors.")
+    ] = None,
     storage: StorageOption = None,
     ray_address: Annotated[
-        str | None, typer.Option(help="Join a running Ray cluster (e.g. 127.0.0.1:6380).")
+        str | None,
+        typer.Option(metavar="HOST:PORT", help="Join a running Ray cluster (e.g. 127.0.0.1:6380)."),
     ] = None,
 ) -> None:
     """Run a study (or continue it) until its budget; show progress; print the best config."""
@@ -93,13 +133,17 @@ def launch(
     with user_errors():
         spec = read_study(study_file).with_overrides(trials=trials, workers=workers)
         plan = make_plan(spec)  # every check before the progress bar and the database
+        _warn(plan.warnings)
         with _progress_bar(spec.name, spec.budget.trials) as update:
             result = run_study(plan, storage=storage, ray_address=ray_address, on_progress=update)
     p = result.progress
+    if result.note:
+        out.print(result.note)
     out.print(
         f"study [bold]{result.study}[/] in {result.storage}: {p.finished} finished "
         f"({p.complete} complete, {p.pruned} pruned, {p.failed} failed"
         + (f"; {p.retried} lost and retried" if p.retried else "")
+        + (f"; {p.counts.replayed} repeats of a finished config" if p.counts.replayed else "")
         + f"), {result.ran} this launch"
     )
     if result.best_config is None:
@@ -148,7 +192,9 @@ def _progress_bar(name: str, total: int | None) -> Iterator[Callable[[LaunchProg
 
 @app.command()
 def status(
-    study: Annotated[str | None, typer.Argument(help="One study; default: all of them.")] = None,
+    study: Annotated[
+        str | None, typer.Argument(metavar="STUDY", help="One study; default: all of them.")
+    ] = None,
     storage: StorageOption = None,
 ) -> None:
     """Trial counts, best value and failure reasons per study."""
@@ -175,9 +221,11 @@ def studies(storage: StorageOption = None) -> None:
 
 @app.command()
 def best(
-    study: Annotated[str, typer.Argument(help="Study name.")],
-    top: Annotated[int, typer.Option(min=1, help="How many of the best trials.")] = 1,
-    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    top: Annotated[int, typer.Option(min=1, metavar="N", help="How many of the best trials.")] = 1,
+    format: Annotated[
+        Format, typer.Option("--format", metavar="table|json|yaml", help="Output format.")
+    ] = Format.table,
     storage: StorageOption = None,
 ) -> None:
     """The best trials and their configs (json/yaml output feeds build_optimizer)."""
@@ -199,11 +247,16 @@ def best(
 
 @app.command()
 def export(
-    study: Annotated[str, typer.Argument(help="Study name.")],
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="File to write: .yaml/.json, or .csv/.json.")
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="File to write: .yaml/.json, or .csv/.json."
+        ),
     ],
-    trial: Annotated[int | None, typer.Option(help="A trial number; default: the best.")] = None,
+    trial: Annotated[
+        int | None, typer.Option(metavar="N", help="A trial number; default: the best.")
+    ] = None,
     runs: Annotated[bool, typer.Option("--runs", help="Every run, one row each.")] = False,
     epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
     storage: StorageOption = None,
@@ -234,12 +287,22 @@ class By(StrEnum):
 @app.command()
 def compare(
     studies: Annotated[
-        list[str], typer.Argument(help="A study; or several on one task, the first the baseline.")
+        list[str],
+        typer.Argument(
+            metavar="STUDY", help="A study; or several on one task, the first the baseline."
+        ),
     ],
-    by: Annotated[By, typer.Option("--by", help="What to compare within one study.")] = By.scheme,
+    by: Annotated[
+        By,
+        typer.Option(
+            "--by", metavar="scheme|optimizer|group", help="What to compare within one study."
+        ),
+    ] = By.scheme,
     top: Annotated[
         int | None,
-        typer.Option(min=1, help="How many best trials give the lr ranges [default: a fifth]."),
+        typer.Option(
+            min=1, metavar="N", help="How many best trials give the lr ranges [default: a fifth]."
+        ),
     ] = None,
     storage: StorageOption = None,
 ) -> None:
@@ -262,8 +325,10 @@ def compare(
 
 @app.command()
 def report(
-    study: Annotated[str, typer.Argument(help="Study name.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")],
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="DIR", help="Folder to write into.")
+    ],
     storage: StorageOption = None,
 ) -> None:
     """An HTML report (index.html) with plots, and the plots as PNG files."""
@@ -277,8 +342,12 @@ def report(
 @app.command()
 def dashboard(
     storage: StorageOption = None,
-    host: Annotated[str, typer.Option(help="Address to bind; loopback unless told.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Address to bind; loopback unless told.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")
+    ] = 8080,
 ) -> None:
     """optuna-dashboard on the study database. Each trial's groupwise.config shows there
     under its user attributes."""
@@ -304,7 +373,9 @@ def dashboard(
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Study or search-space YAML files.")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help="Study or search-space YAML files.")
+    ],
 ) -> None:
     """Check study and search-space files without running anything."""
     from groupwise.plan import make_plan
@@ -314,9 +385,11 @@ def validate(
         for path in files:
             loaded = validate_file(path)
             if isinstance(loaded, StudySpec):
-                make_plan(loaded)  # task, metric, partition facts, sampler and pruner too
+                warnings = make_plan(loaded).warnings  # task, metric, partitions, sampler...
+                _warn(warnings)
                 schemes = len(loaded.space.schemes)
                 kind = f"study {loaded.name!r} (task {loaded.task.name}, {schemes} schemes)"
+                kind += f"; {len(warnings)} warning(s) above" if warnings else ""
             else:
                 counts = f"{len(loaded.schemes)} schemes, {len(loaded.optimizers)} optimizers"
                 kind = f"search space ({counts})"
@@ -325,7 +398,7 @@ def validate(
 
 @app.command()
 def demo(
-    steps: Annotated[int, typer.Option(min=1, help="Training steps to run.")] = 60,
+    steps: Annotated[int, typer.Option(min=1, metavar="N", help="Training steps to run.")] = 60,
 ) -> None:
     """Partition a small character LM every way and train it with a mixed optimizer."""
     from groupwise import _demo

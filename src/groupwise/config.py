@@ -42,10 +42,22 @@ class SchemeChoice:
         return {"name": self.name, **_to_plain(dict(self.options))}
 
     def __str__(self) -> str:
-        """``module_type``, or ``depth(blocks=3)``: how tables and reports name it."""
-        if not self.options:
+        """How tables, exports and plots name it, short: ``module_type``, ``depth(3)``,
+        ``by_name(3 patterns)``, ``role(head=lm_head)``. The config holds the full spec;
+        :attr:`key` tells two schemes apart."""
+        options = dict(self.options)
+        if not options:
             return self.name
-        return f"{self.name}({', '.join(f'{k}={v}' for k, v in sorted(self.options.items()))})"
+        if set(options) == {"patterns"} and isinstance(options["patterns"], Mapping):
+            return f"{self.name}({len(options['patterns'])} patterns)"
+        if len(options) == 1:
+            return f"{self.name}({_short(next(iter(options.values())))})"
+        return f"{self.name}({', '.join(f'{k}={_short(v)}' for k, v in sorted(options.items()))})"
+
+    @property
+    def key(self) -> str:
+        """Equal for equal schemes, distinct otherwise (JSON of the full spec)."""
+        return json.dumps(_to_plain(self.to_data()), sort_keys=True)
 
     @classmethod
     def from_data(cls, data: Any, where: str = "scheme") -> SchemeChoice:
@@ -123,10 +135,13 @@ class TrialConfig:
                 f"{source}: must be a mapping with keys 'scheme' and 'groups'; "
                 f"got {type(data).__name__}"
             )
+        if "config" in data and "scheme" not in data:  # `groupwise best` output: its config
+            return cls.from_dict(data["config"], f"{source}.config")
         unknown = sorted(set(map(str, data)) - {"scheme", "groups"})
         if unknown:
             raise ConfigError(
-                f"{source}: unknown key {unknown[0]!r}; a config has only 'scheme' and 'groups'"
+                f"{source}: unknown key {unknown[0]!r}; a config has only 'scheme' and 'groups' "
+                "(or is a `groupwise best` record, whose 'config' holds them)"
             )
         for key in ("scheme", "groups"):
             if key not in data:
@@ -211,6 +226,11 @@ class TrialConfig:
                 "is writable"
             ) from e
         return p
+
+
+def _short(value: Any, limit: int = 24) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _to_frozen(value: Any) -> Any:

@@ -37,24 +37,36 @@ __all__ = [
 ]
 
 
+# A best or a win from fewer trials than this is shown as tentative.
+TENTATIVE_BELOW = 3
+
+
 @dataclass(frozen=True)
 class SchemeSummary:
-    scheme: str
-    complete: int
+    scheme: str  # its display name (SchemeChoice.__str__)
+    complete: int  # n: the best and median are over this many trials
     pruned: int
     failed: int
     best: float | None
     median: float | None
+
+    @property
+    def tentative(self) -> bool:
+        return self.complete < TENTATIVE_BELOW
 
 
 @dataclass(frozen=True)
 class OptimizerSummary:
     label: str
     optimizer: str
-    complete: int
+    complete: int  # n
     best: float | None
     median: float | None
     wins: bool  # the best trial with this label used this optimizer
+
+    @property
+    def tentative(self) -> bool:
+        return self.complete < TENTATIVE_BELOW
 
 
 @dataclass(frozen=True)
@@ -115,12 +127,15 @@ def _scheme_summaries(
     study: optuna.Study, rows: Sequence[Trained], direction: str
 ) -> tuple[SchemeSummary, ...]:
     out = []
-    for scheme, trials in sorted(_by_scheme(study).items()):
+    names: dict[str, int] = {}
+    for key, (display, trials) in sorted(_by_scheme(study).items(), key=lambda kv: kv[1][0]):
         counts = tally(trials, direction)
-        mine = [r.value for r in rows if str(r.config.scheme) == scheme and r.value is not None]
+        mine = [r.value for r in rows if r.config.scheme.key == key and r.value is not None]
         best, median = _stats(mine, direction)
+        names[display] = names.get(display, 0) + 1  # two schemes shown alike: number them
+        shown = display if names[display] == 1 else f"{display} #{names[display]}"
         out.append(
-            SchemeSummary(scheme, counts.complete, counts.pruned, counts.failed, best, median)
+            SchemeSummary(shown, counts.complete, counts.pruned, counts.failed, best, median)
         )
     return tuple(out)
 
@@ -158,14 +173,16 @@ def _lr_ranges(ranked: Sequence[Trained], top: int) -> tuple[GroupLr, ...]:
     return tuple(out)
 
 
-def _by_scheme(study: optuna.Study) -> dict[str, list[optuna.trial.FrozenTrial]]:
-    """Every trial groupwise sampled, by its scheme's display name (replays and retried
-    attempts included, so the counts per scheme add up to the study's)."""
-    out: dict[str, list[optuna.trial.FrozenTrial]] = {}
+def _by_scheme(
+    study: optuna.Study,
+) -> dict[str, tuple[str, list[optuna.trial.FrozenTrial]]]:
+    """Every trial groupwise sampled, by its scheme (key -> (display name, trials)); replays
+    and retried attempts included, so the counts per scheme add up to the study's."""
+    out: dict[str, tuple[str, list[optuna.trial.FrozenTrial]]] = {}
     for t in study.get_trials(deepcopy=False):
         if CONFIG_ATTR in t.user_attrs:
-            scheme = str(TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]).scheme)
-            out.setdefault(scheme, []).append(t)
+            scheme = TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]).scheme
+            out.setdefault(scheme.key, (str(scheme), []))[1].append(t)
     return out
 
 

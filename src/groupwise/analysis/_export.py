@@ -1,7 +1,5 @@
-"""All runs, or all epochs, of a study as flat rows for pandas: CSV or JSON.
-
-    import pandas as pd
-    runs = pd.read_csv("runs.csv")      # groupwise export STUDY --runs -o runs.csv
+"""All runs, or all epochs, of a study as flat rows: CSV or JSON, for the ``csv`` module or
+pandas (``pd.read_csv("runs.csv")`` after ``groupwise export STUDY --runs -o runs.csv``).
 
 Runs come from groupwise's tables: one row per attempt, with where and how long it ran and
 one column per group setting (``<label>.optimizer``, ``<label>.lr``, ...). Epochs: one row

@@ -69,8 +69,10 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
         "schemes": ("Best value by scheme", lambda ax: _schemes(ax, result)),
         "lr": ("Each group's lr against the objective", lambda ax: _lr(ax, trials, result)),
         "importances": (
-            "Parameter importances (Optuna's default evaluator, PED-ANOVA)",
-            lambda ax: _importances(ax, loaded),
+            "Importances per group (Optuna's default evaluator, PED-ANOVA)",
+            lambda ax: _importances(
+                ax, loaded, {label for r in trials for label in r.config.groups}
+            ),
         ),
         "curves": (
             f"Learning curves of the top {result.top} trials",
@@ -80,13 +82,15 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
     figures, paths = [], []
     for name, (title, draw) in drawers.items():
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        draw(ax)
-        ax.set_title(title)
-        fig.tight_layout()
-        path = directory / f"{name}.png"
-        fig.savefig(path, dpi=120)
-        svg = io.StringIO()
-        fig.savefig(svg, format="svg")
+        with warnings.catch_warnings():  # matplotlib's layout notes are not the user's to read
+            warnings.filterwarnings("ignore", category=UserWarning, module="matplotlib")
+            draw(ax)
+            ax.set_title(title, fontsize=10, wrap=True)
+            fig.tight_layout()
+            path = directory / f"{name}.png"
+            fig.savefig(path, dpi=120)
+            svg = io.StringIO()
+            fig.savefig(svg, format="svg")
         plt.close(fig)
         figures.append((title, name, svg.getvalue()))
         paths.append(path)
@@ -116,47 +120,68 @@ def _history(ax: Axes, rows: Sequence[Trained], result: Comparison) -> None:
         line.append((number, best))
     if line:
         ax.step(*zip(*line, strict=True), where="post", color="black", label="best so far")
+    _whole_numbers(ax)
     ax.set_xlabel("trial")
     ax.set_ylabel(result.metric)
     ax.legend(fontsize=8)
 
 
+def _whole_numbers(ax: Axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _schemes(ax: Axes, result: Comparison) -> None:
     rows = [s for s in result.by_scheme if s.best is not None]
-    names = [f"{s.scheme} (n={s.complete})" for s in rows]
+    names = [f"{s.scheme}\n(n={s.complete}{', tentative' if s.tentative else ''})" for s in rows]
     ax.barh(names, [s.best or 0.0 for s in rows], color="tab:blue", label="best")
     ax.scatter([s.median or 0.0 for s in rows], names, color="black", zorder=3, label="median")
+    ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel(result.metric)
     ax.legend(fontsize=8)
 
 
 def _lr(ax: Axes, rows: Sequence[Trained], result: Comparison) -> None:
+    """Every group's lr in every complete trial; the top trials drawn large and outlined."""
     markers = "osD^v<>p*h"
-    labels = sorted({g.label for g in result.lr})
-    kinds = sorted({o.optimizer for o in result.by_optimizer})
+    labels = sorted({label for r in rows if r.value is not None for label in r.config.groups})
+    kinds = sorted({g.optimizer for r in rows for g in r.config.groups.values()})
     palette = {kind: f"C{i % 10}" for i, kind in enumerate(kinds)}
-    optimizers: set[str] = set()
+    top = {r.number for r in best_first(rows, result.direction)[: result.top]}
     for r in rows:
-        if r.value is None:
-            continue
         for i, label in enumerate(labels):
             group = r.config.groups.get(label)
             lr = group.hyperparameters.get("lr") if group else None
-            if group is not None and isinstance(lr, int | float):
-                optimizers.add(group.optimizer)
-                marker = markers[i % len(markers)]
-                ax.scatter(lr, r.value, s=16, marker=marker, color=palette[group.optimizer])
+            if group is None or r.value is None or not isinstance(lr, int | float):
+                continue
+            best = r.number in top
+            ax.scatter(
+                lr,
+                r.value,
+                s=46 if best else 14,
+                marker=markers[i % len(markers)],
+                color=palette[group.optimizer],
+                edgecolors="black" if best else "none",
+                alpha=1.0 if best else 0.6,
+            )
     for i, label in enumerate(labels):
         ax.scatter([], [], marker=markers[i % len(markers)], color="gray", label=f"group {label}")
-    for optimizer in sorted(optimizers):
-        ax.scatter([], [], marker="s", color=palette[optimizer], label=optimizer)
+    for kind in kinds:
+        ax.scatter([], [], marker="s", color=palette[kind], label=kind)
+    ax.scatter([], [], s=46, color="white", edgecolors="black", label=f"top {result.top}")
     ax.set_xscale("log")
     ax.set_xlabel("lr (marker: group, colour: optimizer)")
     ax.set_ylabel(result.metric)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncols=2)
 
 
-def _importances(ax: Axes, study: optuna.Study) -> None:
+TOP_IMPORTANCES = 15
+
+
+def _importances(ax: Axes, study: optuna.Study, labels: set[str]) -> None:
+    """Optuna's importances summed per group (``<label>.lr``, ``<label>.optimizer``... are
+    one bar for the group), the top 15."""
     try:
         with warnings.catch_warnings():  # "few trials in a regime": the plot says n anyway
             warnings.simplefilter("ignore")
@@ -167,9 +192,15 @@ def _importances(ax: Axes, study: optuna.Study) -> None:
         )
         ax.set_axis_off()
         return
-    names = list(importances)[::-1]
-    ax.barh(names, [importances[n] for n in names])
-    ax.set_xlabel("importance (fraction of variance)")
+    summed: dict[str, float] = {}
+    for name, value in importances.items():
+        head = name.split(".", 1)[0]
+        bar = f"group {head}" if head in labels else name
+        summed[bar] = summed.get(bar, 0.0) + value
+    shown = sorted(summed, key=summed.__getitem__, reverse=True)[:TOP_IMPORTANCES][::-1]
+    ax.barh(shown, [summed[n] for n in shown])
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel(f"importance (fraction of variance); top {len(shown)} of {len(summed)}")
 
 
 def _curves(
@@ -187,9 +218,7 @@ def _curves(
     for t in top:
         points = epochs.get(t.number) or sorted(t.intermediate_values.items())
         ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=f"trial {t.number}")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _whole_numbers(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel(result.metric)
     ax.legend(fontsize=7)

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from groupwise.analysis._best import BestTrial, StudyStatus
-from groupwise.analysis._compare import Comparison, StudySummary
+from groupwise.analysis._compare import (
+    TENTATIVE_BELOW,
+    Comparison,
+    OptimizerSummary,
+    StudySummary,
+)
 
 __all__ = [
     "Table",
@@ -49,9 +54,9 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
 
 
 def status_table(statuses: Sequence[StudyStatus]) -> Table:
-    columns = ("study", "task", "metric", "complete", "pruned", "failed", "retried", "running")
+    columns = ("study", "task", "metric", "complete", "pruned", "failed", "retried", "repeats")
     return _table(
-        (*columns, "best", "trial"),
+        (*columns, "running", "best", "trial"),
         [
             (
                 s.study,
@@ -61,6 +66,7 @@ def status_table(statuses: Sequence[StudyStatus]) -> Table:
                 s.counts.pruned,
                 s.counts.failed,
                 s.counts.retried,
+                s.counts.replayed,
                 s.counts.running,
                 s.counts.best_value,
                 s.counts.best_trial,
@@ -70,20 +76,36 @@ def status_table(statuses: Sequence[StudyStatus]) -> Table:
     )
 
 
+TENTATIVE = f"tentative (n < {TENTATIVE_BELOW})"
+
+
 def scheme_table(result: Comparison) -> Table:
     metric = f"{result.metric} ({result.direction[:3]})"
     return _table(
-        ("scheme", "complete", "pruned", "failed", f"best {metric}", "median"),
-        [(r.scheme, r.complete, r.pruned, r.failed, r.best, r.median) for r in result.by_scheme],
+        ("scheme", "complete (n)", "pruned", "failed", f"best {metric}", "median", "note"),
+        [
+            (r.scheme, r.complete, r.pruned, r.failed, r.best, r.median, _tentative(r.tentative))
+            for r in result.by_scheme
+        ],
     )
+
+
+def _tentative(flag: bool) -> str:
+    return TENTATIVE if flag else ""
 
 
 def optimizer_table(result: Comparison) -> Table:
     metric = f"{result.metric} ({result.direction[:3]})"
+
+    def wins(o: OptimizerSummary) -> str:
+        if not o.wins:
+            return ""
+        return f"yes, {TENTATIVE}" if o.tentative else "yes"
+
     return _table(
-        ("group", "optimizer", "complete", f"best {metric}", "median", "wins"),
+        ("group", "optimizer", "complete (n)", f"best {metric}", "median", "wins"),
         [
-            (o.label, o.optimizer, o.complete, o.best, o.median, "yes" if o.wins else "")
+            (o.label, o.optimizer, o.complete, o.best, o.median, wins(o))
             for o in result.by_optimizer
         ],
     )
@@ -150,5 +172,5 @@ def best_table(rows: Sequence[BestTrial]) -> Table:
     metric = rows[0].metric if rows else "value"
     return _table(
         ("trial", metric, "scheme", "groups"),
-        [(r.trial, r.value, str(r.config.scheme.to_data()), groups(r)) for r in rows],
+        [(r.trial, r.value, str(r.config.scheme), groups(r)) for r in rows],
     )

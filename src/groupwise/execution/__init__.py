@@ -12,8 +12,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from groupwise.execution._driver import Driver, Progress
+    from groupwise.execution._driver import Driver
     from groupwise.execution._launch import LaunchResult, launch
+    from groupwise.execution._progress import Progress
     from groupwise.execution._protocol import (
         Lost,
         Reply,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Driver": "_driver",
-    "Progress": "_driver",
+    "Progress": "_progress",
     "LaunchResult": "_launch",
     "launch": "_launch",
     "Lost": "_protocol",

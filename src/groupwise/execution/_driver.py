@@ -17,61 +17,27 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groupwise.config import TrialConfig
-from groupwise.execution._pool import WorkerPool
+from groupwise.errors import StudyError
+from groupwise.execution._progress import Progress
 from groupwise.execution._proposal import propose
 from groupwise.execution._protocol import Lost, Reply, Stopped, Trained
 from groupwise.plan import Plan
 from groupwise.sampling import Suggester
-from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, Settled, Tally
+from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, Settled
+
+if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports it
+    from groupwise.execution._pool import WorkerPool
 
 __all__ = ["DRIVER", "Driver", "Progress"]
 
 DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # this process, recorded with each run
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a launch stands: the study's counts (:func:`groupwise.store.tally`), its target
-    and the time since the launch began."""
-
-    counts: Tally
-    target: int | None
-    elapsed_s: float
-
-    @property
-    def finished(self) -> int:
-        return self.counts.finished
-
-    @property
-    def complete(self) -> int:
-        return self.counts.complete
-
-    @property
-    def pruned(self) -> int:
-        return self.counts.pruned
-
-    @property
-    def failed(self) -> int:
-        return self.counts.failed
-
-    @property
-    def retried(self) -> int:
-        return self.counts.retried
-
-    @property
-    def running(self) -> int:
-        return self.counts.running
-
-    @property
-    def best(self) -> float | None:
-        return self.counts.best_value
-
-    @property
-    def best_trial(self) -> int | None:
-        return self.counts.best_trial
+# A launch whose first trials all fail for one reason stops: the rest would too.
+FIRST_FAILURES = 5
+# This many proposals in a row that repeat configs the study has run: nothing new is left.
+REPEATS_IN_A_ROW = 25
 
 
 @dataclass
@@ -99,7 +65,11 @@ class Driver:
         self.started = time.perf_counter()
         self.deadline: float | None = None  # of the time budget, once a worker is ready
         self.running: dict[int, _Running] = {}  # by pool slot
-        self.ran = 0  # trials this launch finished
+        self.ran = 0  # trials this launch finished (replays of a finished config not counted)
+        self.note = ""  # why the launch stopped, when not its budget
+        self.repeats = 0  # proposals in a row that repeated a finished config
+        self.endings: list[tuple[str, str]] = []  # (state, reason) of this launch's trials
+        self.reseeded = False
 
     def progress(self) -> Progress:
         return Progress(
@@ -116,16 +86,25 @@ class Driver:
                 next_tick = time.perf_counter() + self.spec.faults.heartbeat_s
             self._check_timeouts()
             if self.pool.free() and self.ledger.shared:
-                self.ledger.sync()  # a shared study: see the others' trials before starting one
-            while self.pool.free() and self._may_start(target):
-                self._start_trial()
+                self._share()
+            if self._round_may_start():
+                while self.pool.free() and self._may_start(target) and not self.note:
+                    self._start_trial()
             self.on_progress(self.progress())
-            if not self.running and self._done(target):
+            if not self.running and (self._done(target) or self.note):
                 return
             wake = min(next_tick, self._next_timeout(), self.deadline or math.inf)
             reply = self.pool.wait(wake - time.perf_counter())
             if reply is not None:
                 self._handle(*reply)
+
+    def _share(self) -> None:
+        """A shared study: see the other drivers' trials before starting one, and sample from
+        a seed of this driver's own (one seed for all would propose the same configs)."""
+        self.ledger.sync()
+        if not self.reseeded:
+            self.ledger.use_sampler(self.plan.sampler.reseeded(DRIVER, len(self.endings)).build())
+            self.reseeded = True
 
     def _may_start(self, target: int | None) -> bool:
         """Within the time budget, which starts when the first worker is ready (start-up is
@@ -138,6 +117,14 @@ class Driver:
         counts = self.ledger.tally()
         below = target is None or counts.finished + counts.running < target
         return below and time.perf_counter() < self.deadline
+
+    def _round_may_start(self) -> bool:
+        """Reproducible dispatch starts trials in rounds: only when the last round has
+        finished and every worker is ready, so each round sees the same history whatever
+        the timing. Otherwise a free worker is enough."""
+        if not self.spec.workers.reproducible:
+            return True
+        return not self.running and len(self.pool.free()) == self.spec.workers.count
 
     def _done(self, target: int | None) -> bool:
         if self.deadline is not None and time.perf_counter() >= self.deadline:
@@ -180,11 +167,25 @@ class Driver:
     def _start_trial(self) -> None:
         opened = self.ledger.open_trial(self._propose)
         if isinstance(opened, Settled):  # replayed or refused: already recorded
-            self.ran += 1
+            self._settled(opened)
             return
+        self.repeats = 0
         slot = self.pool.free()[0]
         self.pool.submit(slot, dict(opened.config))
         self.running[slot] = _Running(opened)
+
+    def _settled(self, settled: Settled) -> None:
+        if settled.replay_of is None:  # refused: it would not fit in memory
+            self.ran += 1
+            self.repeats = 0
+            return
+        self.repeats += 1  # a config the study has run: its outcome reused, no budget spent
+        if self.repeats >= REPEATS_IN_A_ROW:
+            self.note = (
+                f"stopped early: the last {self.repeats} proposals all repeated configs this "
+                "study has already run, so the search space has nothing new left to try; "
+                "widen it (more schemes, optimizers or ranges) to search further"
+            )
 
     def _propose(self, trial: Suggester) -> Proposal:
         return propose(trial, self.spec.space, self.plan.facts, self.memory_budget)
@@ -216,15 +217,16 @@ class Driver:
         facts = EpochFacts(
             report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
-        where = self._where(run) | {"peak_memory_bytes": reply.peak_memory_bytes}
+        where = self._where(run) | reply.where.record()
+        where["peak_memory_bytes"] = reply.peak_memory_bytes
         last = report.epoch >= self.spec.training.epochs
-        if self.ledger.record_epoch(
-            run.opened, facts, last=last, where=where | reply.where.record()
-        ):
-            self.ran += 1  # it ended (complete or pruned) in the same transaction
-            del self.running[slot]
-        else:
+        ending = self.ledger.record_epoch(run.opened, facts, last=last, where=where)
+        if ending is None:
             self.pool.submit(slot, None)
+            return
+        self.ran += 1  # it ended (complete or pruned) in the same transaction
+        self.endings.append((ending, ""))
+        del self.running[slot]
 
     @staticmethod
     def _where(run: _Running) -> dict[str, Any]:
@@ -239,7 +241,20 @@ class Driver:
         where = self._where(run) | (where or {})
         if self.ledger.close(run.opened.number, state, where=where, **how):
             self.ran += 1
+            self.endings.append((state, str(how.get("reason", ""))))
         del self.running[slot]
+        self._check_first_failures()
+
+    def _check_first_failures(self) -> None:
+        """Stop when this launch's first trials all failed for one reason: the task is broken,
+        and the rest of the budget would fail the same way."""
+        first = self.endings[:FIRST_FAILURES]
+        if len(first) == FIRST_FAILURES and set(first) == {("FAIL", first[0][1])}:
+            raise StudyError(
+                f"the first {FIRST_FAILURES} trials of this launch all failed with the same "
+                f"reason, so the study stopped: {first[0][1]}; fix that, then launch again "
+                "(the failed trials stay recorded; `groupwise status` lists them)"
+            )
 
     def stop(self, reason: str) -> None:
         """Record trials still running as lost (with ``reason``, so they are retried when the

@@ -1,21 +1,27 @@
 """``launch``: a plan, a database and a Ray cluster -> a study run to its budget.
 
-Order matters for bad input: the plan is checked first (no database, no Ray), then the
-cluster is asked for the workers (it can refuse them) before anything is written.
+Order matters. The plan is checked first (no database, no Ray); then the study database is
+read, not written, so a study launched before with another file, or one already at its
+budget, is answered at once; then the cluster is asked for the workers (it can refuse them)
+before anything is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from groupwise.config import TrialConfig
-from groupwise.execution._driver import DRIVER, Driver, Progress
-from groupwise.execution._pool import WorkerPool
+from groupwise.execution._driver import DRIVER, Driver
+from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
-from groupwise.plan import Plan, make_plan
+from groupwise.plan import Plan, identity, make_plan
 from groupwise.spec import StudySpec
-from groupwise.store import Ledger, StudyIdentity, resolve_url
+from groupwise.store import CONFIG_ATTR, Ledger, StudyIdentity, Tally, open_study, resolve_url
+
+if TYPE_CHECKING:  # the pool brings Ray: imported only once the study needs workers
+    from groupwise.execution._pool import WorkerPool
 
 __all__ = ["LaunchResult", "launch"]
 
@@ -26,7 +32,8 @@ class LaunchResult:
     storage: str
     progress: Progress
     best_config: TrialConfig | None
-    ran: int  # trials finished by this launch
+    ran: int  # trials finished by this launch (replays of a finished config not counted)
+    note: str = ""  # why it stopped, when that is not its budget
 
 
 def launch(
@@ -38,12 +45,15 @@ def launch(
 ) -> LaunchResult:
     """Run (or continue) a study until its budget of finished trials or its time is spent."""
     plan = study if isinstance(study, Plan) else make_plan(study)  # every check, no writes
-    spec, url = plan.spec, resolve_url(storage)
+    spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
+    known = Ledger.check(url, who)  # read-only: a changed study file fails here, before Ray
+    if known is not None and _finished(spec, known):
+        return _already_finished(plan, url, known)
     pool = _pool(spec, ray_address)
     driver: Driver | None = None
     try:
         pool.start()  # the cluster can refuse the workers: before any write
-        ledger = _ledger(plan, url)
+        ledger = _ledger(plan, url, who)
         driver = Driver(plan, ledger, pool, on_progress, _memory_budget(spec, pool))
         driver.run()
     except BaseException:
@@ -52,10 +62,46 @@ def launch(
         raise
     finally:
         pool.close()
-    return LaunchResult(spec.name, url, driver.progress(), driver.best_config(), driver.ran)
+    progress = driver.progress()
+    return LaunchResult(spec.name, url, progress, driver.best_config(), driver.ran, driver.note)
+
+
+def _finished(spec: StudySpec, counts: Tally) -> bool:
+    target = spec.budget.trials
+    return target is not None and spec.budget.time_s is None and counts.finished >= target
+
+
+def _already_finished(plan: Plan, url: str, counts: Tally) -> LaunchResult:
+    """A study at its budget: say so, start nothing."""
+    target = plan.spec.budget.trials
+    best = None
+    if counts.best_trial is not None:
+        trial = open_study(plan.spec.name, url).trials[counts.best_trial]
+        best = TrialConfig.from_json(trial.user_attrs[CONFIG_ATTR])
+    note = (
+        f"study {plan.spec.name!r} already has {counts.finished} finished trials, its budget "
+        f"of {target}; to run more, pass --trials N with N the new total (above {target})"
+    )
+    progress = Progress(counts, target, 0.0)
+    return LaunchResult(plan.spec.name, url, progress, best, 0, note)
+
+
+def _identity(plan: Plan) -> StudyIdentity:
+    spec = plan.spec
+    return StudyIdentity(
+        name=spec.name,
+        direction=spec.objective.direction,
+        fingerprint=plan.fingerprint,
+        metric=spec.objective.metric,
+        task=spec.task.name,
+        search_space=str(spec.search_space),
+        record=identity(spec),
+    )
 
 
 def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
+    from groupwise.execution._pool import WorkerPool
+
     w, t = spec.workers, spec.training
     settings = WorkerSettings(
         task=spec.task.name,
@@ -74,20 +120,18 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
     )
 
 
-def _ledger(plan: Plan, url: str) -> Ledger:
+def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
     spec = plan.spec
-    identity = StudyIdentity(
-        name=spec.name,
-        direction=spec.objective.direction,
-        fingerprint=plan.fingerprint,
-        metric=spec.objective.metric,
-        task=spec.task.name,
-        search_space=str(spec.search_space),
-    )
+
+    def sampler(existing: int) -> Any:
+        # A first launch samples as the seed says; a relaunch continues the search from a
+        # seed of its own (the same seed would replay the first launch's proposals).
+        return plan.sampler.reseeded(*([existing] if existing else [])).build()
+
     return Ledger.open(
         url,
-        identity,
-        sampler=plan.sampler.build(),
+        who,
+        sampler=sampler,
         pruner=plan.pruner.build(),
         heartbeat=(spec.faults.heartbeat_s, spec.faults.stale_after_s),
         max_retries=spec.faults.max_retries,

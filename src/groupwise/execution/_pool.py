@@ -10,6 +10,7 @@ died comes back as :class:`Lost`.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -84,6 +85,10 @@ class WorkerPool:
 
     def _init_ray(self) -> None:
         _check_reachable(self.ray_address)
+        if self.ray_address in (None, "", "local"):
+            # The private instance keeps Ray's token authentication, without Ray announcing
+            # it on every launch (a joined cluster's notice still shows).
+            logging.getLogger(_RAY_AUTH_LOGGER).addFilter(_quiet_token_notice)
         path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
         try:
             # "local" always starts a private instance: a bare ray.init() would join any
@@ -182,6 +187,13 @@ class WorkerPool:
         """Block until every slot has started (or died starting too often)."""
         while any(s.starting for s in self.slots):
             self.wait(60.0)
+
+
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _quiet_token_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this")
 
 
 def _cause(error: BaseException) -> str:

@@ -11,7 +11,7 @@ from groupwise.plan._components import (
     register_pruner,
     register_sampler,
 )
-from groupwise.plan._plan import Plan, fingerprint, make_plan
+from groupwise.plan._plan import Plan, fingerprint, identity, make_plan
 
 __all__ = [
     "PRUNERS",
@@ -21,6 +21,7 @@ __all__ = [
     "Plan",
     "component",
     "fingerprint",
+    "identity",
     "make_plan",
     "register_pruner",
     "register_sampler",

@@ -9,6 +9,7 @@ Optuna object from it when the study opens.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,16 @@ class Component:
         if "seed" not in self.arguments:
             return self
         return replace(self, arguments={**self.arguments, "seed": seed})
+
+    def reseeded(self, *salt: object) -> Component:
+        """The same component, seeded from its own seed and ``salt`` (what differs between
+        launches: the trials already in the study, the driver). With no salt, unchanged:
+        a study's first launch samples exactly as its seed says."""
+        seed = self.arguments.get("seed")
+        if not salt or seed is None:
+            return self
+        text = "|".join(map(str, (seed, *salt)))
+        return self.with_seed(int(hashlib.sha256(text.encode()).hexdigest()[:8], 16))
 
 
 def component(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ from groupwise.sampling import PartitionFacts, partition_facts
 from groupwise.spec import StudySpec
 from groupwise.tasks import resolve_task
 
-__all__ = ["Plan", "fingerprint", "make_plan"]
+__all__ = ["Plan", "fingerprint", "identity", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,12 @@ class Plan:
     sampler: Component
     pruner: Component
     fingerprint: str  # what makes two launches the same study
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the user should hear before anything runs (each names the file and key):
+        an option that does nothing on this model, a range cut to what the model allows."""
+        return self.facts.notes
 
 
 def make_plan(spec: StudySpec) -> Plan:
@@ -67,13 +74,19 @@ def _facts(spec: StudySpec, where: str) -> PartitionFacts:
     return partition_facts(model, spec.space, source=str(spec.search_space))
 
 
-def fingerprint(spec: StudySpec) -> str:
-    """What makes two launches the same study: task, space, objective, training, seed."""
-    identity = {
+def identity(spec: StudySpec) -> dict[str, Any]:
+    """What makes two launches the same study (JSON): task, space, objective, training, seed.
+    Budget, workers, faults, sampler and pruner may change between launches."""
+    return {
         "task": spec.task.model_dump(mode="json"),
         "space": spec.space.model_dump(mode="json"),
         "objective": spec.objective.model_dump(mode="json"),
         "training": spec.training.model_dump(mode="json"),
         "seed": spec.seed,
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint(spec: StudySpec) -> str:
+    """A short hash of :func:`identity`."""
+    text = json.dumps(identity(spec), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -74,11 +74,21 @@ class Training(Frozen):
 
 
 class Workers(Frozen):
+    """How many workers train at once, with what resources.
+
+    ``reproducible``: start trials in rounds of ``count`` and start the next round only when
+    the whole round has finished, so that what the sampler and the pruner have seen at each
+    step never depends on which worker happened to finish first: the same study file, seed
+    and machine give the same trials and the same best. The price is idle workers while a
+    round's slowest trial finishes (pruned trials end early). Off by default.
+    """
+
     count: int = Field(default=2, ge=1)
     cpus_per_trial: float = Field(default=1.0, gt=0)
     gpus_per_trial: float = Field(default=0.0, ge=0)  # 0.25: four trials share one GPU
     # The memory a trial may use; default on GPUs: its share (gpus_per_trial) of the GPU's.
     memory_per_trial_mb: float | None = Field(default=None, gt=0)
+    reproducible: bool = False
 
 
 class Faults(Frozen):

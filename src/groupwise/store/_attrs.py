@@ -9,6 +9,7 @@ __all__ = [
     "CONFIG_ATTR",
     "DUPLICATE_ATTR",
     "FINGERPRINT_ATTR",
+    "IDENTITY_ATTR",
     "METRIC_ATTR",
     "REASON_ATTR",
     "RETRIED_ATTR",
@@ -27,6 +28,7 @@ ATTEMPT_ATTR = "groupwise.attempt"  # trial: 1 for a first run, n for its (n-1)t
 RETRY_OF_ATTR = "groupwise.retry_of"  # trial: the first attempt's number
 RETRIED_ATTR = "groupwise.retried"  # failed trial: re-enqueued, so not counted toward budget
 FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed
+IDENTITY_ATTR = "groupwise.identity"  # study: what the fingerprint hashes, as JSON
 TASK_ATTR = "groupwise.task"  # study
 METRIC_ATTR = "groupwise.metric"  # study
 SPACE_ATTR = "groupwise.search_space"  # study

@@ -6,10 +6,13 @@ Each trial is in exactly one class:
 - ``complete``, ``pruned``, ``failed``: finished, and counted toward the budget;
 - ``retried``: failed by the machinery (worker lost, driver died or was stopped) and enqueued
   again; its retry is what counts, so this attempt does not;
+- ``replayed``: a config the study had already trained (the same training, whatever the
+  scheme), recorded with that trial's outcome and not trained again; budget is for new
+  configs, so it does not count;
 - ``running``, ``waiting``: not finished (``waiting``: enqueued, not yet started).
 
-The best trial is the COMPLETE one with the best finite value; of equal values the earliest,
-so a replay of a config never displaces the trial that trained it.
+The best trial is the COMPLETE one (not a replay) with the best finite value; of equal values
+the earliest.
 """
 
 from __future__ import annotations
@@ -22,11 +25,20 @@ from typing import Literal
 import optuna
 from optuna.trial import TrialState
 
-from groupwise.store._attrs import RETRIED_ATTR
+from groupwise.store._attrs import DUPLICATE_ATTR, RETRIED_ATTR
 
 __all__ = ["Tally", "TrialClass", "classify", "tally"]
 
-TrialClass = Literal["complete", "pruned", "failed", "retried", "running", "waiting"]
+TrialClass = Literal["complete", "pruned", "failed", "retried", "replayed", "running", "waiting"]
+CLASSES: tuple[TrialClass, ...] = (
+    "complete",
+    "pruned",
+    "failed",
+    "retried",
+    "replayed",
+    "running",
+    "waiting",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class Tally:
     pruned: int = 0
     failed: int = 0  # counted toward the budget
     retried: int = 0  # failed attempts whose parameters were enqueued again: not counted
+    replayed: int = 0  # configs already trained, their outcome reused: not counted
     running: int = 0
     waiting: int = 0
     best_value: float | None = None
@@ -47,6 +60,8 @@ class Tally:
 
 
 def classify(trial: optuna.trial.FrozenTrial) -> TrialClass:
+    if trial.state.is_finished() and DUPLICATE_ATTR in trial.user_attrs:
+        return "replayed"
     if trial.state == TrialState.FAIL:
         return "retried" if trial.user_attrs.get(RETRIED_ATTR) else "failed"
     if trial.state == TrialState.COMPLETE:
@@ -58,12 +73,13 @@ def classify(trial: optuna.trial.FrozenTrial) -> TrialClass:
 
 def tally(trials: Iterable[optuna.trial.FrozenTrial], direction: str) -> Tally:
     """Counts by :func:`classify` and the best trial (``direction``: minimize or maximize)."""
-    counts = dict.fromkeys(("complete", "pruned", "failed", "retried", "running", "waiting"), 0)
+    counts = dict.fromkeys(CLASSES, 0)
     sign = 1.0 if direction == "minimize" else -1.0
     best: tuple[float, int] | None = None
     for trial in trials:
-        counts[classify(trial)] += 1
-        value = trial.value if trial.state == TrialState.COMPLETE else None
+        kind = classify(trial)
+        counts[kind] += 1
+        value = trial.value if kind == "complete" else None
         if value is None or not math.isfinite(value):
             continue
         if best is None or (sign * value, trial.number) < (sign * best[0], best[1]):

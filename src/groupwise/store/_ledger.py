@@ -16,6 +16,7 @@ machinery caused (a lost worker, a timeout) are not replayed: they say nothing o
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from groupwise.store._attrs import (
     CONFIG_ATTR,
     DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
+    IDENTITY_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
@@ -45,7 +47,7 @@ from groupwise.store._attrs import (
 from groupwise.store._counts import Tally, tally
 from groupwise.store._migrate import migrate
 from groupwise.store._mirror import WriteThroughStorage
-from groupwise.store._open import open_storage
+from groupwise.store._open import open_storage, study_names
 from groupwise.store._records import GroupRecord, add_epoch, end_run, start_run
 
 __all__ = [
@@ -79,6 +81,7 @@ class StudyIdentity:
     metric: str
     task: str
     search_space: str
+    record: Mapping[str, Any]  # what the fingerprint hashes (JSON), to say what changed
 
 
 @dataclass(frozen=True)
@@ -113,10 +116,11 @@ class Opened:
 
 @dataclass(frozen=True)
 class Settled:
-    """A trial recorded without training: a replay, or refused."""
+    """A trial recorded without training: a replay of trial ``replay_of``, or refused."""
 
     number: int
     state: Ending
+    replay_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -170,14 +174,16 @@ class Ledger:
         url: str,
         identity: StudyIdentity,
         *,
-        sampler: optuna.samplers.BaseSampler,
+        sampler: Callable[[int], optuna.samplers.BaseSampler],
         pruner: optuna.pruners.BasePruner,
         heartbeat: tuple[int, int],
         max_retries: int,
         driver: str,
     ) -> Ledger:
         """Create the study (or open it, checking it is the same study), migrate groupwise's
-        tables, and mirror it in memory; the sampler reads the mirror."""
+        tables, and mirror it in memory; the sampler reads the mirror. ``sampler`` makes the
+        sampler given how many trials the study already holds, so that a relaunch continues
+        the search instead of replaying its first proposals."""
         storage = open_storage(url, create=True, heartbeat=heartbeat)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -189,13 +195,34 @@ class Ledger:
             )
         migrate(storage.engine)  # groupwise's own tables, beside Optuna's
         mirror = WriteThroughStorage(storage, identity.name)
+        existing = len(mirror.get_all_trials(mirror.get_study_id_from_name(identity.name)))
         study = optuna.load_study(
-            study_name=identity.name, storage=mirror, sampler=sampler, pruner=pruner
+            study_name=identity.name, storage=mirror, sampler=sampler(existing), pruner=pruner
         )
         _check_identity(study, identity, url)
         ledger = cls(study, mirror, identity, max_retries, driver)
         ledger.adopt_running()
         return ledger
+
+    @staticmethod
+    def check(url: str, identity: StudyIdentity) -> Tally | None:
+        """Read-only, before anything starts: the study's counts if it exists (None if not),
+        after checking it is this study. Nothing is created or written."""
+        try:
+            storage = open_storage(url, create=False)
+        except StudyError:
+            if url.startswith("sqlite:///"):
+                return None  # no database file yet: a new study
+            raise
+        if identity.name not in study_names(storage):
+            return None
+        study = optuna.load_study(study_name=identity.name, storage=storage)
+        _check_identity(study, identity, url, write=False)
+        return tally(study.get_trials(deepcopy=False), identity.direction)
+
+    def use_sampler(self, sampler: optuna.samplers.BaseSampler) -> None:
+        """Sample from here on with ``sampler`` (another driver joined: reseed)."""
+        self.study.sampler = sampler
 
     def adopt_running(self) -> None:
         """One heartbeat for each RUNNING trial found at open. A live driver's trials lose
@@ -252,7 +279,7 @@ class Ledger:
             value=frozen.value,
             reason=str(frozen.user_attrs.get(REASON_ATTR, "")),
         )
-        return Settled(number, settled)
+        return Settled(number, settled, outcome.number if outcome else None)
 
     def _replay(self, trial_id: int, outcome: _Outcome) -> Ending:
         """The same training already ran: record its outcome instead of training again."""
@@ -449,19 +476,29 @@ class Ledger:
         return self.mirror.get_study_id_from_name(self.identity.name)
 
 
-def _check_identity(study: optuna.Study, identity: StudyIdentity, url: str) -> None:
-    """A new study takes this identity; an existing one must have it."""
+def _check_identity(
+    study: optuna.Study, identity: StudyIdentity, url: str, write: bool = True
+) -> None:
+    """A new study takes this identity (when ``write``); an existing one must have it, and
+    a mismatch names the fields that differ."""
     known = study.user_attrs.get(FINGERPRINT_ATTR)
-    if known is None:
+    if known is None and write:
         study.set_user_attr(FINGERPRINT_ATTR, identity.fingerprint)
+        study.set_user_attr(IDENTITY_ATTR, dict(identity.record))
         study.set_user_attr(TASK_ATTR, identity.task)
         study.set_user_attr(METRIC_ATTR, identity.metric)
         study.set_user_attr(SPACE_ATTR, identity.search_space)
-    elif known != identity.fingerprint:
+    elif known is not None and known != identity.fingerprint:
+        before = study.user_attrs.get(IDENTITY_ATTR)
+        changed = _differences(before, identity.record) if isinstance(before, dict) else []
+        what = (
+            f"these fields (stored -> this file): {'; '.join(changed)}"
+            if changed
+            else "its task, search space, objective, training or seed"
+        )
         raise StudyError(
-            f"study {identity.name!r} in {url} was launched with a different task, search "
-            "space, objective, training or seed; give this study file a new name, or launch "
-            "the original again"
+            f"study {identity.name!r} in {url} was launched from a study file that differs in "
+            f"{what}; give this study file a new name, or launch the original again"
         )
     direction = study.direction.name.lower()
     if direction != identity.direction:
@@ -469,3 +506,24 @@ def _check_identity(study: optuna.Study, identity: StudyIdentity, url: str) -> N
             f"study {identity.name!r} exists with direction {direction}; the study file asks "
             f"for {identity.direction}"
         )
+
+
+def _differences(before: Any, after: Any, path: str = "", limit: int = 6) -> list[str]:
+    """``path: old -> new`` for each leaf that differs between two JSON trees (at most
+    ``limit``, then how many more)."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(
+                    a.get(key, "(absent)"),
+                    b.get(key, "(absent)"),
+                    f"{where}.{key}" if where else str(key),
+                )
+        elif a != b:
+            found.append(f"{where}: {json.dumps(a)[:60]} -> {json.dumps(b)[:60]}")
+
+    walk(before, after, path)
+    more = f"; (+{len(found) - limit} more)" if len(found) > limit else ""
+    return found[:limit] + ([more.lstrip("; ")] if more else [])
