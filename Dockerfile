@@ -14,10 +14,11 @@ WORKDIR /app
 ARG TORCH_SPEC="torch>=2.9"
 RUN pip install "${TORCH_SPEC}"
 
-# groupwise and its dependencies (ray, optuna, optuna-dashboard, psycopg, ...).
+# groupwise and its dependencies (ray, optuna, optuna-dashboard, psycopg, ...), with the
+# optional optimizers (schedule-free AdamW, Lion, SOAP, Prodigy) that studies may name.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install .
+RUN pip install ".[optimizers]"
 
 # The shipped studies and search spaces, so `groupwise launch studies/...` works as is.
 COPY studies ./studies

@@ -90,7 +90,7 @@ def _installed_by_dockerfile() -> tuple[set[str], set[str]]:
     wanted, copied = set(), set()
     for line in re.findall(r"^RUN pip install (.+)$", text, re.MULTILINE):
         for token in shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], line)):
-            if token == ".":
+            if token == "." or token.startswith(".["):  # this project, maybe with extras
                 wanted.add("groupwise")
             elif not token.startswith("-"):
                 wanted.add(Requirement(token).name)

@@ -43,6 +43,9 @@ def model_and_batches(spec):
 
 
 def train(model, optimizer, batches, optimizers_by_hand=()):
+    for opt in optimizers_by_hand or (optimizer,):
+        if callable(getattr(opt, "train", None)):  # schedule-free: step in training mode
+            opt.train()
     for x, y in batches:
         loss = nn.functional.mse_loss(model(x), y)
         for opt in optimizers_by_hand or (optimizer,):
@@ -62,7 +65,7 @@ def test_single_group_matches_torch_bit_for_bit(name):
     optimizer = build_optimizer(
         ours, {"scheme": "single", "groups": {"all": {"optimizer": name, **hyper}}}
     )
-    reference = spec.cls(theirs.parameters(), **hyper)
+    reference = spec.make(theirs.parameters(), **hyper)
     train(ours, optimizer, batches)
     train(theirs, reference, batches)
 

@@ -76,6 +76,7 @@ class Trainer:
         """Train one epoch and evaluate; raises :class:`DivergedError` on a non-finite loss."""
         self.epoch += 1
         self.model.train()
+        self.optimizer.train()  # schedule-free optimizers step other weights than they evaluate
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         total = torch.zeros((), device=self.device)
         count = 0
@@ -111,6 +112,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
+        self.optimizer.eval()
         sums: dict[str, float] = {"val_loss": 0.0, **{f"val_{m}": 0.0 for m in self.task.metrics}}
         seen = 0
         for x, y in self.task.data.eval_batches(max(self.batch_size, 256)):

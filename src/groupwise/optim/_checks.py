@@ -40,7 +40,7 @@ def check_group(
     """Check one group's settings and tensors against its optimizer's registry record."""
     where = f"groups.{label}"
     for key, value in hyperparameters.items():
-        if key not in spec.defaults:
+        if key not in spec.accepts:
             raise UnknownNameError(
                 f"hyperparameter for optimizer {spec.name!r}", key, spec.accepts, where
             )
@@ -59,10 +59,10 @@ def _check_with_torch(where: str, spec: OptimizerInfo, hyperparameters: Mapping[
     try them as defaults on a throwaway 2-D tensor (which every optimizer kind accepts)."""
     probe = torch.zeros(2, 2, requires_grad=True)
     try:
-        spec.cls([probe], **hyperparameters)
+        spec.make([probe], **hyperparameters)
     except (ValueError, TypeError, RuntimeError) as e:
         raise ConfigError(
-            f"{where}: torch.optim.{spec.cls.__name__} rejects these settings "
+            f"{where}: {spec.cls.__name__} ({spec.name}) rejects these settings "
             f"{dict(hyperparameters)}: {e}"
         ) from e
 

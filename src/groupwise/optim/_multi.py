@@ -146,6 +146,24 @@ class MultiOptimizer(torch.optim.Optimizer):
         for inner in self.optimizers.values():
             inner.zero_grad(set_to_none=set_to_none)
 
+    # -- modes: schedule-free optimizers evaluate other weights than they step ----------------
+    def train(self) -> None:
+        """Put every inner optimizer that keeps modes (schedule-free) in training mode; call it
+        with ``model.train()``, before stepping. Others have no modes: nothing happens."""
+        for inner in self._with_modes():
+            inner.train()
+
+    def eval(self) -> None:
+        """Put every inner optimizer that keeps modes in evaluation mode; call it with
+        ``model.eval()``, before evaluating or saving the weights to use."""
+        for inner in self._with_modes():
+            inner.eval()
+
+    def _with_modes(self) -> list[Any]:
+        return [
+            inner for inner in self.optimizers.values() if callable(getattr(inner, "eval", None))
+        ]
+
     # -- checkpoints -----------------------------------------------------------------------
     @property
     def fingerprint(self) -> str:
@@ -274,11 +292,11 @@ def _group_dict(plan: GroupPlan) -> dict[str, Any]:
 
 def _construct(spec: OptimizerInfo, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     try:
-        return spec.cls(groups)  # type: ignore[call-arg]  # subclasses take params alone
+        return spec.make(groups)
     except (ValueError, TypeError, RuntimeError) as e:
         labels = ", ".join(repr(g["label"]) for g in groups)
         raise ConfigError(
-            f"groups {labels}: torch.optim.{spec.cls.__name__} rejected the settings: {e}"
+            f"groups {labels}: {spec.cls.__name__} ({spec.name}) rejected the settings: {e}"
         ) from e
 
 

@@ -7,16 +7,19 @@ the ranges a search space may draw from, and the constraints it puts on paramete
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from groupwise.domains import Domain, FloatRange, TupleOf
+from groupwise.errors import ConfigError, UnknownNameError
 from groupwise.registry import Registry
 
 __all__ = [
@@ -61,6 +64,11 @@ class OptimizerInfo:
         state: how many elements of per-parameter state the kind keeps for one tensor of a
             shape, given its settings (Adam: two buffers, SGD with momentum: one, Adafactor:
             row and column factors). A test checks each against torch after a real step.
+        fixed: constructor arguments the kind pins (NAdamW is torch's NAdam with
+            ``decoupled_weight_decay=True``); they are in ``defaults`` but not in ``accepts``:
+            a config cannot change them.
+        modes: whether the optimizer keeps train and eval modes (schedule-free methods keep
+            the weights to evaluate apart from those to step); MultiOptimizer switches them.
     """
 
     name: str
@@ -69,6 +77,12 @@ class OptimizerInfo:
     search: Mapping[str, Domain]
     constraints: tuple[ParamConstraint, ...] = ()
     state: Callable[[Mapping[str, Any], tuple[int, ...]], int] = lambda settings, shape: 0
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    modes: bool = False
+
+    def make(self, params: Any, **settings: Any) -> torch.optim.Optimizer:
+        """The torch optimizer over ``params`` (tensors or group dicts), pinned args applied."""
+        return self.cls(params, **{**self.fixed, **settings})
 
     def state_elements(self, settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
         """Elements of optimizer state for one tensor (``settings`` over torch's defaults)."""
@@ -76,7 +90,7 @@ class OptimizerInfo:
 
     @property
     def accepts(self) -> tuple[str, ...]:
-        return tuple(self.defaults)
+        return tuple(k for k in self.defaults if k not in self.fixed)
 
     def violations(self, named: Iterable[tuple[str, Tensor]]) -> list[str]:
         found = []
@@ -103,15 +117,50 @@ def register_optimizer(spec: OptimizerInfo) -> OptimizerInfo:
 
 
 def get_optimizer(name: str, where: str = "") -> OptimizerInfo:
-    return OPTIMIZERS.get(name, where)
+    """The registry record of ``name``; an optional kind is loaded on first use (its package
+    is imported then, not when groupwise is)."""
+    if name not in OPTIMIZERS and name in _OPTIONAL:
+        return _load_optional(name, where)
+    try:
+        return OPTIMIZERS.get(name, where)
+    except UnknownNameError as e:
+        raise UnknownNameError("optimizer", name, available_optimizers(), where) from e
 
 
 def available_optimizers() -> list[str]:
-    return OPTIMIZERS.names()
+    """Every kind by name, the optional ones too (installed or not)."""
+    return sorted({*OPTIMIZERS.names(), *_OPTIONAL})
+
+
+@dataclass(frozen=True)
+class _Optional:
+    """A kind from an optional package, built into an OptimizerInfo when first asked for."""
+
+    module: str  # imported on first use
+    attr: str
+    package: str  # what pip installs
+    make: Callable[[str, type[torch.optim.Optimizer]], OptimizerInfo]
+
+
+_OPTIONAL: dict[str, _Optional] = {}
+EXTRA = "optimizers"  # pip install "groupwise[optimizers]"
+
+
+def _load_optional(name: str, where: str) -> OptimizerInfo:
+    entry = _OPTIONAL[name]
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as e:
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(
+            f"{prefix}optimizer {name!r} comes from the optional package {entry.package!r}, "
+            f'which is not installed: pip install "groupwise[{EXTRA}]"'
+        ) from e
+    return register_optimizer(entry.make(name, getattr(module, entry.attr)))
 
 
 def torch_defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
-    """Every constructor keyword but ``params``, with its default, read from torch itself."""
+    """Every constructor keyword but ``params``, with its default, read from the class itself."""
     signature = inspect.signature(cls.__init__)
     return {
         p.name: p.default
@@ -120,16 +169,30 @@ def torch_defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
     }
 
 
+def _info(
+    name: str,
+    cls: type[torch.optim.Optimizer],
+    search: Mapping[str, Domain],
+    state: Callable[[Mapping[str, Any], tuple[int, ...]], int],
+    constraints: tuple[ParamConstraint, ...] = (),
+    fixed: Mapping[str, Any] | None = None,
+    modes: bool = False,
+) -> OptimizerInfo:
+    defaults = {**torch_defaults(cls), **(fixed or {})}
+    return OptimizerInfo(
+        name, cls, defaults, dict(search), constraints, state, dict(fixed or {}), modes
+    )
+
+
 def _spec(
     name: str,
     cls: type[torch.optim.Optimizer],
     search: Mapping[str, Domain],
     state: Callable[[Mapping[str, Any], tuple[int, ...]], int],
     constraints: tuple[ParamConstraint, ...] = (),
+    fixed: Mapping[str, Any] | None = None,
 ) -> OptimizerInfo:
-    return register_optimizer(
-        OptimizerInfo(name, cls, torch_defaults(cls), dict(search), constraints, state)
-    )
+    return register_optimizer(_info(name, cls, search, state, constraints, fixed))
 
 
 def _buffers(count: int) -> Callable[[Mapping[str, Any], tuple[int, ...]], int]:
@@ -180,6 +243,8 @@ _spec(
 _spec("adam", torch.optim.Adam, _ADAM_LIKE, _adam_state)
 _spec("adamw", torch.optim.AdamW, _ADAM_LIKE, _adam_state)
 _spec("nadam", torch.optim.NAdam, _ADAM_LIKE, _buffers(2))
+# NAdamW: NAdam with AdamW's decoupled weight decay, one of the AlgoPerf baselines.
+_spec("nadamw", torch.optim.NAdam, _ADAM_LIKE, _buffers(2), fixed={"decoupled_weight_decay": True})
 _spec("radam", torch.optim.RAdam, _ADAM_LIKE, _buffers(2))
 _spec("adamax", torch.optim.Adamax, _ADAM_LIKE, _buffers(2))
 _spec(
@@ -249,4 +314,72 @@ _spec(
             real_only=True,
         ),
     ),
+)
+
+
+# -- optional kinds: pip install "groupwise[optimizers]" -----------------------------------------
+# The AlgoPerf leaders and their relatives. Ranges follow each method's paper and the
+# package's defaults: Lion wants an lr 3-10x below AdamW's; Prodigy estimates its own step
+# size, so its lr is a multiplier around 1; schedule-free AdamW takes a larger lr than AdamW.
+def _soap_state(settings: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+    """Adam's two buffers, plus a Kronecker factor and its eigenbasis per preconditioned dim."""
+    n = math.prod(shape)
+    if len(shape) < 2 and not settings.get("precondition_1d"):
+        return 2 * n
+    limit = int(settings.get("max_precondition_dim", 10000))
+    return 2 * n + 2 * sum(d * d for d in shape if d <= limit)
+
+
+def _optional(
+    name: str,
+    module: str,
+    attr: str,
+    package: str,
+    search: Mapping[str, Domain],
+    state: Callable[[Mapping[str, Any], tuple[int, ...]], int],
+    modes: bool = False,
+) -> None:
+    def make(kind: str, cls: type[torch.optim.Optimizer]) -> OptimizerInfo:
+        info = _info(kind, cls, search, state, modes=modes)
+        # Only what the class keeps per param group can differ between groups; constructor-only
+        # arguments (pytorch-optimizer's maximize, foreach) are left at their defaults.
+        per_group = cls([torch.zeros(2, 2, requires_grad=True)]).defaults  # type: ignore[call-arg]
+        defaults = {k: v for k, v in info.defaults.items() if k in per_group}
+        return dataclasses.replace(info, defaults=defaults)
+
+    _OPTIONAL[name] = _Optional(module, attr, package, make)
+
+
+_optional(
+    "sfadamw",
+    "schedulefree",
+    "AdamWScheduleFree",
+    "schedulefree",
+    {"lr": FloatRange(1e-4, 1e-1, log=True), "weight_decay": _WD, "betas": _BETAS},
+    _buffers(2),
+    modes=True,
+)
+_optional(
+    "lion",
+    "pytorch_optimizer",
+    "Lion",
+    "pytorch-optimizer",
+    {"lr": FloatRange(1e-6, 1e-2, log=True), "weight_decay": _WD, "betas": _BETAS},
+    _buffers(1),
+)
+_optional(
+    "soap",
+    "pytorch_optimizer",
+    "SOAP",
+    "pytorch-optimizer",
+    {"lr": FloatRange(1e-4, 3e-2, log=True), "weight_decay": _WD},
+    _soap_state,
+)
+_optional(
+    "prodigy",
+    "pytorch_optimizer",
+    "Prodigy",
+    "pytorch-optimizer",
+    {"lr": FloatRange(0.1, 10.0, log=True), "weight_decay": _WD},
+    _buffers(4),
 )
