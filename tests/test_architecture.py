@@ -79,7 +79,7 @@ def test_only_sampling_calls_suggest():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr.startswith("suggest_"):
                 callers.add(path.relative_to(SRC).as_posix())
-    assert callers == {"sampling.py"}
+    assert callers and all(path.startswith("sampling/") for path in callers), callers
 
 
 @pytest.mark.parametrize("limit", [50])

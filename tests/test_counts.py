@@ -61,4 +61,4 @@ def test_progress_status_compare_and_report_agree(tmp_path, storage_url):
     assert status_table([status]).to_html() in page
     cells = re.findall(r"<td>([^<]*)</td>", status_table([status]).to_html())
     shown = (counts.complete, counts.pruned, counts.failed, counts.retried, counts.replayed)
-    assert cells[3:9] == [str(n) for n in (*shown, counts.running)]
+    assert cells[3:10] == [str(n) for n in (*shown, counts.seeded, counts.running)]

@@ -144,6 +144,7 @@ def launch(
         f"({p.complete} complete, {p.pruned} pruned, {p.failed} failed"
         + (f"; {p.retried} lost and retried" if p.retried else "")
         + (f"; {p.counts.replayed} repeats of a finished config" if p.counts.replayed else "")
+        + (f"; {p.counts.seeded} seeded from earlier studies" if p.counts.seeded else "")
         + f"), {result.ran} this launch"
     )
     if result.best_config is None:

@@ -22,6 +22,7 @@ from groupwise.store import (
     METRIC_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
+    SEEDED_ATTR,
     TASK_ATTR,
     Tally,
     check_exists,
@@ -73,7 +74,8 @@ class StudyStatus:
 
 @dataclass(frozen=True)
 class Trained:
-    """A finished trial that trained, with its config. Left out of every query: replays of
+    """A finished trial this study trained, with its config. Left out of every query: copies
+    from an earlier study (``groupwise.seeded_from``), replays of
     a config already trained (``groupwise.duplicate_of``), attempts superseded by a retry,
     and trials groupwise did not sample."""
 
@@ -102,6 +104,7 @@ def trained_trials(study: optuna.Study) -> list[Trained]:
         if t.state.is_finished()
         and CONFIG_ATTR in t.user_attrs
         and DUPLICATE_ATTR not in t.user_attrs
+        and SEEDED_ATTR not in t.user_attrs
         and not t.user_attrs.get(RETRIED_ATTR)
     ]
 

@@ -55,6 +55,7 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
 
 def status_table(statuses: Sequence[StudyStatus]) -> Table:
     columns = ("study", "task", "metric", "complete", "pruned", "failed", "retried", "repeats")
+    columns += ("seeded",)
     return _table(
         (*columns, "running", "best", "trial"),
         [
@@ -67,6 +68,7 @@ def status_table(statuses: Sequence[StudyStatus]) -> Table:
                 s.counts.failed,
                 s.counts.retried,
                 s.counts.replayed,
+                s.counts.seeded,
                 s.counts.running,
                 s.counts.best_value,
                 s.counts.best_trial,

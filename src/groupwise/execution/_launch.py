@@ -47,6 +47,8 @@ def launch(
     plan = study if isinstance(study, Plan) else make_plan(study)  # every check, no writes
     spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
     known = Ledger.check(url, who)  # read-only: a changed study file fails here, before Ray
+    for source in spec.warm_start.studies:
+        Ledger.check_source(url, who, source)  # and so does a study it cannot start from
     if known is not None and _finished(spec, known):
         return _already_finished(plan, url, known)
     pool = _pool(spec, ray_address)
@@ -54,6 +56,9 @@ def launch(
     try:
         pool.start()  # the cluster can refuse the workers: before any write
         ledger = _ledger(plan, url, who)
+        for source in spec.warm_start.studies:
+            ledger.seed_from(source)
+        ledger.enqueue([(seed.recipe, seed.params) for seed in plan.seeds])
         driver = Driver(plan, ledger, pool, on_progress, _memory_budget(spec, pool))
         driver.run()
     except BaseException:

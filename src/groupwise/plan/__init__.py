@@ -11,7 +11,7 @@ from groupwise.plan._components import (
     register_pruner,
     register_sampler,
 )
-from groupwise.plan._plan import Plan, fingerprint, identity, make_plan
+from groupwise.plan._plan import Plan, Seed, fingerprint, identity, make_plan
 
 __all__ = [
     "PRUNERS",
@@ -19,6 +19,7 @@ __all__ = [
     "Component",
     "ComponentEntry",
     "Plan",
+    "Seed",
     "component",
     "fingerprint",
     "identity",

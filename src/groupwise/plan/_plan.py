@@ -10,35 +10,49 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from groupwise.errors import GroupwiseError, SpecError
+from groupwise.errors import GroupwiseError, SpecError, UnknownNameError
 from groupwise.plan._components import Component, component
-from groupwise.sampling import PartitionFacts, partition_facts
+from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
+from groupwise.sampling import PartitionFacts, base_kinds, partition_facts
 from groupwise.spec import StudySpec
 from groupwise.tasks import resolve_task
 
-__all__ = ["Plan", "fingerprint", "identity", "make_plan"]
+__all__ = ["Plan", "Seed", "fingerprint", "identity", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A recipe adapted to this study: the sampler parameters that draw it."""
+
+    recipe: str
+    params: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A study ready to run: the spec, the partition facts, sampler and pruner, identity."""
+    """A study ready to run: the spec, the partition facts, sampler and pruner, identity,
+    and the recipes it tries first."""
 
     spec: StudySpec
     facts: PartitionFacts
     sampler: Component
     pruner: Component
     fingerprint: str  # what makes two launches the same study
+    seeds: tuple[Seed, ...] = ()
+    skipped: tuple[str, ...] = ()  # recipes that did not fit, and why
 
     @property
     def warnings(self) -> tuple[str, ...]:
         """What the user should hear before anything runs (each names the file and key):
-        an option that does nothing on this model, a range cut to what the model allows."""
-        return self.facts.notes
+        an option that does nothing on this model, a range cut to what the model allows, a
+        recipe that does not fit."""
+        return (*self.facts.notes, *self.skipped)
 
 
 def make_plan(spec: StudySpec) -> Plan:
@@ -53,7 +67,27 @@ def make_plan(spec: StudySpec) -> Plan:
     pruner = component(
         "pruner", spec.pruner.name, spec.pruner.options, f"{where}: pruner", implied=implied
     )
-    return Plan(spec, facts, sampler, pruner, fingerprint(spec))
+    seeds, skipped = _seeds(spec, facts, where)
+    return Plan(spec, facts, sampler, pruner, fingerprint(spec), seeds, skipped)
+
+
+def _seeds(
+    spec: StudySpec, facts: PartitionFacts, where: str
+) -> tuple[tuple[Seed, ...], tuple[str, ...]]:
+    """The warm-start recipes (the study file's, else the space file's) adapted to the model."""
+    names = spec.warm_start.recipes
+    key = f"{where}: warm_start.recipes"
+    if names is None:
+        names, key = spec.space.warm_start, f"{spec.search_space}: warm_start"
+    seeds, skipped = [], []
+    for name in names:
+        if name not in RECIPES:
+            raise SpecError(str(UnknownNameError("recipe", name, RECIPES.names(), key)))
+        try:
+            seeds.append(Seed(name, adapt(name, spec.space, facts)))
+        except RecipeSkippedError as e:
+            skipped.append(f"{key}: {e}; skipped")
+    return tuple(seeds), tuple(skipped)
 
 
 def _facts(spec: StudySpec, where: str) -> PartitionFacts:
@@ -71,7 +105,28 @@ def _facts(spec: StudySpec, where: str) -> PartitionFacts:
         model = task.build_model()
     except Exception as e:
         raise SpecError(f"{where}: task: building the model failed: {type(e).__name__}: {e}") from e
-    return partition_facts(model, spec.space, source=str(spec.search_space))
+    facts = partition_facts(model, spec.space, source=str(spec.search_space))
+    _check_relative(spec, facts)
+    return facts
+
+
+def _check_relative(spec: StudySpec, facts: PartitionFacts) -> None:
+    """A relative space needs a base kind that every group can take, with a searched lr."""
+    if spec.space.sharing.relative is None:
+        return
+    source = f"{spec.search_space}: sharing.relative"
+    kinds = base_kinds(spec.space, facts)
+    if not kinds:
+        raise SpecError(
+            f"{source}: no base optimizer fits every group (torch's Muon takes 2-D tensors "
+            "only); make an Adam-family optimizer the base and Muon an override"
+        )
+    fixed = [k for k in kinds if "lr" not in spec.space.domains(k)]
+    if fixed:
+        raise SpecError(
+            f"{source}: the base optimizer {fixed[0]!r} has a fixed lr; the base lr is searched "
+            "(each group scales it), so give it a range"
+        )
 
 
 def identity(spec: StudySpec) -> dict[str, Any]:

@@ -4,7 +4,15 @@ Errors name the file, the key path, the bad value and what is allowed.
 """
 
 from groupwise.spec._load import read_search_space, read_study, validate_file
-from groupwise.spec._space import Choices, FloatSpan, IntSpan, SchemeRange, SearchSpace, Sharing
+from groupwise.spec._space import (
+    Choices,
+    FloatSpan,
+    IntSpan,
+    Relative,
+    SchemeRange,
+    SearchSpace,
+    Sharing,
+)
 from groupwise.spec._study import (
     Budget,
     Faults,
@@ -13,6 +21,7 @@ from groupwise.spec._study import (
     StudySpec,
     TaskRef,
     Training,
+    WarmStart,
     Workers,
 )
 
@@ -24,12 +33,14 @@ __all__ = [
     "IntSpan",
     "Named",
     "Objective",
+    "Relative",
     "SchemeRange",
     "SearchSpace",
     "Sharing",
     "StudySpec",
     "TaskRef",
     "Training",
+    "WarmStart",
     "Workers",
     "read_search_space",
     "read_study",

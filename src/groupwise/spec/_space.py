@@ -29,7 +29,15 @@ from groupwise.partition import available_schemes, scheme_options
 from groupwise.registry import check_options
 from groupwise.spec._frozen import Frozen
 
-__all__ = ["Choices", "FloatSpan", "IntSpan", "SchemeRange", "SearchSpace", "Sharing"]
+__all__ = [
+    "Choices",
+    "FloatSpan",
+    "IntSpan",
+    "Relative",
+    "SchemeRange",
+    "SearchSpace",
+    "Sharing",
+]
 
 
 class FloatSpan(Frozen):
@@ -130,12 +138,46 @@ class SchemeRange(Frozen):
         return self.name + "(" + ",".join(f"{k}={fixed[k]}" for k in sorted(fixed)) + ")"
 
 
+class Relative(Frozen):
+    """A shared base and per-group deviations, so that one optimizer for everything is a point
+    of the space rather than a thin diagonal of it.
+
+    - ``base``: the kinds the base optimizer may be (default: every listed optimizer that is
+      not an override); sampled once as ``optimizer``, with its ``lr`` and settings.
+    - ``lr_scale``: each group's lr as a multiple of the base lr (``<label>.lr_scale``, log
+      scale; it must contain 1).
+    - ``decay``: ``toggle``: each group keeps the base weight decay or turns it off
+      (``<label>.decay``); ``shared``: every group keeps it.
+    - ``override``: kinds a group may take instead of the base where its tensors allow (Muon
+      on hidden matrices): ``<label>.optimizer`` is ``base`` or one of them, and each
+      override's settings are shared by the groups that take it (``<kind>.lr``, ...).
+    """
+
+    base: tuple[str, ...] = ()
+    lr_scale: FloatSpan = FloatSpan(low=0.1, high=10.0, log=True)
+    decay: Literal["toggle", "shared"] = "toggle"
+    override: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Relative:
+        if not (self.lr_scale.low <= 1.0 <= self.lr_scale.high):
+            raise ValueError(
+                f"lr_scale must contain 1 (the base lr itself); got {self.lr_scale.low}.."
+                f"{self.lr_scale.high}"
+            )
+        both = sorted(set(self.base) & set(self.override))
+        if both:
+            raise ValueError(f"{both[0]!r} is both a base and an override; list it in one")
+        return self
+
+
 class Sharing(Frozen):
     optimizer: Literal["per_group", "shared"] = "per_group"
     lr: Literal["per_group", "shared", "layerwise"] = "per_group"
     hyperparameters: Literal["per_group", "shared"] = "per_group"
     max_groups: int | None = Field(default=None, ge=1)
     lr_decay: FloatSpan = FloatSpan(low=0.5, high=1.0)
+    relative: Relative | None = None  # set: the relative parametrization (above)
 
 
 class SearchSpace(Frozen):
@@ -144,6 +186,8 @@ class SearchSpace(Frozen):
     schemes: tuple[SchemeRange, ...] = Field(min_length=1)
     optimizers: dict[str, dict[str, HyperValue] | None] = Field(min_length=1)
     sharing: Sharing = Sharing()
+    # Recipes (groupwise.recipes) to try first, in order; a study file's warm_start wins.
+    warm_start: tuple[str, ...] = ()
     description: str = ""
 
     @field_validator("optimizers")
@@ -174,7 +218,26 @@ class SearchSpace(Frozen):
                 f"sharing.lr 'layerwise' ties the lrs of depth blocks; it needs every scheme to "
                 f"be depth, but the space also lists {others}"
             )
+        relative = self.sharing.relative
+        if relative is not None:
+            unknown = [k for k in (*relative.base, *relative.override) if k not in self.optimizers]
+            if unknown:
+                raise ValueError(
+                    f"sharing.relative names optimizer {unknown[0]!r}, which the space does not "
+                    f"list under optimizers [{', '.join(self.optimizers)}]; list it there"
+                )
+            if not self.base_kinds():
+                raise ValueError("sharing.relative leaves no base optimizer; list one under base")
         return self
+
+    def base_kinds(self) -> tuple[str, ...]:
+        """Relative spaces: the kinds the base optimizer may be."""
+        relative = self.sharing.relative
+        if relative is None:
+            return ()
+        if relative.base:
+            return relative.base
+        return tuple(k for k in self.optimizers if k not in relative.override)
 
     def domains(self, optimizer: str) -> dict[str, Domain]:
         """The hyperparameters searched for ``optimizer``: the file's, else the registry's."""

@@ -31,6 +31,7 @@ __all__ = [
     "StudySpec",
     "TaskRef",
     "Training",
+    "WarmStart",
     "Workers",
 ]
 
@@ -115,6 +116,21 @@ class Faults(Frozen):
         return self
 
 
+class WarmStart(Frozen):
+    """What a study tries before its sampler proposes anything: ``recipes`` (named configs
+    adapted to the model; they replace the space file's list) and earlier ``studies`` of the
+    same task, space and objective in the same database, whose finished trials the sampler
+    sees as its own (they do not count toward the budget)."""
+
+    recipes: tuple[str, ...] | None = None  # None: the space file's
+    studies: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        return {"recipes": data} if isinstance(data, list | tuple) else data
+
+
 class StudySpec(Frozen):
     """A validated, frozen study file. ``space`` is the loaded search-space file."""
 
@@ -130,6 +146,7 @@ class StudySpec(Frozen):
     pruner: Named = Named(name="median")
     workers: Workers = Workers()
     faults: Faults = Faults()
+    warm_start: WarmStart = WarmStart()
     seed: int = 0
     source: Path | None = None  # the file it was read from
 

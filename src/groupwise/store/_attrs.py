@@ -12,9 +12,11 @@ __all__ = [
     "IDENTITY_ATTR",
     "METRIC_ATTR",
     "REASON_ATTR",
+    "RECIPE_ATTR",
     "RETRIED_ATTR",
     "RETRY_OF_ATTR",
     "RUN_ATTR",
+    "SEEDED_ATTR",
     "SPACE_ATTR",
     "TASK_ATTR",
 ]
@@ -27,6 +29,8 @@ RUN_ATTR = "groupwise.run"  # trial: wall time, peak memory, host, node, device
 ATTEMPT_ATTR = "groupwise.attempt"  # trial: 1 for a first run, n for its (n-1)th retry
 RETRY_OF_ATTR = "groupwise.retry_of"  # trial: the first attempt's number
 RETRIED_ATTR = "groupwise.retried"  # failed trial: re-enqueued, so not counted toward budget
+RECIPE_ATTR = "groupwise.recipe"  # trial: the warm-start recipe it was enqueued from
+SEEDED_ATTR = "groupwise.seeded_from"  # trial: "<study>#<number>" it was copied from
 FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed
 IDENTITY_ATTR = "groupwise.identity"  # study: what the fingerprint hashes, as JSON
 TASK_ATTR = "groupwise.task"  # study

@@ -9,6 +9,8 @@ Each trial is in exactly one class:
 - ``replayed``: a config the study had already trained (the same training, whatever the
   scheme), recorded with that trial's outcome and not trained again; budget is for new
   configs, so it does not count;
+- ``seeded``: a finished trial copied from an earlier study (``warm_start.studies``) for the
+  sampler to learn from; not this study's work, so it neither counts nor can be the best;
 - ``running``, ``waiting``: not finished (``waiting``: enqueued, not yet started).
 
 The best trial is the COMPLETE one (not a replay) with the best finite value; of equal values
@@ -25,17 +27,20 @@ from typing import Literal
 import optuna
 from optuna.trial import TrialState
 
-from groupwise.store._attrs import DUPLICATE_ATTR, RETRIED_ATTR
+from groupwise.store._attrs import DUPLICATE_ATTR, RETRIED_ATTR, SEEDED_ATTR
 
 __all__ = ["Tally", "TrialClass", "classify", "tally"]
 
-TrialClass = Literal["complete", "pruned", "failed", "retried", "replayed", "running", "waiting"]
+TrialClass = Literal[
+    "complete", "pruned", "failed", "retried", "replayed", "seeded", "running", "waiting"
+]
 CLASSES: tuple[TrialClass, ...] = (
     "complete",
     "pruned",
     "failed",
     "retried",
     "replayed",
+    "seeded",
     "running",
     "waiting",
 )
@@ -48,6 +53,7 @@ class Tally:
     failed: int = 0  # counted toward the budget
     retried: int = 0  # failed attempts whose parameters were enqueued again: not counted
     replayed: int = 0  # configs already trained, their outcome reused: not counted
+    seeded: int = 0  # copied from an earlier study for the sampler: not counted
     running: int = 0
     waiting: int = 0
     best_value: float | None = None
@@ -60,6 +66,8 @@ class Tally:
 
 
 def classify(trial: optuna.trial.FrozenTrial) -> TrialClass:
+    if SEEDED_ATTR in trial.user_attrs:
+        return "seeded"
     if trial.state.is_finished() and DUPLICATE_ATTR in trial.user_attrs:
         return "replayed"
     if trial.state == TrialState.FAIL:

@@ -38,16 +38,18 @@ from groupwise.store._attrs import (
     IDENTITY_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
+    RECIPE_ATTR,
     RETRIED_ATTR,
     RETRY_OF_ATTR,
     RUN_ATTR,
+    SEEDED_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
 )
 from groupwise.store._counts import Tally, tally
 from groupwise.store._migrate import migrate
 from groupwise.store._mirror import WriteThroughStorage
-from groupwise.store._open import open_storage, study_names
+from groupwise.store._open import check_exists, open_storage, study_names
 from groupwise.store._records import GroupRecord, add_epoch, end_run, start_run
 
 __all__ = [
@@ -219,6 +221,68 @@ class Ledger:
         study = optuna.load_study(study_name=identity.name, storage=storage)
         _check_identity(study, identity, url, write=False)
         return tally(study.get_trials(deepcopy=False), identity.direction)
+
+    @staticmethod
+    def check_source(url: str, identity: StudyIdentity, source: str) -> None:
+        """Read-only: refuse to warm-start from ``source`` unless it is a study of the same
+        task, search space, objective and training in this database (its seed and budget may
+        differ), so its values mean what this study's will."""
+        storage = open_storage(url, create=False)
+        check_exists(source, study_names(storage), url)
+        record = optuna.load_study(study_name=source, storage=storage).user_attrs.get(IDENTITY_ATTR)
+        if not isinstance(record, dict):
+            raise StudyError(
+                f"warm_start.studies: study {source!r} was launched by an older groupwise that "
+                "did not record its search space; launch it again with this version, or drop it"
+            )
+        ours = {k: v for k, v in identity.record.items() if k != "seed"}
+        theirs = {k: v for k, v in record.items() if k != "seed"}
+        changed = _differences(theirs, ours)
+        if changed:
+            raise StudyError(
+                f"warm_start.studies: study {source!r} differs from this one in "
+                f"{'; '.join(changed)} ({source!r} -> this file); warm-starting needs the same "
+                "task, search space, objective and training"
+            )
+
+    def enqueue(self, seeds: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Recipes first: each ``(name, params)`` waits to be the next trial asked for
+        (once: a relaunch does not enqueue what the study already holds)."""
+        for name, params in seeds:
+            self.study.enqueue_trial(
+                dict(params), user_attrs={RECIPE_ATTR: name}, skip_if_exists=True
+            )
+
+    def seed_from(self, source: str) -> int:
+        """Copy ``source``'s finished trials (complete and pruned, as trained) into this study,
+        once, for the sampler to learn from; they count neither toward the budget nor as the
+        best. Returns how many were copied now."""
+        taken = {t.user_attrs.get(SEEDED_ATTR) for t in self.mirror.get_all_trials(self._study_id)}
+        storage = open_storage(self.mirror.backend.url, create=False)
+        copies = [
+            t
+            for t in optuna.load_study(study_name=source, storage=storage).get_trials()
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and f"{source}#{t.number}" not in taken
+            and SEEDED_ATTR not in t.user_attrs
+        ]
+        self.mirror.transact("copy an earlier study's trials", lambda c: self._copy(source, copies))
+        return len(copies)
+
+    def _copy(self, source: str, trials: Sequence[optuna.trial.FrozenTrial]) -> None:
+        kept = (CONFIG_ATTR, CANONICAL_ATTR, REASON_ATTR)
+        for t in trials:
+            copy = optuna.trial.create_trial(
+                state=t.state,
+                value=t.value if t.state == TrialState.COMPLETE else None,
+                params=t.params,
+                distributions=t.distributions,
+                user_attrs={k: v for k, v in t.user_attrs.items() if k in kept}
+                | {SEEDED_ATTR: f"{source}#{t.number}"},
+                intermediate_values=dict(t.intermediate_values),
+            )
+            self.study.add_trial(copy)
+            self._remember(self.mirror.get_all_trials(self._study_id, deepcopy=False)[-1])
 
     def use_sampler(self, sampler: optuna.samplers.BaseSampler) -> None:
         """Sample from here on with ``sampler`` (another driver joined: reseed)."""

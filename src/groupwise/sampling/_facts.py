@@ -1,57 +1,25 @@
-"""Sampling: a trial + SearchSpace + partition facts -> TrialConfig. The only caller of suggest_*.
-
-Rules, and why:
-
-- Parameter names are stable: ``scheme``, one name per scheme option (``depth.blocks``),
-  ``<label>.optimizer``, ``<label>.<hyperparameter>``; with shared choices ``optimizer``,
-  ``lr``, ``<hyperparameter>``; layer-wise decay ``lr`` and ``lr_decay``. The same label in
-  two schemes shares its parameters, so the sampler learns across schemes.
-- Validity-aware: a label is only offered optimizers whose constraints every tensor it can
-  hold meets (torch's Muon: 2-D only). Facts are computed once per study, over every scheme
-  variant the space allows, so a parameter's choices never change between trials (Optuna
-  requires that of categorical parameters).
-- Schemes that would make more groups than ``sharing.max_groups`` are never offered.
-- Canonical key: two configs that give every parameter the same optimizer and settings
-  train identically, whatever their schemes; the key lets the driver reuse the first result
-  instead of training the same thing twice.
-"""
+"""Partition facts: a model partitioned every way a search space allows, computed once per
+study, and what each group may take. Optuna requires a categorical parameter's choices never
+to change between trials, so every choice sampling offers is fixed here."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from torch import nn
 
-from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
-from groupwise.domains import Categorical, Domain, FloatRange, IntRange, TupleOf
+from groupwise.config import SchemeChoice
+from groupwise.domains import Categorical, Domain, IntRange
 from groupwise.errors import PartitionError, SpecError
 from groupwise.optim import get_optimizer
 from groupwise.partition import partition_with_notes, trainable_parameters
-from groupwise.spec import Choices, IntSpan, SchemeRange, SearchSpace, Sharing
+from groupwise.spec import Choices, IntSpan, SchemeRange, SearchSpace
 
-__all__ = [
-    "PartitionFacts",
-    "Suggester",
-    "canonical_key",
-    "groups_of",
-    "partition_facts",
-    "sample",
-]
-
-
-class Suggester(Protocol):
-    """What sampling needs of an ``optuna.Trial``."""
-
-    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
-
-    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+__all__ = ["PartitionFacts", "Variant", "partition_facts", "variant_id"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +44,7 @@ class PartitionFacts:
     notes: tuple[str, ...] = ()  # what the user should hear: options that did nothing, cuts
 
     def variant(self, scheme_key: str, options: Mapping[str, Any]) -> Variant:
-        return self.variants[_variant_id(scheme_key, options)]
+        return self.variants[variant_id(scheme_key, options)]
 
 
 def partition_facts(
@@ -136,7 +104,7 @@ def _variants(
                 continue
             notes.update((f"{where}: {note}", None) for note in said)
             variant = Variant(scheme.key, choice, {k: tuple(v) for k, v in groups.items()})
-            variants[_variant_id(scheme.key, options)] = variant
+            variants[variant_id(scheme.key, options)] = variant
             kept.append(options)
         if kept:
             option_ranges[scheme.key] = _narrowed(ranges, kept)
@@ -188,122 +156,6 @@ def _valid_optimizers(
     return valid
 
 
-def sample(trial: Suggester, space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
-    """Draw one TrialConfig, define-by-run."""
-    scheme_key = trial.suggest_categorical("scheme", list(facts.scheme_keys))
-    scheme_name = scheme_key.split("(")[0]
-    options = {
-        option: _suggest(trial, f"{scheme_name}.{option}", domain)
-        for option, domain in facts.option_ranges[scheme_key].items()
-    }
-    variant = facts.variant(scheme_key, options)
-    labels = list(variant.groups)
-    sharing = space.sharing
-
-    if sharing.optimizer == "shared":
-        shared_kind = trial.suggest_categorical("optimizer", list(facts.shared_valid))
-        kinds = dict.fromkeys(labels, shared_kind)
-    else:
-        kinds = {
-            label: trial.suggest_categorical(f"{label}.optimizer", list(facts.valid[label]))
-            for label in labels
-        }
-
-    lrs = _learning_rates(trial, space, labels, kinds)
-    groups = {}
-    for label in labels:
-        kind = kinds[label]
-        hyper: dict[str, Any] = dict(space.fixed(kind))
-        for key, domain in space.domains(kind).items():
-            if key == "lr":
-                continue
-            hyper[key] = _suggest(trial, _setting_name(label, kind, key, sharing), domain)
-        if label in lrs:
-            hyper["lr"] = lrs[label]
-        groups[label] = GroupConfig(kind, hyper)
-    return TrialConfig(variant.choice, groups)
-
-
-def _setting_name(label: str, kind: str, key: str, sharing: Sharing) -> str:
-    """Per group: ``<label>.<key>``. Shared: one value per optimizer kind (``<kind>.<key>``),
-    or plain ``<key>`` when every group has the same kind. Optuna returns the value already
-    drawn when a trial suggests a name twice, which is what ties the groups together."""
-    if sharing.hyperparameters == "per_group":
-        return f"{label}.{key}"
-    return key if sharing.optimizer == "shared" else f"{kind}.{key}"
-
-
-def _learning_rates(
-    trial: Suggester, space: SearchSpace, labels: list[str], kinds: Mapping[str, str]
-) -> dict[str, float]:
-    # A list, never a set: the order of suggest_* calls must not depend on PYTHONHASHSEED.
-    searched = [label for label in labels if "lr" in space.domains(kinds[label])]
-    if not searched:
-        return {}
-    mode = space.sharing.lr
-    if mode == "per_group":
-        return {
-            label: _suggest(trial, f"{label}.lr", space.domains(kinds[label])["lr"])
-            for label in searched
-        }
-    domain = _widest([space.domains(kinds[label])["lr"] for label in searched])
-    base = _suggest(trial, "lr", domain)
-    if mode == "shared":
-        return dict.fromkeys(searched, base)
-    # layerwise: the last block takes lr; each block before it lr_decay times the next one's
-    decay = _suggest(trial, "lr_decay", space.sharing.lr_decay.domain())
-    order = sorted(searched, key=lambda label: int(label.removeprefix("block")))
-    return {label: base * decay ** (len(order) - 1 - i) for i, label in enumerate(order)}
-
-
-def groups_of(config: TrialConfig, facts: PartitionFacts) -> Mapping[str, tuple[str, ...]]:
-    """Label -> parameter names, for a config sampled from this study."""
-    return facts.variants[_variant_key_for(config, facts)].groups
-
-
-def canonical_key(config: TrialConfig, facts: PartitionFacts) -> str:
-    """Equal for configs that give every parameter the same optimizer and settings."""
-    groups = groups_of(config, facts)
-    merged: dict[str, list[str]] = {}
-    for label, group in config.groups.items():
-        setting = json.dumps([group.optimizer, sorted(group.hyperparameters.items())], default=str)
-        merged.setdefault(setting, []).extend(groups[label])
-    canonical = sorted((sorted(names), setting) for setting, names in merged.items())
-    return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()[:20]
-
-
-def _variant_key_for(config: TrialConfig, facts: PartitionFacts) -> str:
-    for vid, variant in facts.variants.items():
-        if variant.choice == config.scheme:
-            return vid
-    raise KeyError(f"scheme {config.scheme} is not a variant of this search space")
-
-
-def _suggest(trial: Suggester, name: str, domain: Domain) -> Any:
-    if isinstance(domain, FloatRange):
-        if domain.low == domain.high:
-            return domain.low
-        return trial.suggest_float(name, domain.low, domain.high, log=domain.log)
-    if isinstance(domain, IntRange):
-        if domain.low == domain.high:
-            return domain.low
-        return trial.suggest_int(name, domain.low, domain.high, log=domain.log)
-    if isinstance(domain, Categorical):
-        return trial.suggest_categorical(name, list(domain.choices))
-    if isinstance(domain, TupleOf):
-        return tuple(_suggest(trial, f"{name}.{i}", d) for i, d in enumerate(domain.items))
-    raise TypeError(f"unknown domain {domain!r}")
-
-
-def _widest(domains: list[Domain]) -> Domain:
-    floats = [d for d in domains if isinstance(d, FloatRange)]
-    if len(floats) != len(domains):
-        return domains[0]
-    return FloatRange(
-        min(d.low for d in floats), max(d.high for d in floats), all(d.log for d in floats)
-    )
-
-
 def _option_combinations(scheme: SchemeRange) -> tuple[dict[str, Domain], list[dict[str, Any]]]:
     ranges: dict[str, Domain] = {}
     values: dict[str, list[Any]] = {}
@@ -338,5 +190,5 @@ def _narrowed(ranges: Mapping[str, Domain], kept: list[dict[str, Any]]) -> dict[
     return out
 
 
-def _variant_id(scheme_key: str, options: Mapping[str, Any]) -> str:
+def variant_id(scheme_key: str, options: Mapping[str, Any]) -> str:
     return f"{scheme_key}|{json.dumps(dict(sorted(options.items())), default=str)}"
