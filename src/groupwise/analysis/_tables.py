@@ -54,10 +54,9 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
 
 
 def status_table(statuses: Sequence[StudyStatus]) -> Table:
-    columns = ("study", "task", "metric", "complete", "pruned", "failed", "retried", "repeats")
-    columns += ("seeded",)
+    counts = ("complete", "pruned", "failed", "retried", "repeats", "seeded", "running")
     return _table(
-        (*columns, "running", "best", "trial"),
+        ("study", "task", "metric", *counts, "best", "trial"),
         [
             (
                 s.study,
