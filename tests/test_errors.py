@@ -151,7 +151,7 @@ def test_non_number_lr(my_model):
 def test_torch_rejecting_a_setting_is_wrapped_with_the_group(my_model):
     with pytest.raises(ConfigError) as info:
         build_optimizer(my_model, config(embedding={"optimizer": "adamw", "betas": [0.9, 1.5]}))
-    assert "groups.embedding: torch.optim.AdamW rejects these settings" in str(info.value)
+    assert "groups.embedding: AdamW (adamw) rejects these settings" in str(info.value)
     assert "(0.9, 1.5)" in str(info.value)
     assert isinstance(info.value.__cause__, ValueError)
 
