@@ -1,28 +1,32 @@
-"""Does per-group search pay? Three searches at equal budgets, several seeds, two tasks.
+"""Does per-group search beat a tuned single optimizer? AlgoPerf's protocol on our CPU tasks.
 
-    python bench/search_quality.py [--tasks char_lstm tiny_transformer] [--seeds 0 1 2]
-                                   [--trials 24] [--epochs 4] [--steps 50] [--out DIR]
+    python bench/search_quality.py [--tasks char_lstm tiny_transformer digits_cnn tabular_mlp]
+        [--seeds 0 1 2] [--trials 20] [--epochs 3] [--steps 50] [--methods ...] [--out DIR]
 
-For each task and seed, at the same budget (trials x epochs, no pruning):
+For each task and seed, every search gets the same budget (trials x epochs; no pruning, so the
+budget is exactly equal) and the same seed:
 
-- (a) baseline: one optimizer for the whole model, tuned over its kind (AdamW or SGD) and a
-  global lr and weight decay (search_spaces/single_optimizer.yaml), pinned TPE;
-- (b) groupwise: per-group search (char_lstm: seeds_mixed.yaml, per-group AdamW/SGD and lr
-  over module_type and depth; tiny_transformer: muon_split.yaml, Muon or AdamW per role),
-  pinned TPE;
-- (c) random search over (b)'s space;
-- (b') as (b) with the shipped median pruner, for the epochs pruning saves.
+- baseline: one optimizer for the whole model, tuned over the families AlgoPerf set its
+  targets with (AdamW, NAdamW, SGD with Nesterov momentum), a global lr and weight decay:
+  search_spaces/single_optimizer.yaml, with the default sampler.
+- per_group: search_spaces/per_group.yaml as shipped (the space the README tells users to
+  start from; relative parametrization, recipes first), with the default sampler; and the
+  sampler variants measured to choose that default (``--methods``).
 
-Printed: best validation loss (mean +- sample std over seeds, and min..max), how many trials
-each search needed to reach (a)'s final best on the same seed, epochs trained, and a plot of
-best-so-far per trial (OUT/search_quality.png). Raw per-study results go to
-OUT/search_quality.json.
+Printed per task: best validation loss (mean +- sample std over seeds), the trial at which each
+search first reached the baseline's final best on the same seed (median over seeds, and how
+many seeds did), and the wall-clock seconds to get there. Over tasks: the geometric mean of
+(trials a search needed to reach the baseline's final best) / (trials the baseline needed to
+reach it), AlgoPerf's time-to-target ratio; a seed that never got there counts as budget + 1.
+Also a plot of best-so-far per trial (OUT/search_quality.png) and every study's raw results
+(OUT/search_quality.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -47,32 +51,43 @@ from groupwise.store import DUPLICATE_ATTR  # noqa: E402
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
 
-PER_GROUP = {"char_lstm": "seeds_mixed.yaml", "tiny_transformer": "muon_split.yaml"}
-MEDIAN = "{name: median, options: {n_startup_trials: 5, n_warmup_steps: 2}}"
-METHODS: dict[str, tuple[str | None, str, str]] = {
-    # name: (space (None: the task's per-group space), sampler, pruner)
-    "a: one optimizer, TPE": ("single_optimizer.yaml", "{name: tpe}", "none"),
-    "b: per-group, TPE": (None, "{name: tpe}", "none"),
-    "c: per-group, random": (None, "{name: random}", "none"),
-    "b': per-group, TPE + median pruning": (None, "{name: tpe}", MEDIAN),
+TASKS = ["char_lstm", "tiny_transformer", "digits_cnn", "tabular_mlp"]
+BASELINE = "baseline: one optimizer (AdamW/NAdamW/SGD-Nesterov)"
+METHODS: dict[str, tuple[str, str | None]] = {
+    # name: (space, sampler; None: the study file names none, so the shipped default)
+    BASELINE: ("single_optimizer.yaml", None),
+    "per_group.yaml (default sampler)": ("per_group.yaml", None),
+    "per_group.yaml, TPE 10 start-up": ("per_group.yaml", "{name: tpe}"),
+    "per_group.yaml, TPE 4 start-up": (
+        "per_group.yaml",
+        "{name: tpe, options: {n_startup_trials: 4}}",
+    ),
+    "per_group.yaml, staged (base first)": ("per_group.yaml", "{name: staged}"),
+    "per_group.yaml, random": ("per_group.yaml", "{name: random}"),
 }
 
 
+def study_text(name: str, task: str, space: str, sampler: str | None, args: Any, seed: int) -> str:
+    lines = [
+        f"name: {name}",
+        f"task: {task}",
+        f"search_space: {ROOT / 'search_spaces' / space}",
+        f"budget: {{trials: {args.trials}}}",
+        f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
+        "pruner: none",
+        "workers: {count: 2, cpus_per_trial: 1, reproducible: true}",
+        f"seed: {seed}",
+    ]
+    if sampler is not None:
+        lines.append(f"sampler: {sampler}")
+    return "\n".join(lines) + "\n"
+
+
 def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict:
-    space, sampler, pruner = METHODS[method]
-    space_file = ROOT / "search_spaces" / (space or PER_GROUP[task])
-    name = f"{task}-{method.split(':')[0]}-{seed}".replace("'", "p")
-    path = local_ray.study_file(  # objective: val_loss, minimize (the default)
-        tmp,
-        name,
-        task=task,
-        trials=args.trials,
-        training=f"{{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
-        space=space_file,
-        sampler=sampler,
-        pruner=pruner,
-        seed=seed,
-    )
+    space, sampler = METHODS[method]
+    name = f"{task}-{list(METHODS).index(method)}-{seed}"
+    path = tmp / f"{name}.yaml"
+    path.write_text(study_text(name, task, space, sampler, args, seed))
     storage = f"sqlite:///{tmp}/{name}.db"
     started = time.perf_counter()
     launch(read_study(path), storage=storage)
@@ -80,97 +95,167 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
     trials = sorted(
         optuna.load_study(study_name=name, storage=storage).get_trials(), key=lambda t: t.number
     )
-    best, curve = float("inf"), []
+    best, curve, clock = float("inf"), [], []
+    begin = min((t.datetime_start for t in trials if t.datetime_start), default=None)
     for t in trials:
+        if DUPLICATE_ATTR in t.user_attrs:
+            continue  # a replay spends no budget: the curve is over trained trials
         if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
             best = min(best, t.value)
         curve.append(best)
-    epochs = sum(len(t.intermediate_values) for t in trials if DUPLICATE_ATTR not in t.user_attrs)
+        end = t.datetime_complete or t.datetime_start
+        clock.append((end - begin).total_seconds() if end and begin else math.nan)
     return {
         "task": task,
         "method": method,
         "seed": seed,
         "best": best,
         "curve": curve,
-        "epochs": epochs,
+        "clock": clock,
         "wall_s": wall,
     }
 
 
-def trials_to_reach(curve: list[float], target: float) -> int | None:
-    return next((i + 1 for i, v in enumerate(curve) if v <= target), None)
+def reach(curve: list[float], target: float) -> int | None:
+    return next((i + 1 for i, v in enumerate(curve) if v <= target * (1 + 1e-9)), None)
 
 
-def summarize(results: list[dict], tasks: list[str], trials: int) -> None:
+def ratios(results: list[dict], method: str, trials: int) -> dict[str, list[float]]:
+    """Per task: (trials ``method`` needed to reach the baseline's final best) / (trials the
+    baseline needed to reach it), per seed; never reached counts as budget + 1."""
+    out: dict[str, list[float]] = {}
+    for r in results:
+        if r["method"] != method:
+            continue
+        base = next(
+            b
+            for b in results
+            if b["method"] == BASELINE and (b["task"], b["seed"]) == (r["task"], r["seed"])
+        )
+        mine = reach(r["curve"], base["best"]) or trials + 1
+        theirs = reach(base["curve"], base["best"]) or trials + 1
+        out.setdefault(r["task"], []).append(mine / theirs)
+    return out
+
+
+def budget_fractions(results: list[dict], method: str, trials: int) -> dict[str, list[float]]:
+    """Per task: (trials ``method`` needed to reach the baseline's final best) / budget."""
+    out: dict[str, list[float]] = {}
+    for r in results:
+        if r["method"] != method:
+            continue
+        base = next(
+            b["best"]
+            for b in results
+            if b["method"] == BASELINE and (b["task"], b["seed"]) == (r["task"], r["seed"])
+        )
+        out.setdefault(r["task"], []).append((reach(r["curve"], base) or trials + 1) / trials)
+    return out
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(statistics.mean(math.log(v) for v in values))
+
+
+def summarize(results: list[dict], tasks: list[str], methods: list[str], trials: int) -> None:
     for task in tasks:
         print(f"\n{task}")
         print(
-            f"  {'search':<38} {'best val_loss (mean +- std)':>28} {'min..max':>17} "
-            f"{'trials to reach (a)':>20} {'epochs':>8}"
+            f"  {'search':<42} {'best val_loss (mean +- std)':>28} {'reached baseline best at trial':>31} "
+            f"{'seconds to it':>14}"
         )
         mine = [r for r in results if r["task"] == task]
-        base = {r["seed"]: r["best"] for r in mine if r["method"].startswith("a:")}
-        for method in METHODS:
+        base = {r["seed"]: r["best"] for r in mine if r["method"] == BASELINE}
+        for method in methods:
             rows = [r for r in mine if r["method"] == method]
             if not rows:
                 continue
             bests = [r["best"] for r in rows]
             spread = statistics.stdev(bests) if len(bests) > 1 else 0.0
-            reach = [
-                trials_to_reach(r["curve"], base[r["seed"]]) for r in rows if r["seed"] in base
-            ]
-            got = sorted(n for n in reach if n is not None)
+            at = [reach(r["curve"], base[r["seed"]]) for r in rows if r["seed"] in base]
+            got = [n for n in at if n is not None]
+            secs = [r["clock"][n - 1] for r, n in zip(rows, at, strict=True) if n is not None]
             reached = (
-                f"{statistics.median(got):.0f} ({len(got)}/{len(reach)} seeds)"
+                f"{statistics.median(got):.0f} ({len(got)}/{len(at)} seeds)"
                 if got
-                else f"> {trials} (0/{len(reach)})"
+                else f"never (0/{len(at)})"
             )
-            epochs = statistics.mean(r["epochs"] for r in rows)
+            clock = f"{statistics.median(secs):.0f}" if secs else "-"
             print(
-                f"  {method:<38} {statistics.mean(bests):>20.4f} +- {spread:.4f} "
-                f"{min(bests):>8.4f}..{max(bests):.4f} {reached:>20} {epochs:>8.0f}"
+                f"  {method:<42} {statistics.mean(bests):>20.4f} +- {spread:.4f} {reached:>31} {clock:>14}"
             )
+    print(
+        "\ngeometric mean over tasks of (trials to reach the baseline's final best) / (the baseline's own):"
+    )
+    for method in methods:
+        if method == BASELINE:
+            continue
+        per_task = ratios(results, method, trials)
+        if per_task:
+            score = geomean([geomean(v) for v in per_task.values()])
+            detail = ", ".join(f"{t} {geomean(v):.2f}" for t, v in per_task.items())
+            print(f"  {method:<42} {score:.2f}  ({detail})")
+    print(
+        "\ngeometric mean over tasks of (trials to reach the baseline's final best) / (budget);"
+        " never reached counts as budget + 1:"
+    )
+    for method in methods:
+        if method == BASELINE:
+            continue
+        per_task = budget_fractions(results, method, trials)
+        if per_task:
+            score = geomean([geomean(v) for v in per_task.values()])
+            detail = ", ".join(f"{t} {geomean(v):.2f}" for t, v in per_task.items())
+            print(f"  {method:<42} {score:.2f}  ({detail})")
 
 
-def plot(results: list[dict], tasks: list[str], out: Path) -> None:
+def plot(results: list[dict], tasks: list[str], methods: list[str], out: Path, tag: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for method in METHODS:
+        for method in methods:
             rows = [r for r in results if r["task"] == task and r["method"] == method]
             if not rows:
                 continue
             n = min(len(r["curve"]) for r in rows)
             mean = [statistics.mean(r["curve"][i] for r in rows) for i in range(n)]
-            ax.plot(range(1, n + 1), mean, label=method)
-        ax.set_title(f"{task}: best val_loss so far (mean over seeds)")
+            ax.plot(range(1, n + 1), mean, label=method, lw=2 if method == BASELINE else 1.2)
+        ax.set_title(f"{task}", fontsize=10)
         ax.set_xlabel("trial")
-        ax.set_ylabel("val_loss")
-        ax.legend(fontsize=8)
+        ax.set_ylabel("best val_loss so far (mean over seeds)")
+        ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out / "search_quality.png", dpi=110)
-    print(f"\nplot: {out / 'search_quality.png'}")
+    fig.savefig(out / f"search_quality{tag}.png", dpi=110)
+    print(f"\nplot: {out / f'search_quality{tag}.png'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", nargs="+", default=["char_lstm", "tiny_transformer"])
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=[BASELINE, "per_group.yaml (default sampler)"],
+        choices=list(METHODS),
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--tag", default="", help="suffix of the output files")
     args = parser.parse_args()
+    if BASELINE not in args.methods:
+        args.methods.insert(0, BASELINE)
     args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"bench/search_quality.py: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"python {platform.python_version()}; {args.trials} trials x {args.epochs} epochs x "
-        f"{args.steps} steps per study"
+        f"{args.steps} steps per study, seeds {args.seeds}"
     )
     local_ray.start()
     results: list[dict[str, Any]] = []
@@ -181,14 +266,17 @@ def main() -> None:
                 for method in args.methods:
                     r = run_one(task, method, seed, args, Path(tmp))
                     results.append(r)
+                    # written as it goes, so that an interrupted run keeps what it measured
+                    (args.out / f"search_quality{args.tag}.json").write_text(
+                        json.dumps(results, indent=1)
+                    )
                     print(
-                        f"  {task} seed {seed} {method}: best {r['best']:.4f}, "
-                        f"{r['epochs']} epochs, {r['wall_s']:.0f} s",
+                        f"  {task} seed {seed} {method}: best {r['best']:.4f}, {r['wall_s']:.0f} s",
                         flush=True,
                     )
-    (args.out / "search_quality.json").write_text(json.dumps(results, indent=1))
-    summarize(results, args.tasks, args.trials)
-    plot(results, args.tasks, args.out)
+    (args.out / f"search_quality{args.tag}.json").write_text(json.dumps(results, indent=1))
+    summarize(results, args.tasks, args.methods, args.trials)
+    plot(results, args.tasks, args.methods, args.out, args.tag)
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

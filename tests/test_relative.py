@@ -182,3 +182,21 @@ def test_the_muon_split_is_skipped_with_its_reason_on_a_model_without_hidden_mat
     facts = partition_facts(zoo.seed_conv(), space)  # a conv kernel and the head: no matrices
     with pytest.raises(RecipeSkippedError, match="no hidden matrices for Muon"):
         adapt("muon_split", space, facts)
+
+
+def test_the_staged_sampler_tunes_the_base_first_then_everything():
+    facts = partition_facts(zoo.TinyTransformer(), RELATIVE)
+    sampler = component("sampler", "staged", {"base_trials": 4}, "t", seed=0).build()
+    study = optuna.create_study(sampler=sampler)
+    seen = []
+    for i in range(12):
+        trial = study.ask()
+        config = draw(trial, RELATIVE, facts)
+        seen.append((trial.params, config))
+        study.tell(trial, float(i % 5))
+    for params, config in seen[:4]:  # the base alone: one optimizer for everything
+        assert params["scheme"] == "single" and params["all.lr_scale"] == 1.0
+        assert params["all.decay"] is True and len(config.groups) == 1
+    later = [params for params, _ in seen[4:]]
+    assert {p["scheme"] for p in later} != {"single"}  # then the deviations are searched
+    assert any(p.get(k) not in (None, 1.0) for p in later for k in p if k.endswith(".lr_scale"))

@@ -49,7 +49,11 @@ def adapt(name: str, space: SearchSpace, facts: PartitionFacts) -> dict[str, Any
     :class:`RecipeSkippedError` saying why when it does not fit."""
     recipe = RECIPES.get(name)
     try:
-        return encode(recipe.build(space, facts), space, facts)
+        config = recipe.build(space, facts)
+    except RecipeSkippedError as e:
+        raise RecipeSkippedError(f"recipe {name!r}: {e}") from e
+    try:
+        return encode(config, space, facts)
     except NotRepresentableError as e:
         raise RecipeSkippedError(f"recipe {name!r} does not fit this space: {e}") from e
 

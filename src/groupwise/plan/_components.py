@@ -18,6 +18,7 @@ from typing import Any, Literal
 import optuna
 
 from groupwise.errors import SpecError, UnknownNameError
+from groupwise.plan._staged import StagedSampler
 from groupwise.registry import Registry, accepted_options, check_options
 
 __all__ = [
@@ -125,6 +126,21 @@ register_sampler(
         # group=True models conditional parameters (each scheme's labels) jointly; constant_liar
         # keeps parallel workers from proposing the same point.
         {
+            "n_startup_trials": 10,
+            "n_ei_candidates": 24,
+            "multivariate": True,
+            "group": True,
+            "constant_liar": True,
+        },
+    ),
+)
+register_sampler(
+    "staged",
+    ComponentEntry(
+        StagedSampler,
+        # TPE as above; the first base_trials finished trials tune the base alone.
+        {
+            "base_trials": 8,
             "n_startup_trials": 10,
             "n_ei_candidates": 24,
             "multivariate": True,

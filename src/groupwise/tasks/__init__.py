@@ -3,7 +3,7 @@
 A Task holds a model factory, the data splits, the loss and the validation metrics.
 """
 
-from groupwise.tasks import _digits, _text  # noqa: F401  (registration)
+from groupwise.tasks import _digits, _tabular, _text  # noqa: F401  (registration)
 from groupwise.tasks._base import Batches, Task, available_tasks, register_task, resolve_task
 from groupwise.tasks._data import TensorSplits, TokenWindows
 
