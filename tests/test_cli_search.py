@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from groupwise import TrialConfig, build_optimizer
 from groupwise.cli import app
 from groupwise.tasks import resolve_task
+from paths import subprocess_env
 
 ROOT = Path(__file__).parent.parent
 SPACE = """
@@ -82,7 +83,7 @@ def groupwise_exe() -> str:
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    env = subprocess_env()
     env.pop("GROUPWISE_STORAGE", None)
     return subprocess.run(
         [groupwise_exe(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600

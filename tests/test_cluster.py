@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+
+from paths import subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 def ray_env() -> dict[str, str]:
     # `ray start` clusters use token authentication; joining nodes and drivers must say so.
-    return {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONPATH": str(TESTS)}
+    return subprocess_env(RAY_AUTH_MODE="token")
 
 
 def alive_nodes(address: str) -> int:

@@ -4,7 +4,6 @@ device, and memory-aware admission and out-of-memory are checked on what they re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from groupwise.execution._admission import estimate_memory
 from groupwise.sampling import partition_facts
 from groupwise.spec import read_search_space, read_study
 from groupwise.store import REASON_ATTR, RUN_ATTR
+from paths import pythonpath, subprocess_env
 
 TESTS = Path(__file__).parent
 SPACE = """
@@ -122,10 +122,10 @@ def test_fractional_gpus_pack_two_workers_on_each_logical_gpu(tmp_path):
         from groupwise.execution import launch
         from groupwise.spec import read_study
         ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
-                 runtime_env={{"env_vars": {{"PYTHONPATH": {str(TESTS)!r}}}}})
+                 runtime_env={{"env_vars": {{"PYTHONPATH": {pythonpath()!r}}}}})
         launch(read_study({str(path)!r}), storage={db!r})
     """)
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env = subprocess_env()
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )

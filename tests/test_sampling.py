@@ -16,6 +16,7 @@ from groupwise.config import TrialConfig
 from groupwise.domains import IntRange
 from groupwise.sampling import canonical_key, partition_facts, sample
 from groupwise.spec import SearchSpace
+from paths import subprocess_env
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -260,19 +261,16 @@ print(json.dumps([sample(study.ask(), space, facts).to_dict() for _ in range(8)]
 def test_the_same_seed_samples_the_same_configs_whatever_the_hash_seed():
     """Every order that reaches the sampler is deterministic: two processes with different
     PYTHONHASHSEED (set and dict-of-set iteration orders differ) sample the same configs."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    tests = str(Path(__file__).parent)
     runs = [
         subprocess.run(
             [sys.executable, "-c", HASH_SCRIPT],
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": tests},
+            env=subprocess_env(PYTHONHASHSEED=seed),
             timeout=300,
         ).stdout
         for seed in ("1", "2", "3")

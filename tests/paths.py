@@ -1,0 +1,18 @@
+"""The environment a test's subprocess runs in: the tests folder (the fault tasks, user tasks)
+ahead of whatever PYTHONPATH the suite itself runs with, so that a run against a copy of the
+sources (PYTHONPATH=copy/src) tests that copy in its subprocesses too."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pythonpath() -> str:
+    return os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": pythonpath(), **extra}
