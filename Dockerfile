@@ -17,17 +17,20 @@ RUN pip install "${TORCH_SPEC}"
 # groupwise and its dependencies (ray, optuna, optuna-dashboard, psycopg, ...), with the
 # optional optimizers (schedule-free AdamW, Lion, SOAP, Prodigy) that studies may name.
 COPY pyproject.toml README.md ./
+COPY docker/constraints.txt ./constraints.txt
 COPY src ./src
-RUN pip install ".[optimizers]"
+RUN pip install -c constraints.txt ".[optimizers]"
 
 # The shipped studies and search spaces, so `groupwise launch studies/...` works as is.
 COPY studies ./studies
 COPY search_spaces ./search_spaces
-# The driver's entrypoint: joins the Ray cluster as a node, then runs groupwise.
+# The driver's entrypoint: joins the Ray cluster as a node, then runs groupwise; and every
+# service's: refuses secrets still at their .env.example placeholders.
 COPY --chmod=755 docker/groupwise-driver /usr/local/bin/groupwise-driver
+COPY --chmod=755 docker/groupwise-entrypoint /usr/local/bin/groupwise-entrypoint
 
 RUN useradd --create-home --uid 1000 groupwise && chown -R groupwise /app
 USER groupwise
 
-ENTRYPOINT []
+ENTRYPOINT ["groupwise-entrypoint"]
 CMD ["groupwise", "--help"]

@@ -79,60 +79,13 @@ def storage_url(request, tmp_path):
 
 @pytest.fixture
 def private_postgres():
-    """A PostgreSQL server of this test's own (initdb on a free port), so the test can stop
-    and restart it without touching the shared one. Yields (url, restart(down_s))."""
-    import glob
+    """A PostgreSQL server of this test's own (see private_pg): its url, stop(), start() and
+    restart(down_s)."""
     import os
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-    import time
+
+    from private_pg import PrivatePostgres
 
     if not os.environ.get(POSTGRES_ENV):
         pytest.skip(f"set {POSTGRES_ENV} to run the PostgreSQL tests")
-    found = shutil.which("initdb") or next(
-        iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
-    )
-    assert found, "PostgreSQL's server binaries (initdb, pg_ctl) are needed for this test"
-    bindir = os.path.dirname(found)
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data = tempfile.mkdtemp(prefix="groupwise-pg-", dir="/tmp")
-    os.chmod(data, 0o700)
-    if as_postgres:
-        shutil.chown(data, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def pg_ctl(*args: str) -> None:
-        subprocess.run(
-            [*as_postgres, f"{bindir}/pg_ctl", "-D", data, *args],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    subprocess.run(
-        [*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    pg_ctl("-o", options, "-l", f"{data}/server.log", "-w", "start")
-
-    def restart(down_s: float) -> None:
-        pg_ctl("-m", "fast", "-w", "stop")
-        time.sleep(down_s)
-        pg_ctl("-o", options, "-l", f"{data}/server.log", "-w", "start")
-
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", restart
-    finally:
-        subprocess.run(
-            [*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with PrivatePostgres() as server:
+        yield server

@@ -55,13 +55,16 @@ def test_the_stack_has_every_service(resolved):
     # Ray workers reserve NVIDIA GPUs.
     devices = services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
-    # The dashboard and the driver use the same database as PostgreSQL serves.
+    # The dashboard and the driver use the same database as PostgreSQL serves, from the
+    # environment: no service has a password on its command line (ps would show it).
     storage = services["groupwise"]["environment"]["GROUPWISE_STORAGE"]
-    assert storage in services["dashboard"]["command"]
+    assert services["dashboard"]["environment"]["GROUPWISE_STORAGE"] == storage
     assert (
         storage.startswith("postgresql+psycopg://groupwise:")
         and "@postgres:5432/groupwise" in storage
     )
+    password = storage.split(":")[2].split("@")[0]
+    assert not any(password in " ".join(v.get("command") or []) for v in services.values())
     # The dashboard binds to loopback on the host unless someone changes it on purpose.
     assert all(p.startswith("127.0.0.1:") for p in services["dashboard"]["ports"])
 
@@ -89,8 +92,11 @@ def _installed_by_dockerfile() -> tuple[set[str], set[str]]:
     args = dict(re.findall(r'^ARG (\w+)="([^"]*)"', text, re.MULTILINE))
     wanted, copied = set(), set()
     for line in re.findall(r"^RUN pip install (.+)$", text, re.MULTILINE):
-        for token in shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], line)):
-            if token == "." or token.startswith(".["):  # this project, maybe with extras
+        tokens = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], line))
+        for before, token in zip([None, *tokens], tokens, strict=False):
+            if before == "-c":  # a constraints file, not a requirement
+                assert (ROOT / "docker" / token).exists() or (ROOT / token).exists()
+            elif token == "." or token.startswith(".["):  # this project, maybe with extras
                 wanted.add("groupwise")
             elif not token.startswith("-"):
                 wanted.add(Requirement(token).name)
@@ -127,8 +133,10 @@ def test_every_command_exists_in_the_image(resolved):
     for name, service in resolved["services"].items():
         if service["image"] != "groupwise:latest":
             continue
-        program = (service.get("entrypoint") or service["command"])[0]
-        assert program in provided, f"service {name} runs {program!r}; the image lacks it"
+        for program in [*(service.get("entrypoint") or []), service["command"][0]][:2]:
+            if program in ("launch", "status"):  # groupwise's arguments, after its entrypoint
+                continue
+            assert program in provided, f"service {name} runs {program!r}; the image lacks it"
     driver = (ROOT / "docker" / "groupwise-driver").read_text()
     assert "\nray start " in driver and "\nexec groupwise " in driver
 
@@ -143,3 +151,42 @@ def test_the_driver_launches_a_shipped_study(resolved):
     assert "--port=6380" in resolved["services"]["ray-head"]["command"]
     # The GPU study the README points to packs four trials per GPU.
     assert read_study(ROOT / "studies" / "tiny_transformer_gpu.yaml").workers.gpus_per_trial == 0.25
+
+
+def test_services_wait_for_healthy_dependencies(resolved):
+    services = resolved["services"]
+    for name in ("ray-head", "dashboard", "postgres"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["ray-head"]["healthcheck"]["test"][1:3] == ["ray", "health-check"]
+    for name, needs in {
+        "ray-worker": ["ray-head"],
+        "dashboard": ["postgres"],
+        "groupwise": ["postgres", "ray-head"],
+    }.items():
+        for dependency in needs:
+            assert services[name]["depends_on"][dependency]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "GROUPWISE_STORAGE"])
+def test_the_entrypoint_refuses_placeholder_secrets(tmp_path, secret):
+    """Every groupwise container starts through docker/groupwise-entrypoint (run here with
+    sh, as the image runs it)."""
+    placeholders = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    value = placeholders.get(secret, "postgresql+psycopg://g:change-me-x@db/g")
+    script = str(ROOT / "docker" / "groupwise-entrypoint")
+    refused = subprocess.run(
+        ["sh", script, "true"], env={secret: value}, capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 2 and secret in refused.stderr and "placeholder" in refused.stderr
+    ran = subprocess.run(
+        ["sh", script, "echo", "ran"],
+        env={secret: "a-real-secret"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ran.returncode == 0 and ran.stdout.strip() == "ran"

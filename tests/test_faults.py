@@ -139,3 +139,76 @@ def test_a_running_trial_that_never_had_a_heartbeat_is_adopted_not_waited_for(tm
     assert stale.user_attrs[REASON_ATTR].startswith("stale: no heartbeat")
     assert [t.user_attrs.get(RETRY_OF_ATTR) for t in trials].count(orphan.number) == 1
     assert len(counted(trials)) == 3 == result.progress.finished
+
+
+def test_the_timeout_times_training_not_worker_start_up(tmp_path):
+    """Workers take 20 s to start, trials a fraction of a second to train, and the limit is
+    10 s: a clock that counted start-up (the first, or a replacement's after a timeout) would
+    fail every trial. Only the one that hangs (an hour) times out."""
+    db = f"sqlite:///{tmp_path}/s.db"
+    marker = tmp_path / "hung.pid"
+    options = f"{{fault: hang, marker: '{marker}', startup_s: 20}}"
+    task = f"{{name: 'user_tasks:faulty', options: {options}}}"
+    spec = read_study(study_file(tmp_path, task, trials=6, faults="{trial_timeout_s: 10}"))
+    result = launch(spec, storage=db)
+
+    trials = optuna.load_study(study_name="faults", storage=db).get_trials()
+    reasons = [t.user_attrs.get(REASON_ATTR) for t in trials if t.state == TrialState.FAIL]
+    assert len(reasons) == 1 and reasons[0].startswith("timeout: still training after"), reasons
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 5
+    assert result.progress.finished == 6
+
+
+def test_a_trial_whose_worker_exits_the_same_way_twice_is_not_retried_again(tmp_path):
+    """Every model calls os._exit mid-trial: each trial is lost, retried once, lost the same
+    way, and then left failed, not retried up to max_retries (each attempt pays a worker's
+    start-up)."""
+    db = f"sqlite:///{tmp_path}/s.db"
+    task = "{name: 'user_tasks:faulty', options: {fault: exit, at: 2}}"
+    spec = read_study(study_file(tmp_path, task, trials=2, faults="{max_retries: 3}"))
+    result = launch(spec, storage=db)
+
+    trials = optuna.load_study(study_name="faults", storage=db).get_trials()
+    assert len(trials) == 4 and all(t.state == TrialState.FAIL for t in trials)
+    firsts = [t for t in trials if ATTEMPT_ATTR not in t.user_attrs]
+    seconds = [t for t in trials if t.user_attrs.get(ATTEMPT_ATTR) == 2]
+    assert len(firsts) == len(seconds) == 2
+    assert all(t.user_attrs[REASON_ATTR].startswith("worker lost") for t in trials)
+    assert all(t.user_attrs[RETRIED_ATTR] is True for t in firsts)
+    for t in seconds:
+        assert not t.user_attrs.get(RETRIED_ATTR)
+        assert t.user_attrs[REASON_ATTR].endswith("not retried again)")
+    assert result.progress.finished == 2 and result.progress.failed == 2
+
+
+def test_each_trial_records_its_own_peak_memory(tmp_path):
+    """One worker trains every trial; the first allocates (and touches) 256 MiB once. The
+    trials after it on the same process record their own peak, not the process's lifetime
+    peak the first one set."""
+    db = f"sqlite:///{tmp_path}/s.db"
+    marker = tmp_path / "alloc.pid"
+    task = f"{{name: 'user_tasks:faulty', options: {{fault: alloc, at: 1, marker: '{marker}'}}}}"
+    spec = read_study(study_file(tmp_path, task, trials=3, faults="{}", workers=1))
+    launch(spec, storage=db)
+
+    trials = optuna.load_study(study_name="faults", storage=db).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    peaks = [t.user_attrs[RUN_ATTR]["peak_memory_bytes"] for t in trials]
+    pids = {t.user_attrs[RUN_ATTR]["pid"] for t in trials}
+    assert len(pids) == 1 and int(marker.read_text()) in pids  # one process, trial 0 allocated
+    assert peaks[0] >= 256 * 2**20
+    assert all(peak < peaks[0] - 128 * 2**20 for peak in peaks[1:]), peaks
+
+
+def test_a_study_deleted_with_optunas_tools_can_be_created_again(tmp_path, storage_url):
+    path = study_file(tmp_path, "user_tasks:tiny", trials=2, faults="{}")
+    launch(read_study(path), storage=storage_url)
+    optuna.delete_study(study_name="faults", storage=storage_url)
+
+    result = launch(read_study(path), storage=storage_url)
+
+    trials = optuna.load_study(study_name="faults", storage=storage_url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and result.ran == 2
+    with open_storage(storage_url).engine.connect() as connection:
+        runs = read_runs(connection, "faults")  # the old study's rows are gone with it
+    assert sorted(r.trial_number for r in runs) == [0, 1]

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from groupwise.store import (
@@ -26,6 +27,7 @@ from groupwise.store import (
     read_epochs,
     read_runs,
 )
+from paths import subprocess_env
 
 TESTS = Path(__file__).parent
 SPACE = """
@@ -36,22 +38,30 @@ optimizers:
 """
 
 
-def study_file(tmp_path: Path, trials: int, workers: int = 2, name: str = "resume") -> Path:
-    """A slow, fault-free task (about a second per trial), quick heartbeats."""
+def study_file(
+    tmp_path: Path,
+    trials: int,
+    workers: int = 2,
+    name: str = "resume",
+    delay_s: float = 0.04,
+    faults: str = "heartbeat_s: 1, stale_after_s: 3",
+) -> Path:
+    """A slow, fault-free task (about a second per trial at the default delay), quick
+    heartbeats."""
     (tmp_path / "space.yaml").write_text(SPACE)
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"name: {name}\n"
-        "task: {name: 'user_tasks:faulty', options: {fault: none, delay_s: 0.04}}\n"
+        f"task: {{name: 'user_tasks:faulty', options: {{fault: none, delay_s: {delay_s}}}}}\n"
         f"search_space: space.yaml\nbudget: {{trials: {trials}}}\n"
         "training: {epochs: 3, batch_size: 32}\nsampler: {name: random}\npruner: none\n"
-        f"workers: {{count: {workers}}}\nfaults: {{heartbeat_s: 1, stale_after_s: 3}}\nseed: 0\n"
+        f"workers: {{count: {workers}}}\nfaults: {{{faults}}}\nseed: 0\n"
     )
     return path
 
 
 def start_launch(path: Path, storage: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env = subprocess_env()
     return subprocess.Popen(
         [sys.executable, "-m", "groupwise", "launch", str(path), "--storage", storage],
         env=env,
@@ -133,6 +143,7 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
     left_running = [n for n, t in at_kill.items() if t.state == TrialState.RUNNING]
     done = {n: t.value for n, t in at_kill.items() if t.state == TrialState.COMPLETE}
     assert left_running and len(done) >= 2 and len(before) <= len(at_kill)
+    time.sleep(4)  # past stale_after_s (3 s) since the dead driver's last heartbeat
 
     finish(start_launch(path, storage_url))
 
@@ -140,6 +151,11 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
     by_number = {t.number: t for t in trials}
     # Nothing finished was lost or changed.
     assert {n: by_number[n].value for n in done} == done
+    # Already stale when the relaunch opened the study: failed (and retried) before it started
+    # any trial, not given a fresh heartbeat and waited for again.
+    failed_at = max(by_number[n].datetime_complete for n in left_running)
+    new = [t for t in trials if t.number not in at_kill]
+    assert new and all(t.datetime_start >= failed_at for t in new)
     # Every trial the dead driver left RUNNING was failed as stale and retried once.
     for n in left_running:
         stale = by_number[n]
@@ -159,11 +175,11 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
 
 
 def test_the_study_survives_a_postgresql_restart(tmp_path, private_postgres):
-    url, restart = private_postgres
+    url = private_postgres.url
     proc = start_launch(study_file(tmp_path, trials=10), url)
     try:
         wait_for(url, lambda ts: count(ts, TrialState.COMPLETE) >= 2)
-        restart(3.0)  # a real server stop (fast shutdown: sessions are cut) and start
+        private_postgres.restart(3.0)  # a real stop (fast shutdown: sessions are cut), then start
         _, err = finish(proc)
     finally:
         kill_group(proc)
@@ -190,23 +206,34 @@ def test_two_drivers_share_one_study(tmp_path, storage_url):
     assert len(drivers) == 2, drivers
 
 
-def test_an_interrupted_launch_enqueues_its_running_trials_for_the_next(tmp_path):
+@pytest.mark.parametrize(
+    ("sent", "delay_s"),
+    [(signal.SIGINT, 0.04), (signal.SIGTERM, 0.04), (signal.SIGINT, 0.0), (signal.SIGTERM, 0.0)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-short-epochs", "sigterm-short-epochs"],
+)
+def test_an_interrupted_launch_enqueues_its_running_trials_for_the_next(tmp_path, sent, delay_s):
+    """Ctrl-C, or SIGTERM (what `docker stop` and `kill` send), while trials run: with short
+    epochs the signal often lands while a result is being written. Every trial the driver
+    started ends FAIL ("interrupted") and is retried by the next launch; none stays RUNNING."""
     storage = f"sqlite:///{tmp_path}/s.db"
-    path = study_file(tmp_path, trials=6)
+    path = study_file(tmp_path, trials=6 if delay_s else 100, delay_s=delay_s)
     first = start_launch(path, storage)
     try:
         wait_for(
             storage,
             lambda ts: count(ts, TrialState.COMPLETE) >= 1 and count(ts, TrialState.RUNNING) >= 1,
         )
-        first.send_signal(signal.SIGINT)  # Ctrl-C
+        first.send_signal(sent)
         _, err = first.communicate(timeout=120)
     finally:
         kill_group(first)
-    assert first.returncode == 130, err[-2000:]
+    assert first.returncode == 130, err[-2000:]  # not 134: Ray did not abort the process
+    assert "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted: the running trials"), err[-2000:]
     stopped = trials_of(storage)
     interrupted = [t for t in stopped if t.state == TrialState.FAIL]
-    assert interrupted and count(stopped, TrialState.RUNNING) == 0
+    assert count(stopped, TrialState.RUNNING) == 0
+    assert interrupted or not delay_s  # short trials may all have ended as the signal came
     for t in interrupted:
         assert t.user_attrs[REASON_ATTR].startswith("interrupted")
         assert t.user_attrs[RETRIED_ATTR] is True
@@ -217,7 +244,63 @@ def test_an_interrupted_launch_enqueues_its_running_trials_for_the_next(tmp_path
 
     finish(start_launch(path, storage))
     trials = trials_of(storage)
-    assert len(counted(trials)) == 6 and count(trials, TrialState.WAITING) == 0
+    assert len(counted(trials)) == (6 if delay_s else 100)
+    assert count(trials, TrialState.WAITING) == 0
     for t in interrupted:
         (retry,) = [r for r in trials if r.user_attrs.get(RETRY_OF_ATTR) == t.number]
         assert retry.state == TrialState.COMPLETE and retry.params == t.params
+
+
+def test_a_database_gone_past_its_patience_stops_the_launch_in_one_line(tmp_path, private_postgres):
+    """PostgreSQL stops and stays down. The launch waits faults.database_patience_s for the
+    whole outage (one deadline, however many writes meet it), then stops with one line and
+    no traceback. With the database gone its running trials cannot be recorded; the next
+    launch, the server back, finds them stale and retries them before anything else."""
+    url = private_postgres.url
+    faults = "heartbeat_s: 1, stale_after_s: 3, database_patience_s: 5"
+    path = study_file(tmp_path, trials=12, faults=faults)
+    proc = start_launch(path, url)
+    try:
+        wait_for(
+            url, lambda ts: count(ts, TrialState.COMPLETE) >= 2 and count(ts, TrialState.RUNNING)
+        )
+        private_postgres.stop()
+        _, err = proc.communicate(timeout=300)
+    finally:
+        kill_group(proc)
+    private_postgres.start()
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: lost the study database") and "within 5 s" in last, last
+    at_stop = {t.number: t for t in trials_of(url)}
+    left_running = [n for n, t in at_stop.items() if t.state == TrialState.RUNNING]
+    time.sleep(4)  # past stale_after_s since the stopped driver's last heartbeat
+
+    finish(start_launch(path, url))
+
+    trials = trials_of(url)
+    by_number = {t.number: t for t in trials}
+    for n in left_running:
+        assert by_number[n].user_attrs[REASON_ATTR].startswith("stale: no heartbeat")
+    assert len(counted(trials)) == 12
+    assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
+    assert_recorded_alike(url, trials)
+
+
+def test_a_study_deleted_under_a_running_launch_stops_it_in_one_line(tmp_path, storage_url):
+    proc = start_launch(study_file(tmp_path, trials=40), storage_url)
+    try:
+        wait_for(storage_url, lambda ts: count(ts, TrialState.COMPLETE) >= 1)
+        optuna.delete_study(study_name="resume", storage=storage_url)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "is gone from the database" in last and "Launch it again" in last, last
+
+    finish(start_launch(study_file(tmp_path, trials=3), storage_url))  # anew, same name
+
+    trials = trials_of(storage_url)
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert_recorded_alike(storage_url, trials)

@@ -59,10 +59,18 @@ def not_a_task(*, seed: int = 0):
     return {"model": None}
 
 
+def _in_an_actor() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray and ray.is_initialized() and ray.get_runtime_context().get_actor_id())
+
+
 class _Faulty(nn.Module):
     """Goes wrong for real at its ``at``-th forward call (mid-trial): SIGKILLs its own worker
-    process, runs out of memory, or hangs. With ``marker``, only the first model to get there
-    does, and it writes its pid to the marker file; without, every model does."""
+    process, leaves it with ``os._exit``, runs out of memory, allocates (and touches) 256 MiB
+    for that one call, or hangs. With ``marker``, only the first model to get there does, and
+    it writes its pid to the marker file; without, every model does."""
 
     def __init__(self, fault: str, at: int, marker: str | None, delay_s: float) -> None:
         super().__init__()
@@ -80,6 +88,11 @@ class _Faulty(nn.Module):
         if self.fault != "none" and self.calls == self.at and self._first():
             if self.fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault == "exit":  # what a C extension's abort() or a stray exit() does
+                os._exit(3)
+            if self.fault == "alloc":  # a real, touched allocation, freed when the call ends
+                torch.ones(256 * 2**20, dtype=torch.uint8)
+                return self.net(x)
             if self.fault == "oom":  # a real allocation torch's CPU allocator refuses (1 PiB)
                 torch.empty(2**50, dtype=torch.uint8)
             if self.fault == "cuda_oom":  # what torch raises when a GPU runs out
@@ -108,9 +121,15 @@ def faulty(
     at: int = 8,
     marker: str | None = None,
     delay_s: float = 0.0,
+    startup_s: float = 0.0,
 ) -> Task:
     """``tiny``'s data with a model that kills its worker or hangs (see _Faulty); with
-    ``fault: none`` and ``delay_s`` it is just slow."""
+    ``fault: none`` and ``delay_s`` it is just slow. ``startup_s`` makes a worker (not the
+    driver, which also builds the task once) that long to start."""
+    import time
+
+    if startup_s and _in_an_actor():
+        time.sleep(startup_s)
     return Task(
         name="faulty",
         build_model=lambda: _Faulty(fault, at, marker, delay_s),

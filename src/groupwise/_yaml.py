@@ -22,7 +22,23 @@ _FLOAT = re.compile(
 
 
 class Loader(yaml.SafeLoader):
-    """SafeLoader whose floats follow YAML 1.2 (``1e-3`` is 0.001)."""
+    """SafeLoader whose floats follow YAML 1.2 (``1e-3`` is 0.001), and that refuses a key
+    given twice in one mapping (PyYAML would keep the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"key {str(key)[:80]!r} is given twice (first on line "
+                    f"{seen[key].start_mark.line + 1}); give each key once",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 class Dumper(yaml.SafeDumper):
@@ -39,6 +55,21 @@ for _cls in (Loader, Dumper):
 
 def load(text: str) -> Any:
     return yaml.load(text, Loader=Loader)  # Loader is a SafeLoader
+
+
+def size(data: Any, limit: int) -> int:
+    """How many values ``data`` holds once aliases are expanded, counting up to ``limit``
+    (a few aliases of aliases make billions: a 600-byte "YAML bomb")."""
+    count, todo = 0, [data]
+    while todo and count <= limit:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return count
 
 
 def dump(data: Any) -> str:

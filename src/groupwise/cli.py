@@ -3,6 +3,7 @@ actionable sentence; only this layer prints it (one line, on stderr) and exits 2
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -127,20 +128,30 @@ def launch(
     from groupwise.execution import launch as run_study
     from groupwise.plan import make_plan
     from groupwise.spec import read_study
-    from groupwise.store import quiet_optuna
+    from groupwise.store import mask, quiet_optuna
 
     quiet_optuna()  # our progress bar says it better than a log line per trial
     with user_errors():
         spec = read_study(study_file).with_overrides(trials=trials, workers=workers)
         plan = make_plan(spec)  # every check before the progress bar and the database
         _warn(plan.warnings)
-        with _progress_bar(spec.name, spec.budget.trials) as update:
-            result = run_study(plan, storage=storage, ray_address=ray_address, on_progress=update)
+        try:
+            with _progress_bar(spec.name, spec.budget.trials) as update:
+                result = run_study(
+                    plan, storage=storage, ray_address=ray_address, on_progress=update
+                )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the launch turns it into this)
+            typer.echo(
+                "interrupted: the running trials are recorded as interrupted; run the same "
+                "`groupwise launch` again to retry them and continue",
+                err=True,
+            )
+            raise typer.Exit(130) from None
     p = result.progress
     if result.note:
         out.print(result.note)
     out.print(
-        f"study [bold]{result.study}[/] in {result.storage}: {p.finished} finished "
+        f"study [bold]{result.study}[/] in {mask(result.storage)}: {p.finished} finished "
         f"({p.complete} complete, {p.pruned} pruned, {p.failed} failed"
         + (f"; {p.retried} lost and retried" if p.retried else "")
         + (f"; {p.counts.replayed} repeats of a finished config" if p.counts.replayed else "")
@@ -260,6 +271,7 @@ def export(
     ] = None,
     runs: Annotated[bool, typer.Option("--runs", help="Every run, one row each.")] = False,
     epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
     storage: StorageOption = None,
 ) -> None:
     """Write a trial's config for build_optimizer(model, "best.yaml"), or with --runs or
@@ -267,6 +279,7 @@ def export(
     from groupwise.analysis import epoch_rows, load_best, run_rows, trial_config, write_rows
 
     with user_errors():
+        _writable(output, force)
         if runs and epochs:
             raise ConfigError("--runs and --epochs write different tables; give one of them")
         if runs or epochs:
@@ -277,6 +290,15 @@ def export(
         config = load_best(study, storage) if trial is None else trial_config(study, trial, storage)
         path = config.save(output)
     out.print(f"wrote {path}")
+
+
+def _writable(path: Path, force: bool) -> None:
+    """Never overwrite a file without --force, and never write through a symlink (a dangling
+    one would create a file wherever it points)."""
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; write to the file it names instead")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it, or choose another path")
 
 
 class By(StrEnum):
@@ -354,7 +376,7 @@ def dashboard(
     under its user attributes."""
     from optuna_dashboard import run_server
 
-    from groupwise.store import open_storage, resolve_url
+    from groupwise.store import mask, open_storage, resolve_url
 
     with user_errors():
         opened = open_storage(storage)  # never creates a database
@@ -368,7 +390,16 @@ def dashboard(
             err=True,
         )
         raise typer.Exit(2) from None
-    out.print(f"optuna-dashboard for {resolve_url(storage)} on http://{host}:{port} (Ctrl-C stops)")
+    if ipaddress.ip_address(socket.gethostbyname(host)).is_loopback is False:
+        typer.echo(
+            f"warning: optuna-dashboard has no login, and its API can delete studies; on "
+            f"{host} anyone who reaches this port can; serve it behind `groupwise serve` "
+            "(token login) instead",
+            err=True,
+        )
+    out.print(
+        f"optuna-dashboard for {mask(resolve_url(storage))} on http://{host}:{port} (Ctrl-C stops)"
+    )
     run_server(opened, host=host, port=port)
 
 
@@ -378,7 +409,8 @@ def validate(
         list[Path], typer.Argument(metavar="FILE", help="Study or search-space YAML files.")
     ],
 ) -> None:
-    """Check study and search-space files without running anything."""
+    """Check study and search-space files. Trains nothing, but a study's task is code: it is
+    imported and its model built, to check it and partition it."""
     from groupwise.plan import make_plan
     from groupwise.spec import StudySpec, validate_file
 
@@ -420,9 +452,10 @@ def version() -> None:
 
 def main() -> None:
     """Console entry point: usage errors too become one line and exit 2."""
-    # Like `python -m`, let "module:function" tasks live in the directory we run from.
+    # "module:function" tasks may live in the directory we run from, but it goes last: a stray
+    # sklearn.py there must not replace an installed package.
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="groupwise", standalone_mode=False)

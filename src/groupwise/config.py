@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from groupwise.errors import ConfigError
+from groupwise.errors import ConfigError, quote
 
 __all__ = ["GroupConfig", "SchemeChoice", "TrialConfig"]
 
@@ -69,13 +69,13 @@ class SchemeChoice:
             if not isinstance(data.get("name"), str) or not data["name"]:
                 raise ConfigError(
                     f"{where}: a scheme mapping needs a 'name' string, e.g. "
-                    f"{{name: depth, blocks: 3}}; got {dict(data)!r}"
+                    f"{{name: depth, blocks: 3}}; got {quote(dict(data))}"
                 )
             options = {str(k): _to_frozen(v) for k, v in data.items() if k != "name"}
             return cls(data["name"], options)
         raise ConfigError(
             f"{where}: must be a scheme name or a mapping with 'name' "
-            f"(e.g. module_type or {{name: depth, blocks: 3}}); got {data!r}"
+            f"(e.g. module_type or {{name: depth, blocks: 3}}); got {quote(data)}"
         )
 
 
@@ -96,13 +96,13 @@ class GroupConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(
                 f"{where}: a group must be a mapping like {{optimizer: adamw, lr: 0.001}}; "
-                f"got {data!r}"
+                f"got {quote(data)}"
             )
         optimizer = data.get("optimizer")
         if not isinstance(optimizer, str) or not optimizer:
             raise ConfigError(
                 f"{where}.optimizer: each group needs an optimizer name, e.g. "
-                f"{{optimizer: adamw, lr: 0.001}}; got {optimizer!r}"
+                f"{{optimizer: adamw, lr: 0.001}}; got {quote(optimizer)}"
             )
         hyper = {str(k): _to_frozen(v) for k, v in data.items() if k != "optimizer"}
         return cls(optimizer, hyper)
@@ -151,7 +151,8 @@ class TrialConfig:
         groups = data["groups"]
         if not isinstance(groups, Mapping) or not groups:
             raise ConfigError(
-                f"{source}.groups: must be a non-empty mapping of label -> group; got {groups!r}"
+                f"{source}.groups: must be a non-empty mapping of label -> group; "
+                f"got {quote(groups)}"
             )
         return cls(
             scheme=SchemeChoice.from_data(data["scheme"], f"{source}.scheme"),
@@ -198,9 +199,13 @@ class TrialConfig:
                 f"{p}: unknown config file type {p.suffix!r}; use .yaml, .yml or .json"
             )
         try:
-            text = p.read_text(encoding="utf-8")
+            if p.stat().st_size > 2**20:
+                raise ConfigError(f"{p}: a config file may be at most 1 MiB")
+            text = p.read_bytes().decode("utf-8")
         except FileNotFoundError as e:
             raise ConfigError(f"{p}: config file not found") from e
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not UTF-8 text; save it as UTF-8") from None
         except OSError as e:
             raise ConfigError(f"{p}: cannot read config file: {e.strerror}") from e
         if p.suffix.lower() in _JSON_SUFFIXES:

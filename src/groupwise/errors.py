@@ -9,6 +9,7 @@ from :class:`ValueError`, so code that already catches ``ValueError`` keeps work
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "StudyError",
     "TaskError",
     "UnknownNameError",
+    "format_names",
+    "quote",
 ]
 
 
@@ -77,6 +80,16 @@ def _unknown_message(kind: str, got: str, choices: list[str], where: str) -> str
     suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
     listed = ", ".join(choices)
     return f"{prefix}unknown {kind} {got!r}{suggestion}; must be one of [{listed}]"
+
+
+def quote(value: object, limit: int = 120) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters and to a few levels and
+    items (a value built from YAML aliases can hold billions of items)."""
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict = 3, 6, 6
+    shortener.maxstring, shortener.maxother = limit, limit
+    text = shortener.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_names(names: Iterable[str], limit: int = 8) -> str:

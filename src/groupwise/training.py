@@ -44,6 +44,28 @@ class EpochReport:
     elapsed_s: float
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's record of this process's peak resident memory (Linux: writing 5 to
+    /proc/self/clear_refs resets VmHWM), so that a trial measures its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return _peak_rss() is not None
+    except OSError:
+        return False
+
+
+def _peak_rss() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
 class Trainer:
     """One trial's model, optimizer and data order, advanced an epoch at a time."""
 
@@ -71,6 +93,8 @@ class Trainer:
         self.started = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.own_peak = _reset_peak_rss()  # this trial's peak, not the worker's lifetime
 
     def run_epoch(self) -> EpochReport:
         """Train one epoch and evaluate; raises :class:`DivergedError` on a non-finite loss."""
@@ -126,8 +150,15 @@ class Trainer:
         return {k: v / max(seen, 1) for k, v in sums.items()}
 
     def peak_memory_bytes(self) -> int:
+        """This trial's peak: CUDA's allocated peak on a GPU; on Linux the worker process's
+        resident peak since the trial began (the kernel's VmHWM, reset at the start); elsewhere
+        the process's lifetime peak, which the trials before this one may have set."""
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device))
+        if self.own_peak:
+            peak = _peak_rss()
+            if peak is not None:
+                return peak
         # ru_maxrss is KiB on Linux, bytes on macOS: the peak of the whole worker process
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return int(rss if sys.platform == "darwin" else rss * 1024)

@@ -79,6 +79,7 @@ class Driver:
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
         target = self.spec.budget.trials
+        self.ran += len(self.ledger.adopt_running(self._stale_reason()))  # a dead driver's
         next_tick = 0.0
         while True:
             if time.perf_counter() >= next_tick:
@@ -138,12 +139,14 @@ class Driver:
         self.ledger.heartbeat(ours)
         self.ledger.sync()
         for number in self.ledger.stale():
-            if number not in ours and self.ledger.lose(
-                number,
-                f"stale: no heartbeat from its driver for over "
-                f"{self.spec.faults.stale_after_s} s (the driver died or was cut off)",
-            ):
+            if number not in ours and self.ledger.lose(number, self._stale_reason()):
                 self.ran += 1
+
+    def _stale_reason(self) -> str:
+        return (
+            f"stale: no heartbeat from its driver for over {self.spec.faults.stale_after_s} s "
+            "(the driver died or was cut off)"
+        )
 
     def _next_timeout(self) -> float:
         limit = self.spec.faults.trial_timeout_s

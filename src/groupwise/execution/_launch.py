@@ -8,11 +8,15 @@ before anything is written.
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from groupwise.config import TrialConfig
+from groupwise.errors import StudyError
 from groupwise.execution._driver import DRIVER, Driver
 from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
@@ -24,6 +28,8 @@ if TYPE_CHECKING:  # the pool brings Ray: imported only once the study needs wor
     from groupwise.execution._pool import WorkerPool
 
 __all__ = ["LaunchResult", "launch"]
+
+log = logging.getLogger("groupwise")
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,10 @@ def launch(
         return _already_finished(plan, url, known)
     pool = _pool(spec, ray_address)
     driver: Driver | None = None
+    previous = None
     try:
         pool.start()  # the cluster can refuse the workers: before any write
+        previous = _sigterm_interrupts()
         ledger = _ledger(plan, url, who)
         for source in spec.warm_start.studies:
             ledger.seed_from(source)
@@ -63,12 +71,36 @@ def launch(
         driver.run()
     except BaseException:
         if driver is not None:
-            driver.stop("interrupted: the driver stopped while the trial ran")
+            _stop(driver)
         raise
     finally:
         pool.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     progress = driver.progress()
     return LaunchResult(spec.name, url, progress, driver.best_config(), driver.ran, driver.note)
+
+
+def _stop(driver: Driver) -> None:
+    """Record the running trials as interrupted (retried next launch), best effort: with the
+    database gone, they stay RUNNING and the next launch fails them as stale instead."""
+    try:
+        driver.stop("interrupted: the driver stopped while the trial ran")
+    except StudyError as e:
+        log.warning("could not record the running trials as interrupted: %s", e)
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM (what container runtimes and `kill` send) stops a launch as Ctrl-C does: the
+    running trials are recorded as interrupted, and retried by the next launch. Set after
+    Ray has started, whose own handler would abort the process; returns the handler before."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # only the main thread may set handlers; a library caller keeps its own
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _finished(spec: StudySpec, counts: Tally) -> bool:
@@ -141,6 +173,7 @@ def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
         heartbeat=(spec.faults.heartbeat_s, spec.faults.stale_after_s),
         max_retries=spec.faults.max_retries,
         driver=DRIVER,
+        patience_s=spec.faults.database_patience_s,
     )
 
 

@@ -10,11 +10,13 @@ died comes back as :class:`Lost`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -85,11 +87,11 @@ class WorkerPool:
 
     def _init_ray(self) -> None:
         _check_reachable(self.ray_address)
-        if self.ray_address in (None, "", "local"):
+        private = self.ray_address in (None, "", "local")
+        if private:
             # The private instance keeps Ray's token authentication, without Ray announcing
             # it on every launch (a joined cluster's notice still shows).
             logging.getLogger(_RAY_AUTH_LOGGER).addFilter(_quiet_token_notice)
-        path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
         try:
             # "local" always starts a private instance: a bare ray.init() would join any
             # cluster a `ray start` recorded on this machine, even one that has died since.
@@ -98,7 +100,7 @@ class WorkerPool:
                 include_dashboard=False,
                 configure_logging=False,
                 log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONPATH": path}},
+                runtime_env=_runtime_env(),
             )
         except (ConnectionError, RuntimeError) as e:
             raise StudyError(
@@ -108,6 +110,8 @@ class WorkerPool:
                 "available (~/.ray/auth_token or RAY_AUTH_TOKEN)"
             ) from e
         self._owns_ray = True
+        if private:
+            _private_token()
 
     def _new_slot(self) -> _Slot:
         actor_class = ray.remote(_RayWorker).options(num_cpus=self.cpus, num_gpus=self.gpus)
@@ -190,6 +194,24 @@ class WorkerPool:
 
 
 _RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _runtime_env() -> dict[str, Any]:
+    """Workers import what the driver can: the user's PYTHONPATH as given, and the current
+    directory (where ``module:function`` tasks often live) after the installed packages, so a
+    stray sklearn.py there cannot replace the real one."""
+    env = {"GROUPWISE_TASK_PATH": os.getcwd()}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return {"env_vars": env, "worker_process_setup_hook": "groupwise.execution._worker.task_path"}
+
+
+def _private_token() -> None:
+    """Ray writes its token readable by every user of the machine; only its owner needs it."""
+    token = Path.home() / ".ray" / "auth_token"
+    with contextlib.suppress(OSError):
+        if token.exists() and token.stat().st_mode & 0o077:
+            token.chmod(0o600)
 
 
 def _quiet_token_notice(record: logging.LogRecord) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import traceback
 from typing import Any
 
@@ -16,7 +17,15 @@ from groupwise.execution._protocol import Stopped, Trained, Where, WorkerSetting
 from groupwise.tasks import resolve_task
 from groupwise.training import DivergedError, Trainer
 
-__all__ = ["Worker", "pick_device"]
+__all__ = ["Worker", "pick_device", "task_path"]
+
+
+def task_path() -> None:
+    """Ray's worker setup hook: the driver's directory goes *last* on sys.path, so tasks kept
+    there import, but never in place of an installed package."""
+    where = os.environ.get("GROUPWISE_TASK_PATH")
+    if where and where not in sys.path:
+        sys.path.append(where)
 
 
 class Worker:

@@ -9,18 +9,34 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from groupwise import _yaml
-from groupwise.errors import SpecError
+from groupwise.errors import SpecError, quote
 from groupwise.spec._space import SearchSpace
 from groupwise.spec._study import StudySpec
 
 __all__ = ["read_search_space", "read_study", "validate_file"]
 
 
+# Study and space files are a screen or two of YAML; anything far larger is a mistake (or an
+# attack on a service that reads them), refused before it costs memory or minutes.
+MAX_BYTES = 2**20
+MAX_VALUES = 100_000  # after YAML aliases are expanded
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError(
+                f"{path}: {path.stat().st_size:,} bytes; a study or search-space file may be at "
+                f"most {MAX_BYTES:,} (1 MiB)"
+            )
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "save it as UTF-8"
+        ) from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read: {e.strerror}") from e
     try:
@@ -33,6 +49,11 @@ def read_yaml(path: Path) -> Any:
     if not isinstance(data, dict):
         raise SpecError(
             f"{path}: must be a YAML mapping of keys to values; got {type(data).__name__}"
+        )
+    if _yaml.size(data, MAX_VALUES) > MAX_VALUES:
+        raise SpecError(
+            f"{path}: more than {MAX_VALUES:,} values once its YAML aliases (*name) are "
+            "expanded; write the values out, or use fewer nested aliases"
         )
     return data
 
@@ -54,7 +75,7 @@ def describe(error: ValidationError, path: Path) -> str:
         message = f"unknown key{'; allowed keys: ' + allowed if allowed else ''}"
     elif first["type"] == "missing":
         message = "missing required key"
-    got = "" if first["type"] in ("missing",) else f" (got {first['input']!r})"
+    got = "" if first["type"] in ("missing",) else f" (got {quote(first['input'])})"
     if first["type"] == "extra_forbidden":
         got = ""
     more = error.error_count() - 1

@@ -105,6 +105,9 @@ class Faults(Frozen):
     trial_timeout_s: float | None = Field(default=None, gt=0)  # None: no limit
     heartbeat_s: int = Field(default=10, ge=1)  # how often the driver marks its trials alive
     stale_after_s: int = Field(default=60, ge=1)  # no heartbeat this long: failed as stale
+    # How long a launch waits out a database outage, in all, before it stops (its running
+    # trials are then picked up as stale and retried by the next launch).
+    database_patience_s: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
     def _grace(self) -> Faults:
@@ -134,7 +137,8 @@ class WarmStart(Frozen):
 class StudySpec(Frozen):
     """A validated, frozen study file. ``space`` is the loaded search-space file."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    # Letters, digits and _.- only, and short enough for every storage backend's columns.
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
     task: TaskRef
     search_space: Path

@@ -34,8 +34,10 @@ from groupwise.store._migrate import VERSION_TABLE, head_revision, migrate, revi
 from groupwise.store._mirror import WriteThroughStorage
 from groupwise.store._open import (
     DEFAULT_STORAGE,
+    Outage,
     check_exists,
     connection_lost,
+    mask,
     open_storage,
     open_study,
     quiet_optuna,
@@ -82,6 +84,7 @@ __all__ = [
     "GroupRow",
     "Ledger",
     "Opened",
+    "Outage",
     "Proposal",
     "Refusal",
     "RunRow",
@@ -98,6 +101,7 @@ __all__ = [
     "epochs_of",
     "has_run_tables",
     "head_revision",
+    "mask",
     "migrate",
     "open_storage",
     "open_study",

@@ -10,6 +10,7 @@ __all__ = [
     "DUPLICATE_ATTR",
     "FINGERPRINT_ATTR",
     "IDENTITY_ATTR",
+    "LOST_ATTR",
     "METRIC_ATTR",
     "REASON_ATTR",
     "RECIPE_ATTR",
@@ -29,6 +30,7 @@ RUN_ATTR = "groupwise.run"  # trial: wall time, peak memory, host, node, device
 ATTEMPT_ATTR = "groupwise.attempt"  # trial: 1 for a first run, n for its (n-1)th retry
 RETRY_OF_ATTR = "groupwise.retry_of"  # trial: the first attempt's number
 RETRIED_ATTR = "groupwise.retried"  # failed trial: re-enqueued, so not counted toward budget
+LOST_ATTR = "groupwise.lost_as"  # retry: how its previous attempt was lost
 RECIPE_ATTR = "groupwise.recipe"  # trial: the warm-start recipe it was enqueued from
 SEEDED_ATTR = "groupwise.seeded_from"  # trial: "<study>#<number>" it was copied from
 FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed

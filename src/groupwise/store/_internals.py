@@ -16,6 +16,10 @@ fails there, not in a study. Nothing outside ``groupwise.store`` touches Optuna'
   ``create_new_trial(template_trial=...)`` writes the same rows but queries twice per
   parameter and attribute; here the compatibility of each parameter's distribution was
   already checked by the mirror, which holds every trial of the study.
+- :func:`with_heartbeat`: which RUNNING trials have a heartbeat row at all (Optuna's model of
+  the heartbeat table), to tell a trial that never had one from one whose driver died.
+- :func:`vanished`: RDBStorage's KeyError for a row that is not there (a study deleted while a
+  driver runs).
 - :func:`trial_id`: the storage's id of a FrozenTrial.
 - :func:`constraint_key`: the system attribute a constraint is stored under (``Trial.
   set_constraint`` needs a live Trial, which would sample its relative parameters again).
@@ -43,6 +47,8 @@ __all__ = [
     "sessions_on",
     "stale_trial_ids",
     "trial_id",
+    "vanished",
+    "with_heartbeat",
 ]
 
 OPTUNA_CHECKED = "5.0.0"
@@ -152,6 +158,28 @@ def _children(trial: int, template: optuna.trial.FrozenTrial) -> dict[Any, list[
             for k, v in template.system_attrs.items()
         ],
     }
+
+
+def with_heartbeat(storage: optuna.storages.RDBStorage, study_id: int) -> set[int]:
+    """Storage ids of the study's RUNNING trials that have a heartbeat row."""
+    session = storage.scoped_session()
+    try:
+        rows = (
+            session.query(models.TrialHeartbeatModel.trial_id)
+            .join(models.TrialModel)
+            .filter(models.TrialModel.study_id == study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+        )
+        return {int(row[0]) for row in rows}
+    finally:
+        session.close()
+
+
+def vanished(error: BaseException) -> bool:
+    """Whether ``error`` is RDBStorage saying a study or trial row is not there (deleted)."""
+    return (
+        isinstance(error, KeyError) and bool(error.args) and error.args[0] == models.NOT_FOUND_MSG
+    )
 
 
 def trial_id(trial: optuna.trial.FrozenTrial) -> int:

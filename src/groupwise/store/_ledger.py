@@ -36,6 +36,7 @@ from groupwise.store._attrs import (
     DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
     IDENTITY_ATTR,
+    LOST_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
     RECIPE_ATTR,
@@ -49,8 +50,8 @@ from groupwise.store._attrs import (
 from groupwise.store._counts import Tally, tally
 from groupwise.store._migrate import migrate
 from groupwise.store._mirror import WriteThroughStorage
-from groupwise.store._open import check_exists, open_storage, study_names
-from groupwise.store._records import GroupRecord, add_epoch, end_run, start_run
+from groupwise.store._open import check_exists, mask, open_storage, study_names
+from groupwise.store._records import GroupRecord, add_epoch, end_run, forget_runs, start_run
 
 __all__ = [
     "Ending",
@@ -181,6 +182,7 @@ class Ledger:
         heartbeat: tuple[int, int],
         max_retries: int,
         driver: str,
+        patience_s: float = 120.0,
     ) -> Ledger:
         """Create the study (or open it, checking it is the same study), migrate groupwise's
         tables, and mirror it in memory; the sampler reads the mirror. ``sampler`` makes the
@@ -196,15 +198,18 @@ class Ledger:
                 load_if_exists=True,
             )
         migrate(storage.engine)  # groupwise's own tables, beside Optuna's
-        mirror = WriteThroughStorage(storage, identity.name)
+        mirror = WriteThroughStorage(storage, identity.name, patience_s)
+        if FINGERPRINT_ATTR not in mirror.get_study_user_attrs(
+            mirror.get_study_id_from_name(identity.name)
+        ):
+            # A new study: rows a deleted study of the same name left behind are not its own.
+            mirror.transact("clear a deleted study's rows", lambda c: forget_runs(c, identity.name))
         existing = len(mirror.get_all_trials(mirror.get_study_id_from_name(identity.name)))
         study = optuna.load_study(
             study_name=identity.name, storage=mirror, sampler=sampler(existing), pruner=pruner
         )
         _check_identity(study, identity, url)
-        ledger = cls(study, mirror, identity, max_retries, driver)
-        ledger.adopt_running()
-        return ledger
+        return cls(study, mirror, identity, max_retries, driver)
 
     @staticmethod
     def check(url: str, identity: StudyIdentity) -> Tally | None:
@@ -288,14 +293,21 @@ class Ledger:
         """Sample from here on with ``sampler`` (another driver joined: reseed)."""
         self.study.sampler = sampler
 
-    def adopt_running(self) -> None:
-        """One heartbeat for each RUNNING trial found at open. A live driver's trials lose
-        nothing (it keeps beating); trials that never had a heartbeat (an older groupwise, a
-        crash before the first one) can now go stale instead of being waited for forever."""
+    def adopt_running(self, stale_reason: str) -> list[int]:
+        """The RUNNING trials found at open. Those whose heartbeat is already stale (their
+        driver died) are failed and retried at once, with ``stale_reason``; those that never had
+        a heartbeat (a crash before the first one, an older groupwise) get one, so they go stale
+        in their turn instead of being waited for forever; a live driver's are left alone.
+        Returns the numbers failed."""
+        stale = self.mirror.stale_trials()
+        failed = [number for number in stale if self.lose(number, stale_reason)]
+        beating = self.mirror.beating()
         for trial in self.mirror.get_all_trials(
             self._study_id, deepcopy=False, states=(TrialState.RUNNING,)
         ):
-            self.mirror.record_heartbeat(trial.number)
+            if trial.number not in beating and trial.number not in stale:
+                self.mirror.record_heartbeat(trial.number)
+        return failed
 
     # -- a trial's life ---------------------------------------------------------------------
     def open_trial(self, propose: Callable[[optuna.Trial], Proposal]) -> Opened | Settled:
@@ -470,6 +482,11 @@ class Ledger:
             return False
         attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
         retry = attempt <= self.max_retries
+        if reason.startswith("worker lost") and trial.user_attrs.get(LOST_ATTR) == reason:
+            # Its worker died the same way under its last attempt too: the trial kills it
+            # (os._exit, a segfault), and another attempt would only pay start-up again.
+            retry = False
+            reason += " (the same way as its previous attempt: not retried again)"
         self.mirror.set_trial_user_attr(number, REASON_ATTR, reason)
         if retry:  # set before the state: a finished trial takes no more attributes
             self.mirror.set_trial_user_attr(number, RETRIED_ATTR, True)
@@ -482,7 +499,8 @@ class Ledger:
         if retry:
             first = int(trial.user_attrs.get(RETRY_OF_ATTR, number))
             self.study.enqueue_trial(
-                trial.params, user_attrs={RETRY_OF_ATTR: first, ATTEMPT_ATTR: attempt + 1}
+                trial.params,
+                user_attrs={RETRY_OF_ATTR: first, ATTEMPT_ATTR: attempt + 1, LOST_ATTR: reason},
             )
             log.info("trial %d lost (%s); retry %d enqueued", number, reason, attempt)
         return True
@@ -561,8 +579,8 @@ def _check_identity(
             else "its task, search space, objective, training or seed"
         )
         raise StudyError(
-            f"study {identity.name!r} in {url} was launched from a study file that differs in "
-            f"{what}; give this study file a new name, or launch the original again"
+            f"study {identity.name!r} in {mask(url)} was launched from a study file that differs "
+            f"in {what}; give this study file a new name, or launch the original again"
         )
     direction = study.direction.name.lower()
     if direction != identity.direction:

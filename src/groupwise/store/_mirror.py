@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from groupwise.errors import StudyError
 from groupwise.store import _internals
-from groupwise.store._open import begin, reconnecting
+from groupwise.store._open import Outage, begin, reconnecting
 
 __all__ = ["WriteThroughStorage"]
 
@@ -39,8 +39,11 @@ T = TypeVar("T")
 class WriteThroughStorage(optuna.storages.BaseStorage):
     """One study of an RDBStorage, mirrored in memory. Mirror ids are trial numbers."""
 
-    def __init__(self, backend: optuna.storages.RDBStorage, study_name: str) -> None:
+    def __init__(
+        self, backend: optuna.storages.RDBStorage, study_name: str, patience_s: float = 120.0
+    ) -> None:
         self.backend = backend
+        self.study_name = study_name
         self._backend_study = backend.get_study_id_from_name(study_name)
         self._connection: sqlalchemy.Connection | None = None  # inside transaction()
         self._stale_memory = False
@@ -49,6 +52,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         self.rebuilds = 0  # times the mirror was rebuilt after a rolled-back transaction
         self.version = 0  # bumped by every change to the mirror: a cache key for readers
         self.foreign_trials = 0  # trials other drivers created while this one ran
+        self.outage = Outage(patience_s)  # one deadline for a whole outage, every call
         self._load()
 
     def _load(self) -> None:
@@ -74,7 +78,20 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         self.version += 1
         if self._connection is not None:  # inside transaction(): it retries as a whole
             return call()
-        return reconnecting(call, what)
+        return self._existing(what, lambda: reconnecting(call, what, self.outage))
+
+    def _existing(self, what: str, call: Callable[[], T]) -> T:
+        """``call``, with a study deleted under us said in one line instead of a KeyError."""
+        try:
+            return call()
+        except KeyError as e:
+            if not _internals.vanished(e):
+                raise
+            raise StudyError(
+                f"study {self.study_name!r} is gone from the "
+                f"database (deleted while this launch ran?); could not {what}. Launch it again "
+                "to start it anew"
+            ) from e
 
     # -- transactions spanning Optuna's writes and groupwise's -----------------------------------
     @contextmanager
@@ -116,7 +133,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
             with self.transaction() as connection:
                 return body(connection)
 
-        return reconnecting(attempt, what)
+        return self._existing(what, lambda: reconnecting(attempt, what, self.outage))
 
     def stored_number(self, trial_id: int) -> int:
         """The number a trial created in the last transaction has in the database (the
@@ -145,9 +162,13 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         """Rebuild the mirror from the database after a transaction that did not commit."""
         if not self._stale_memory:
             return
-        self._stale_memory = False
+        self._stale_memory = False  # before _load, whose reads would otherwise come back here
+        try:
+            self._load()
+        except BaseException:
+            self._stale_memory = True  # a failed rebuild: the next use tries again
+            raise
         self.rebuilds += 1
-        self._load()
 
     def _check(self, study_id: int) -> int:
         if study_id != self._study:
@@ -226,6 +247,15 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         """A trial that starts RUNNING gets its first heartbeat at once, in the same call."""
         if state == TrialState.RUNNING and self.backend.get_heartbeat_interval():
             self.backend.record_heartbeat(backend_id)
+
+    def beating(self) -> set[int]:
+        """RUNNING trials (mirror ids) that have a heartbeat at all, live or stale."""
+        self._fresh()
+        ids = self._write(
+            "read the heartbeats",
+            lambda: _internals.with_heartbeat(self.backend, self._backend_study),
+        )
+        return {self._from_backend[i] for i in ids if i in self._from_backend}
 
     def stale_trials(self) -> list[int]:
         """RUNNING trials whose driver stopped sending heartbeats (mirror ids)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,8 +36,10 @@ T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "Outage",
     "begin",
     "connection_lost",
+    "mask",
     "open_storage",
     "open_study",
     "quiet_optuna",
@@ -70,8 +73,8 @@ def open_storage(
         path = Path(resolved.removeprefix("sqlite:///"))
         if str(path) != ":memory:" and not path.exists():
             raise StudyError(
-                f"no study database at {path} (storage {resolved}); run `groupwise launch` first "
-                "or pass --storage"
+                f"no study database at {path} (storage {mask(resolved)}); run `groupwise launch` "
+                "first or pass --storage"
             )
     for attempt in range(3):
         try:
@@ -93,7 +96,7 @@ def open_storage(
             if any(words in detail for words in racing) and attempt < 2:
                 time.sleep(0.5)
                 continue
-            raise StudyError(f"cannot open storage {resolved}: {detail}") from e
+            raise StudyError(f"cannot open storage {mask(resolved)}: {mask(detail)}") from e
     if resolved.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()  # connections made before the listener reopen with it
@@ -143,7 +146,8 @@ def open_study(study: str, storage: str | None) -> optuna.Study:
 def check_exists(study: str, names: list[str], storage: str | None) -> None:
     if study not in names:
         raise StudyError(
-            f"no study {study!r} in {resolve_url(storage)}; studies there: [{', '.join(names)}]"
+            f"no study {study!r} in {mask(resolve_url(storage))}; studies there: "
+            f"[{', '.join(names)}]"
         )
 
 
@@ -162,27 +166,53 @@ def connection_lost(error: BaseException) -> bool:
     return False
 
 
-def reconnecting(call: Callable[[], T], what: str, patience_s: float = 120.0) -> T:
-    """Run a database call, waiting out a database that restarts (up to ``patience_s``).
+class Outage:
+    """One deadline for a whole database outage, however many calls meet it: the first call
+    that finds the database gone starts the clock, the first that gets through stops it."""
+
+    def __init__(self, patience_s: float = 120.0) -> None:
+        self.patience_s = patience_s
+        self.since: float | None = None
+
+    def deadline(self) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+        return self.since + self.patience_s
+
+
+def reconnecting(call: Callable[[], T], what: str, outage: Outage | None = None) -> T:
+    """Run a database call, waiting out a database that restarts (within ``outage``'s
+    patience, counted from when the outage began, not from this call).
 
     pool_pre_ping replaces connections that died while idle; this covers the calls made while
     the server is down. Each Optuna write is one transaction, so a call that failed wrote
     nothing and is safe to repeat.
     """
-    deadline = time.monotonic() + patience_s
+    outage = outage or Outage()
     delay = 0.2
     while True:
         try:
-            return call()
+            result = call()
+            outage.since = None
+            return result
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
             if not connection_lost(e):
                 raise
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() + delay > outage.deadline():
                 raise StudyError(
                     f"lost the study database while trying to {what} and it did not come back "
-                    f"within {patience_s:g} s: {str(e.__cause__ or e).splitlines()[0]}; check "
-                    "the server, then run the same `groupwise launch` again to resume"
+                    f"within {outage.patience_s:g} s: {mask(str(e.__cause__ or e).splitlines()[0])}"
+                    "; check the server, then run the same `groupwise launch` again to resume"
                 ) from e
             log.warning("database unreachable (%s); retrying in %.1f s", what, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def mask(text: str) -> str:
+    """``text`` with the password of any database URL in it replaced by ``***``."""
+    return _PASSWORD.sub(r"\1***\2", text)
+
+
+# scheme://user:PASSWORD@host: the password runs to the last "@" before the host
+_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^\s]+?(@[^@\s/]*(?:[/\s]|$))")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from groupwise.errors import StudyError
 from groupwise.store._migrate import revision_of
@@ -23,6 +23,7 @@ __all__ = [
     "add_epoch",
     "end_run",
     "epochs_of",
+    "forget_runs",
     "has_run_tables",
     "read_epochs",
     "read_groups",
@@ -146,6 +147,15 @@ def end_run(
             device=where.get("device"),
         )
     )
+
+
+def forget_runs(connection: sqlalchemy.Connection, study: str) -> None:
+    """Delete every groupwise row of ``study`` (its epochs and groups go with its runs): for a
+    study deleted with Optuna's tools, whose name a new study takes."""
+    runs = select(RunRow.id).where(RunRow.study == study)
+    connection.execute(delete(EpochRow).where(EpochRow.run_id.in_(runs)))
+    connection.execute(delete(GroupRow).where(GroupRow.run_id.in_(runs)))
+    connection.execute(delete(RunRow).where(RunRow.study == study))
 
 
 def _finite(value: float | None) -> float | None:

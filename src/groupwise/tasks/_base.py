@@ -113,7 +113,13 @@ def _factory(ref: str) -> TaskFactory:
 
 def _option_names(factory: TaskFactory) -> list[str] | None:
     """The options a task function takes besides ``seed`` (None: any, it takes ``**``)."""
-    accepted = accepted_options(factory)
+    try:
+        accepted = accepted_options(factory)
+    except (TypeError, ValueError):  # a builtin or a class without a readable signature
+        raise TaskError(
+            f"{getattr(factory, '__qualname__', factory)!r} is not a task function: a task is "
+            "def my_task(*, seed=0, **options) -> groupwise.tasks.Task"
+        ) from None
     if accepted is not None and "seed" not in accepted:
         raise TaskError(
             f"task function {getattr(factory, '__name__', factory)!r} must take a keyword "
