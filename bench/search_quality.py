@@ -184,29 +184,19 @@ def summarize(results: list[dict], tasks: list[str], methods: list[str], trials:
             print(
                 f"  {method:<42} {statistics.mean(bests):>20.4f} +- {spread:.4f} {reached:>31} {clock:>14}"
             )
-    print(
-        "\ngeometric mean over tasks of (trials to reach the baseline's final best) / (the baseline's own):"
-    )
-    for method in methods:
-        if method == BASELINE:
-            continue
-        per_task = ratios(results, method, trials)
-        if per_task:
-            score = geomean([geomean(v) for v in per_task.values()])
-            detail = ", ".join(f"{t} {geomean(v):.2f}" for t, v in per_task.items())
-            print(f"  {method:<42} {score:.2f}  ({detail})")
-    print(
-        "\ngeometric mean over tasks of (trials to reach the baseline's final best) / (budget);"
-        " never reached counts as budget + 1:"
-    )
-    for method in methods:
-        if method == BASELINE:
-            continue
-        per_task = budget_fractions(results, method, trials)
-        if per_task:
-            score = geomean([geomean(v) for v in per_task.values()])
-            detail = ", ".join(f"{t} {geomean(v):.2f}" for t, v in per_task.items())
-            print(f"  {method:<42} {score:.2f}  ({detail})")
+    for title, measure in [
+        ("(the baseline's own)", ratios),
+        ("(budget); never reached counts as budget + 1", budget_fractions),
+    ]:
+        print(
+            f"\ngeometric mean over tasks of (trials to reach the baseline's final best) / {title}:"
+        )
+        for method in methods:
+            per_task = measure(results, method, trials) if method != BASELINE else {}
+            if per_task:
+                score = geomean([geomean(v) for v in per_task.values()])
+                detail = ", ".join(f"{t} {geomean(v):.2f}" for t, v in per_task.items())
+                print(f"  {method:<42} {score:.2f}  ({detail})")
 
 
 def plot(results: list[dict], tasks: list[str], methods: list[str], out: Path, tag: str) -> None:

@@ -119,36 +119,18 @@ def component(
     return made
 
 
-register_sampler(
-    "tpe",
-    ComponentEntry(
-        optuna.samplers.TPESampler,
-        # group=True models conditional parameters (each scheme's labels) jointly; constant_liar
-        # keeps parallel workers from proposing the same point.
-        {
-            "n_startup_trials": 10,
-            "n_ei_candidates": 24,
-            "multivariate": True,
-            "group": True,
-            "constant_liar": True,
-        },
-    ),
-)
-register_sampler(
-    "staged",
-    ComponentEntry(
-        StagedSampler,
-        # TPE as above; the first base_trials finished trials tune the base alone.
-        {
-            "base_trials": 8,
-            "n_startup_trials": 10,
-            "n_ei_candidates": 24,
-            "multivariate": True,
-            "group": True,
-            "constant_liar": True,
-        },
-    ),
-)
+# group=True models conditional parameters (each scheme's labels) jointly; constant_liar keeps
+# parallel workers from proposing the same point. 10 start-up trials: see per_group.yaml.
+TPE = {
+    "n_startup_trials": 10,
+    "n_ei_candidates": 24,
+    "multivariate": True,
+    "group": True,
+    "constant_liar": True,
+}
+register_sampler("tpe", ComponentEntry(optuna.samplers.TPESampler, TPE))
+# TPE as above; the first base_trials finished trials tune the base alone.
+register_sampler("staged", ComponentEntry(StagedSampler, {"base_trials": 8, **TPE}))
 register_sampler("random", ComponentEntry(optuna.samplers.RandomSampler))
 register_sampler("gp", ComponentEntry(optuna.samplers.GPSampler, {"n_startup_trials": 10}))
 register_sampler("cmaes", ComponentEntry(optuna.samplers.CmaEsSampler, {"n_startup_trials": 1}))
