@@ -63,6 +63,12 @@ class Outcome:
     tracebacks: int = 0
 
 
+def _default_sigint() -> None:
+    """A bench started in the background (`cmd &`) ignores SIGINT, and its children inherit
+    that; the launches must take Ctrl-C as a terminal would deliver it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """One scenario's study file, database and launches."""
 
@@ -89,6 +95,7 @@ class Run:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own group: Ray's processes die with it
+            preexec_fn=_default_sigint,
         )
         self.procs.append(proc)
         return proc
@@ -169,8 +176,10 @@ def retries_start(trials: list[optuna.trial.FrozenTrial], moment: dt.datetime) -
 
 
 def group_pids(proc: subprocess.Popen[str], pattern: str) -> list[int]:
+    """Processes of the launch's session (Ray's workers get process groups of their own)
+    whose command line matches ``pattern``."""
     found = subprocess.run(
-        ["pgrep", "-g", str(proc.pid), "-f", pattern], capture_output=True, text=True
+        ["pgrep", "-s", str(proc.pid), "-f", pattern], capture_output=True, text=True
     )
     return [int(p) for p in found.stdout.split()]
 

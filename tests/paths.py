@@ -5,6 +5,7 @@ sources (PYTHONPATH=copy/src) tests that copy in its subprocesses too."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -16,3 +17,9 @@ def pythonpath() -> str:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": pythonpath(), **extra}
+
+
+def default_sigint() -> None:
+    """(A ``preexec_fn``.) A suite started in the background (``cmd &``) ignores SIGINT and
+    its children inherit that; a launch under test must take Ctrl-C as a terminal sends it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -27,7 +27,7 @@ from groupwise.store import (
     read_epochs,
     read_runs,
 )
-from paths import subprocess_env
+from paths import default_sigint, subprocess_env
 
 TESTS = Path(__file__).parent
 SPACE = """
@@ -69,6 +69,7 @@ def start_launch(path: Path, storage: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group: the test can clean up Ray's leftovers
+        preexec_fn=default_sigint,
     )
 
 
