@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +42,17 @@ def alive_nodes(address: str) -> int:
         [sys.executable, "-c", code], env=ray_env(), capture_output=True, text=True, timeout=120
     )
     return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
+
+
+def node_ids(address: str) -> set[str]:
+    code = (
+        f"import ray; ray.init(address={address!r}, configure_logging=False, log_to_driver=False)"
+        "; print(' '.join(n['NodeID'] for n in ray.nodes()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=ray_env(), capture_output=True, text=True, timeout=120
+    )
+    return set(out.stdout.split())
 
 
 def start(*args: str) -> subprocess.Popen[bytes]:
@@ -107,3 +119,35 @@ def test_a_study_runs_on_both_nodes_of_a_real_cluster(cluster, tmp_path):
     nodes = {t.user_attrs["groupwise.run"]["node"] for t in trials}
     # one CPU per node and one CPU per worker: Ray must place a worker on each node
     assert len(nodes) == 2, nodes
+
+
+def test_the_service_runs_two_studies_at_once_on_the_clusters_workers(cluster, tmp_path):
+    """`groupwise serve --ray-address`: two submitted studies share the cluster's two
+    one-CPU nodes, each job a driver of its own."""
+    from test_service import Server, post, study, wait_state
+
+    storage = f"sqlite:///{tmp_path}/served.db"
+    server = Server(
+        storage,
+        tmp_path,
+        "--ray-address",
+        cluster,
+        "--allow-task-module",
+        "user_tasks",
+        env={"RAY_AUTH_MODE": "token"},
+    ).start()
+    try:
+        with server.client() as client:
+            for name in ("first", "second"):
+                answer = post(client, study(name, trials=3, task="user_tasks:tiny"))
+                assert answer.status_code == 201, answer.text
+            for name in ("first", "second"):
+                done = wait_state(client, name, "finished", "failed")
+                assert done["state"] == "finished" and done["counts"]["complete"] == 3, done
+    finally:
+        server.kill(signal.SIGINT)
+    nodes = set()
+    for name in ("first", "second"):
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        nodes |= {t.user_attrs["groupwise.run"]["node"] for t in trials}
+    assert nodes and nodes <= node_ids(cluster)  # every trial ran on a node of the cluster

@@ -46,7 +46,7 @@ def resolved() -> dict:
 
 def test_the_stack_has_every_service(resolved):
     services = resolved["services"]
-    assert set(services) == {"postgres", "ray-head", "ray-worker", "dashboard", "groupwise"}
+    assert set(services) == {"postgres", "ray-head", "ray-worker", "dashboard", "api", "groupwise"}
     # PostgreSQL keeps its data on a named volume.
     assert any(
         v.startswith("pgdata:/var/lib/postgresql/data") for v in services["postgres"]["volumes"]
@@ -59,14 +59,22 @@ def test_the_stack_has_every_service(resolved):
     # environment: no service has a password on its command line (ps would show it).
     storage = services["groupwise"]["environment"]["GROUPWISE_STORAGE"]
     assert services["dashboard"]["environment"]["GROUPWISE_STORAGE"] == storage
+    assert services["api"]["environment"]["GROUPWISE_STORAGE"] == storage
     assert (
         storage.startswith("postgresql+psycopg://groupwise:")
         and "@postgres:5432/groupwise" in storage
     )
     password = storage.split(":")[2].split("@")[0]
     assert not any(password in " ".join(v.get("command") or []) for v in services.values())
-    # The dashboard binds to loopback on the host unless someone changes it on purpose.
-    assert all(p.startswith("127.0.0.1:") for p in services["dashboard"]["ports"])
+    # The dashboard and the API bind to loopback on the host unless changed on purpose.
+    for name in ("dashboard", "api"):
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
+    # The API serves the stack's database and runs its jobs on the stack's Ray cluster, with
+    # tokens from .env.
+    api = services["api"]
+    assert api["command"][0] == "serve" and "--ray-address" in api["command"]
+    assert api["command"][api["command"].index("--ray-address") + 1] == "ray-head:6380"
+    assert api["environment"]["GROUPWISE_API_TOKENS"]
 
 
 def test_secrets_come_from_the_env_file_only(tmp_path):
@@ -76,7 +84,7 @@ def test_secrets_come_from_the_env_file_only(tmp_path):
         if line and not line.startswith("#")
     )
     text = COMPOSE.read_text()
-    for name in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN"):
+    for name in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "GROUPWISE_API_TOKENS"):
         assert secrets[name] not in text
         assert f"${{{name}:?" in text  # required, not defaulted
     empty = tmp_path / "empty.env"
@@ -134,7 +142,7 @@ def test_every_command_exists_in_the_image(resolved):
         if service["image"] != "groupwise:latest":
             continue
         for program in [*(service.get("entrypoint") or []), service["command"][0]][:2]:
-            if program in ("launch", "status"):  # groupwise's arguments, after its entrypoint
+            if program in ("launch", "status", "serve"):  # groupwise's, after its entrypoint
                 continue
             assert program in provided, f"service {name} runs {program!r}; the image lacks it"
     driver = (ROOT / "docker" / "groupwise-driver").read_text()
@@ -155,19 +163,22 @@ def test_the_driver_launches_a_shipped_study(resolved):
 
 def test_services_wait_for_healthy_dependencies(resolved):
     services = resolved["services"]
-    for name in ("ray-head", "dashboard", "postgres"):
+    for name in ("ray-head", "dashboard", "postgres", "api"):
         assert services[name]["healthcheck"]["test"], name
     assert services["ray-head"]["healthcheck"]["test"][1:3] == ["ray", "health-check"]
     for name, needs in {
         "ray-worker": ["ray-head"],
         "dashboard": ["postgres"],
         "groupwise": ["postgres", "ray-head"],
+        "api": ["postgres", "ray-head"],
     }.items():
         for dependency in needs:
             assert services[name]["depends_on"][dependency]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "GROUPWISE_STORAGE"])
+@pytest.mark.parametrize(
+    "secret", ["POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "GROUPWISE_STORAGE", "GROUPWISE_API_TOKENS"]
+)
 def test_the_entrypoint_refuses_placeholder_secrets(tmp_path, secret):
     """Every groupwise container starts through docker/groupwise-entrypoint (run here with
     sh, as the image runs it)."""

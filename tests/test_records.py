@@ -49,6 +49,7 @@ def test_migrations_build_exactly_the_models_and_leave_optuna_alone(storage_url)
         "groupwise_runs",
         "groupwise_epochs",
         "groupwise_groups",
+        "groupwise_jobs",
     }
     assert storage.get_current_version() == optuna_version
     with storage.engine.connect() as connection:  # the migrations match the models exactly

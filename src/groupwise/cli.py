@@ -3,6 +3,7 @@ actionable sentence; only this layer prints it (one line, on stderr) and exits 2
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,8 +23,12 @@ from groupwise.errors import ConfigError, GroupwiseError
 # Each command imports what it needs when it runs: `groupwise --help` and `validate` must not
 # pay for Ray (or, for --help, torch and Optuna). tests/test_architecture.py checks it.
 if TYPE_CHECKING:
-    from groupwise.analysis import Table
+    from groupwise.analysis import BestTrial, StudyStatus, Table
+    from groupwise.config import TrialConfig
+    from groupwise.execution import LaunchResult
     from groupwise.execution import Progress as LaunchProgress
+    from groupwise.remote import Remote
+    from groupwise.store import Tally
 
 app = typer.Typer(
     name="groupwise",
@@ -98,6 +103,25 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="GROUPWISE_SERVER",
+        metavar="URL",
+        help="Ask a `groupwise serve` instead of the database (token: GROUPWISE_API_TOKEN).",
+        show_default=False,
+    ),
+]
+
+HostOption = Annotated[
+    str, typer.Option(metavar="HOST", help="Address to bind; loopback unless told.")
+]
+PortOption = Annotated[
+    int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")
+]
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -123,12 +147,29 @@ def launch(
         str | None,
         typer.Option(metavar="HOST:PORT", help="Join a running Ray cluster (e.g. 127.0.0.1:6380)."),
     ] = None,
+    server: ServerOption = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="With --server: submit, and return at once.")
+    ] = False,
 ) -> None:
     """Run a study (or continue it) until its budget; show progress; print the best config."""
+    if server:
+        _launch_remote(study_file, server, trials=trials, workers=workers, detach=detach)
+    else:
+        _launch_here(study_file, trials, workers, storage, ray_address)
+
+
+def _launch_here(
+    study_file: Path,
+    trials: int | None,
+    workers: int | None,
+    storage: str | None,
+    ray_address: str | None,
+) -> None:
     from groupwise.execution import launch as run_study
     from groupwise.plan import make_plan
     from groupwise.spec import read_study
-    from groupwise.store import mask, quiet_optuna
+    from groupwise.store import quiet_optuna
 
     quiet_optuna()  # our progress bar says it better than a log line per trial
     with user_errors():
@@ -147,6 +188,12 @@ def launch(
                 err=True,
             )
             raise typer.Exit(130) from None
+    _print_result(result, spec.objective.metric)
+
+
+def _print_result(result: LaunchResult, metric: str) -> None:
+    from groupwise.store import mask
+
     p = result.progress
     if result.note:
         out.print(result.note)
@@ -161,8 +208,75 @@ def launch(
     if result.best_config is None:
         out.print("no complete trial yet; `groupwise status` lists the failure reasons")
         return
-    out.print(f"best: trial {p.best_trial}, {spec.objective.metric} = {p.best:.6g}")
+    out.print(f"best: trial {p.best_trial}, {metric} = {p.best:.6g}")
     out.print(result.best_config.to_yaml().rstrip())
+
+
+def _launch_remote(
+    study_file: Path, server: str, *, trials: int | None, workers: int | None, detach: bool
+) -> None:
+    """Submit the study (its space inlined) to the service, then follow it to its end."""
+    from groupwise.remote import Remote
+    from groupwise.spec import study_document
+
+    with user_errors():
+        remote = Remote.of(server)
+        document = study_document(study_file)
+        if trials is not None:
+            document["budget"] = {**(document.get("budget") or {}), "trials": trials}
+        if workers is not None:
+            document["workers"] = {**(document.get("workers") or {}), "count": workers}
+        answer = remote.submit(document)
+    name = answer["name"]
+    out.print(f"submitted study {name} to {server}: {answer['state']}")
+    if detach:
+        return
+    body = _follow(remote, name, (document.get("budget") or {}).get("trials"))
+    if body["state"] == "failed":
+        typer.echo(f"error: study {name} failed on {server}: {body['reason']}", err=True)
+        raise typer.Exit(2)
+    counts = body.get("counts", {})
+    out.print(
+        f"study [bold]{name}[/] on {server}: {body['state']}: {counts.get('finished', 0)} "
+        f"finished ({counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
+        f"{counts.get('failed', 0)} failed)"
+    )
+    if body.get("best_trial") is None:
+        out.print("no complete trial yet; `groupwise status` lists the failure reasons")
+        return
+    out.print(f"best: trial {body['best_trial']}, {body['metric']} = {body['best_value']:.6g}")
+    with user_errors():
+        out.print(remote.text(f"/studies/{name}/config").rstrip())
+
+
+def _follow(remote: Remote, name: str, budget: int | None) -> dict[str, Any]:
+    """The study's progress bar until it ends; Ctrl-C stops following, not the study."""
+    import time
+
+    from groupwise.execution import Progress as LaunchProgress
+    from groupwise.store import FINAL
+
+    try:
+        with user_errors(), _progress_bar(name, budget) as update:
+            while (body := remote.study(name))["state"] not in FINAL:
+                update(LaunchProgress(_tally(body), budget, body.get("elapsed_s") or 0.0))
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"stopped following; the study runs on at {remote.server} "
+            f"(`groupwise status {name} --server {remote.server}`)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    return body
+
+
+def _tally(body: dict[str, Any]) -> Tally:
+    """The counts a service answers with, as the one count's record."""
+    from groupwise.store import Tally
+
+    fields = {f.name for f in dataclasses.fields(Tally)}  # not "finished", a property
+    return Tally(**{k: v for k, v in (body.get("counts") or {}).items() if k in fields})
 
 
 @contextmanager
@@ -208,16 +322,40 @@ def status(
         str | None, typer.Argument(metavar="STUDY", help="One study; default: all of them.")
     ] = None,
     storage: StorageOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Trial counts, best value and failure reasons per study."""
     from groupwise.analysis import status_table, study_status
 
     with user_errors():
-        rows = study_status(storage, study)
+        rows = _remote_status(server, study) if server else study_status(storage, study)
     render(status_table(rows))
     for r in rows:
         for number, reason in r.fail_reasons[-10:] if study else ():
             out.print(f"trial {number} {reason}")
+
+
+def _remote_status(server: str, study: str | None) -> list[StudyStatus]:
+    from groupwise.analysis import StudyStatus
+    from groupwise.remote import Remote
+
+    remote = Remote.of(server)
+    names = [study] if study else [s["name"] for s in remote.get("/studies")]
+    rows = []
+    for body in (remote.study(name) for name in names):
+        if "counts" not in body:
+            continue  # queued: no trial yet
+        rows.append(
+            StudyStatus(
+                study=body["name"],
+                task=body["task"],
+                metric=body["metric"],
+                direction=body["direction"],
+                counts=_tally(body),
+                fail_reasons=(),
+            )
+        )
+    return rows
 
 
 @app.command()
@@ -239,22 +377,42 @@ def best(
         Format, typer.Option("--format", metavar="table|json|yaml", help="Output format.")
     ] = Format.table,
     storage: StorageOption = None,
+    server: ServerOption = None,
 ) -> None:
     """The best trials and their configs (json/yaml output feeds build_optimizer)."""
     from groupwise import _yaml
-    from groupwise.analysis import best_table, best_trials
+    from groupwise.analysis import best_document, best_table, best_trials
 
     with user_errors():
-        rows = best_trials(study, storage, top)
-    document = rows[0].to_dict()
-    if top > 1:
-        document["top"] = [r.to_dict() for r in rows]
+        rows = _remote_best(server, study, top) if server else best_trials(study, storage, top)
+    document = best_document(rows, top)
     if format is Format.json:
         typer.echo(json.dumps(document, indent=2))
     elif format is Format.yaml:
         typer.echo(_yaml.dump(document).rstrip())
     else:
         render(best_table(rows))
+
+
+def _remote_best(server: str, study: str, top: int) -> list[BestTrial]:
+    from urllib.parse import quote
+
+    from groupwise.analysis import BestTrial
+    from groupwise.config import TrialConfig
+    from groupwise.remote import Remote
+
+    document = Remote.of(server).get(f"/studies/{quote(study)}/best", top=top)
+    return [
+        BestTrial(
+            d["study"],
+            d["trial"],
+            d["value"],
+            d["direction"],
+            d["metric"],
+            TrialConfig.from_dict(d["config"]),
+        )
+        for d in document.get("top", [document])
+    ]
 
 
 @app.command()
@@ -273,6 +431,7 @@ def export(
     epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
     storage: StorageOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Write a trial's config for build_optimizer(model, "best.yaml"), or with --runs or
     --epochs every run or epoch of the study as CSV or JSON (for pandas)."""
@@ -282,6 +441,11 @@ def export(
         _writable(output, force)
         if runs and epochs:
             raise ConfigError("--runs and --epochs write different tables; give one of them")
+        if server:
+            if runs or epochs:
+                raise ConfigError("--runs and --epochs read the database; drop --server")
+            out.print(f"wrote {_remote_config(server, study, trial).save(output)}")
+            return
         if runs or epochs:
             rows = run_rows(study, storage) if runs else epoch_rows(study, storage)
             path = write_rows(rows, output)
@@ -290,6 +454,17 @@ def export(
         config = load_best(study, storage) if trial is None else trial_config(study, trial, storage)
         path = config.save(output)
     out.print(f"wrote {path}")
+
+
+def _remote_config(server: str, study: str, trial: int | None) -> TrialConfig:
+    from urllib.parse import quote
+
+    from groupwise import _yaml
+    from groupwise.config import TrialConfig
+    from groupwise.remote import Remote
+
+    text = Remote.of(server).text(f"/studies/{quote(study)}/config", trial=trial)
+    return TrialConfig.from_dict(_yaml.load(text), source=f"{server} {study}")
 
 
 def _writable(path: Path, force: bool) -> None:
@@ -365,12 +540,8 @@ def report(
 @app.command()
 def dashboard(
     storage: StorageOption = None,
-    host: Annotated[
-        str, typer.Option(metavar="HOST", help="Address to bind; loopback unless told.")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")
-    ] = 8080,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
 ) -> None:
     """optuna-dashboard on the study database. Each trial's groupwise.config shows there
     under its user attributes."""
@@ -380,17 +551,8 @@ def dashboard(
 
     with user_errors():
         opened = open_storage(storage)  # never creates a database
-    try:  # a port in use is one line, before the web server prints its banner
-        with socket.create_server((host, port)):
-            pass
-    except OSError as e:
-        typer.echo(
-            f"error: cannot serve on {host}:{port}: {e.strerror or e}; pick another --port "
-            "or stop what holds it",
-            err=True,
-        )
-        raise typer.Exit(2) from None
-    if ipaddress.ip_address(socket.gethostbyname(host)).is_loopback is False:
+    _port_free(host, port)
+    if not _loopback(host):
         typer.echo(
             f"warning: optuna-dashboard has no login, and its API can delete studies; on "
             f"{host} anyone who reaches this port can; serve it behind `groupwise serve` "
@@ -401,6 +563,149 @@ def dashboard(
         f"optuna-dashboard for {mask(resolve_url(storage))} on http://{host}:{port} (Ctrl-C stops)"
     )
     run_server(opened, host=host, port=port)
+
+
+def _port_free(host: str, port: int) -> None:
+    """A port in use (or a host that does not resolve) is one line, before a web server
+    prints its banner."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        typer.echo(
+            f"error: cannot serve on {host}:{port}: {e.strerror or e}; pick another --port "
+            "or stop what holds it",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def _loopback(host: str) -> bool:
+    return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+
+
+JobsRayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Run every job's workers on this Ray cluster; default: each job starts its own.",
+    ),
+]
+TokensFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tokens-file",
+        metavar="PATH",
+        help="Hashed tokens, one `full|read sha256:<hex>` per line (groupwise hash-token).",
+    ),
+]
+AllowTaskOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-task-module",
+        metavar="PATTERN",
+        help="Modules whose module:function tasks submitted studies may name (fnmatch; "
+        "repeatable). Default: registered tasks only.",
+    ),
+]
+SpacesOption = Annotated[
+    Path, typer.Option(metavar="DIR", help="The search spaces submitted studies may name.")
+]
+NoAuthOption = Annotated[
+    bool, typer.Option("--no-auth", help="No tokens (only on a loopback address).")
+]
+
+
+@app.command()
+def serve(
+    storage: StorageOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    ray_address: JobsRayOption = None,
+    tokens_file: TokensFileOption = None,
+    allow_task_module: AllowTaskOption = None,
+    spaces: SpacesOption = Path("search_spaces"),
+    no_auth: NoAuthOption = False,
+) -> None:
+    """The REST API (docs at /docs): submit studies, follow and stop them, query results.
+    Tokens: GROUPWISE_API_TOKENS (full) and GROUPWISE_API_READ_TOKENS (read-only)."""
+    import uvicorn
+
+    from groupwise.service import ServiceSettings, Tokens, create_app
+    from groupwise.store import mask, resolve_url
+
+    with user_errors():
+        tokens = Tokens.load(file=tokens_file)
+        if tokens.empty and not no_auth:
+            raise ConfigError(
+                "no API token configured: set GROUPWISE_API_TOKENS (comma-separated) or give "
+                "--tokens-file; or, on a loopback address only, --no-auth"
+            )
+        if no_auth and not _loopback(host):
+            raise ConfigError(f"--no-auth is refused on {host}: without tokens, loopback only")
+        settings = ServiceSettings(
+            storage=resolve_url(storage),
+            spaces=spaces.resolve(),
+            tokens=tokens,
+            no_auth=no_auth,
+            ray_address=ray_address,
+            allow_task_modules=tuple(allow_task_module or ()),
+        )
+    _port_free(host, port)
+    if not _loopback(host):
+        typer.echo(
+            f"warning: serving plain HTTP on {host}: tokens cross the network in clear; put "
+            "TLS in front (a reverse proxy) or bind 127.0.0.1",
+            err=True,
+        )
+    out.print(
+        f"groupwise service for {mask(settings.storage)} on http://{host}:{port} "
+        f"(docs at /docs; Ctrl-C stops, running jobs resume at the next start)"
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command("hash-token")
+def hash_token(
+    access: Annotated[
+        str, typer.Argument(metavar="full|read", help="What the token may do.")
+    ] = "full",
+) -> None:
+    """Read a token on stdin, print its line for `groupwise serve --tokens-file`."""
+    from groupwise.service import digest
+
+    with user_errors():
+        if access not in ("full", "read"):
+            raise ConfigError(f"access: {access!r}; use full or read")
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise ConfigError('no token on stdin; e.g. `echo "$TOKEN" | groupwise hash-token`')
+    typer.echo(f"{access} sha256:{digest(token)}")
+
+
+@app.command("run-job", hidden=True)
+def run_job(
+    study: Annotated[str, typer.Argument(metavar="STUDY")],
+    storage: StorageOption = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS")] = None,
+) -> None:
+    """(Used by `groupwise serve`.) Launch a submitted study from its job record."""
+    from groupwise.execution import launch as run_study
+    from groupwise.spec import read_study_document
+    from groupwise.store import Jobs
+
+    with user_errors():
+        job = Jobs(storage).get(study)
+        if job is None:
+            raise ConfigError(f"no job for study {study!r}")
+        spec = read_study_document(job.document, where=f"job {study}", spaces=Path("."))
+        try:
+            result = run_study(spec, storage=storage, ray_address=ray_address)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: the running trials are recorded as interrupted", err=True)
+            raise typer.Exit(130) from None
+    out.print(f"{study}: {result.note or 'budget spent'}")
 
 
 @app.command()

@@ -34,6 +34,7 @@ from groupwise.analysis._tables import (
     status_table,
     studies_table,
 )
+from groupwise.analysis._trials import TrialPage, best_document, trial_page
 
 __all__ = [
     "FORMATS",
@@ -47,6 +48,8 @@ __all__ = [
     "StudyStatus",
     "StudySummary",
     "Table",
+    "TrialPage",
+    "best_document",
     "best_table",
     "best_trials",
     "compare",
@@ -61,6 +64,7 @@ __all__ = [
     "studies_table",
     "study_status",
     "trial_config",
+    "trial_page",
     "write_report",
     "write_rows",
 ]

@@ -12,8 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from groupwise.execution._driver import Driver
-    from groupwise.execution._launch import LaunchResult, launch
+    from groupwise.execution._driver import STOPPED, Driver
+    from groupwise.execution._launch import LaunchResult, check_launch, launch
     from groupwise.execution._progress import Progress
     from groupwise.execution._protocol import (
         Lost,
@@ -30,6 +30,8 @@ _LAZY = {
     "Progress": "_progress",
     "LaunchResult": "_launch",
     "launch": "_launch",
+    "check_launch": "_launch",
+    "STOPPED": "_driver",
     "Lost": "_protocol",
     "Reply": "_protocol",
     "Stopped": "_protocol",
@@ -50,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "STOPPED",
     "Driver",
     "LaunchResult",
     "Lost",
@@ -60,6 +63,7 @@ __all__ = [
     "Where",
     "Worker",
     "WorkerSettings",
+    "check_launch",
     "launch",
     "pick_device",
 ]

@@ -31,13 +31,14 @@ from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, Settle
 if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports it
     from groupwise.execution._pool import WorkerPool
 
-__all__ = ["DRIVER", "Driver", "Progress"]
+__all__ = ["DRIVER", "STOPPED", "Driver", "Progress"]
 
 DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # this process, recorded with each run
 # A launch whose first trials all fail for one reason stops: the rest would too.
 FIRST_FAILURES = 5
 # This many proposals in a row that repeat configs the study has run: nothing new is left.
 REPEATS_IN_A_ROW = 25
+STOPPED = "stopped on request: no new trials started; the running ones finished"
 
 
 @dataclass
@@ -133,14 +134,17 @@ class Driver:
         return target is not None and self.ledger.tally().finished >= target
 
     def _tick(self) -> None:
-        """Once per heartbeat: mark our trials alive, take in other drivers' writes, and fail
-        (and retry) trials whose driver has stopped beating."""
+        """Once per heartbeat: mark our trials alive, take in other drivers' writes, fail
+        (and retry) trials whose driver has stopped beating, and heed a stop request (the
+        service's: no new trials; the running ones finish and are recorded)."""
         ours = {run.opened.number for run in self.running.values()}
         self.ledger.heartbeat(ours)
         self.ledger.sync()
         for number in self.ledger.stale():
             if number not in ours and self.ledger.lose(number, self._stale_reason()):
                 self.ran += 1
+        if not self.note and self.ledger.stop_requested():
+            self.note = STOPPED
 
     def _stale_reason(self) -> str:
         return (

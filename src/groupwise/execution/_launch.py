@@ -27,7 +27,7 @@ from groupwise.store import CONFIG_ATTR, Ledger, StudyIdentity, Tally, open_stud
 if TYPE_CHECKING:  # the pool brings Ray: imported only once the study needs workers
     from groupwise.execution._pool import WorkerPool
 
-__all__ = ["LaunchResult", "launch"]
+__all__ = ["LaunchResult", "check_launch", "launch"]
 
 log = logging.getLogger("groupwise")
 
@@ -52,9 +52,7 @@ def launch(
     """Run (or continue) a study until its budget of finished trials or its time is spent."""
     plan = study if isinstance(study, Plan) else make_plan(study)  # every check, no writes
     spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
-    known = Ledger.check(url, who)  # read-only: a changed study file fails here, before Ray
-    for source in spec.warm_start.studies:
-        Ledger.check_source(url, who, source)  # and so does a study it cannot start from
+    known = check_launch(plan, url)
     if known is not None and _finished(spec, known):
         return _already_finished(plan, url, known)
     pool = _pool(spec, ray_address)
@@ -79,6 +77,17 @@ def launch(
             signal.signal(signal.SIGTERM, previous)
     progress = driver.progress()
     return LaunchResult(spec.name, url, progress, driver.best_config(), driver.ran, driver.note)
+
+
+def check_launch(plan: Plan, storage: str | None = None) -> Tally | None:
+    """What a launch checks in the database before Ray, read-only: an existing study of
+    this name must be this study (else StudyError naming what changed), and every warm-start
+    study must be one it can start from. Returns the study's counts, None if it is new."""
+    url, who = resolve_url(storage), _identity(plan)
+    known = Ledger.check(url, who)
+    for source in plan.spec.warm_start.studies:
+        Ledger.check_source(url, who, source)
+    return known
 
 
 def _stop(driver: Driver) -> None:

@@ -3,7 +3,14 @@
 Errors name the file, the key path, the bad value and what is allowed.
 """
 
-from groupwise.spec._load import read_search_space, read_study, validate_file
+from groupwise.spec._load import (
+    parse_yaml_text,
+    read_search_space,
+    read_study,
+    read_study_document,
+    study_document,
+    validate_file,
+)
 from groupwise.spec._space import (
     Choices,
     FloatSpan,
@@ -42,7 +49,10 @@ __all__ = [
     "Training",
     "WarmStart",
     "Workers",
+    "parse_yaml_text",
     "read_search_space",
     "read_study",
+    "read_study_document",
+    "study_document",
     "validate_file",
 ]

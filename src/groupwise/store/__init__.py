@@ -20,6 +20,7 @@ from groupwise.store._attrs import (
     TASK_ATTR,
 )
 from groupwise.store._counts import Tally, TrialClass, classify, tally
+from groupwise.store._jobs import ACTIVE, FINAL, Job, Jobs, JobState
 from groupwise.store._ledger import (
     Ending,
     EpochFacts,
@@ -40,6 +41,7 @@ from groupwise.store._open import (
     mask,
     open_storage,
     open_study,
+    ping,
     quiet_optuna,
     reconnecting,
     resolve_url,
@@ -57,14 +59,16 @@ from groupwise.store._records import (
     runs_of,
     start_run,
 )
-from groupwise.store._tables import Base, EpochRow, GroupRow, RunRow
+from groupwise.store._tables import Base, EpochRow, GroupRow, JobRow, RunRow
 
 __all__ = [
+    "ACTIVE",
     "ATTEMPT_ATTR",
     "CANONICAL_ATTR",
     "CONFIG_ATTR",
     "DEFAULT_STORAGE",
     "DUPLICATE_ATTR",
+    "FINAL",
     "FINGERPRINT_ATTR",
     "METRIC_ATTR",
     "REASON_ATTR",
@@ -82,6 +86,10 @@ __all__ = [
     "EpochRow",
     "GroupRecord",
     "GroupRow",
+    "Job",
+    "JobRow",
+    "JobState",
+    "Jobs",
     "Ledger",
     "Opened",
     "Outage",
@@ -105,6 +113,7 @@ __all__ = [
     "migrate",
     "open_storage",
     "open_study",
+    "ping",
     "quiet_optuna",
     "read_epochs",
     "read_groups",

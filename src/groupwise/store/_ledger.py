@@ -48,9 +48,10 @@ from groupwise.store._attrs import (
     TASK_ATTR,
 )
 from groupwise.store._counts import Tally, tally
+from groupwise.store._jobs import stop_requested
 from groupwise.store._migrate import migrate
 from groupwise.store._mirror import WriteThroughStorage
-from groupwise.store._open import check_exists, mask, open_storage, study_names
+from groupwise.store._open import check_exists, mask, open_storage, reconnecting, study_names
 from groupwise.store._records import GroupRecord, add_epoch, end_run, forget_runs, start_run
 
 __all__ = [
@@ -530,6 +531,15 @@ class Ledger:
     def sync(self) -> None:
         """Take in other drivers' writes."""
         self.mirror.sync()
+
+    def stop_requested(self) -> bool:
+        """Whether the service asked this study to start no more trials (its job's stop)."""
+
+        def read() -> bool:
+            with self.mirror.backend.engine.connect() as connection:
+                return stop_requested(connection, self.identity.name)
+
+        return reconnecting(read, "read the study's stop request", self.mirror.outage)
 
     @property
     def shared(self) -> bool:

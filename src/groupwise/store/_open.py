@@ -42,6 +42,7 @@ __all__ = [
     "mask",
     "open_storage",
     "open_study",
+    "ping",
     "quiet_optuna",
     "reconnecting",
     "resolve_url",
@@ -101,6 +102,17 @@ def open_storage(
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()  # connections made before the listener reopen with it
     return storage
+
+
+def ping(url: str | None) -> str:
+    """``"ok"`` if the database answers a query, else one line saying why (password masked)."""
+    try:
+        engine = open_storage(url, create=True).engine
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    except (StudyError, sqlalchemy.exc.SQLAlchemyError) as e:
+        return f"unreachable: {mask(str(e).splitlines()[0])}"
+    return "ok"
 
 
 def _sqlite_pragmas(connection: object, record: object) -> None:

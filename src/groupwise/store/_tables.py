@@ -11,6 +11,9 @@ is); these hold what Optuna has no place for. They are created and upgraded by A
   lr and the elapsed time.
 - ``groupwise_groups``: per run and group label, the optimizer, its settings, the parameter
   names and their count.
+- ``groupwise_jobs``: studies submitted to the service (``groupwise serve``): the study as
+  submitted, its state (queued, running, stopping, finished, stopped, failed) and why, and a
+  stop request. A job's state lives here so that it outlives the server.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "EpochRow", "GroupRow", "RunRow"]
+__all__ = ["Base", "EpochRow", "GroupRow", "JobRow", "RunRow"]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -97,3 +100,19 @@ class GroupRow(Base):
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     parameter_names: Mapped[list[str]] = mapped_column(JSON)
     parameter_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    __tablename__ = "groupwise_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(128), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the study, its space inline
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))  # UTC
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    runner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the serving server
+    stop_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
