@@ -390,3 +390,22 @@ def test_tokens_from_the_environment_and_a_file_of_hashes(tmp_path):
     with pytest.raises(ConfigError, match="line 1: expected `full sha256"):
         Tokens.load({}, file)
     assert Tokens.load({}).empty
+
+
+def test_a_job_moves_through_its_states_in_the_database(storage_url):
+    from groupwise.errors import StudyError
+    from groupwise.store import Jobs
+
+    jobs = Jobs(storage_url)
+    assert jobs.submit("j", {"budget": {"trials": 2}}, "f1").state == "queued"
+    with pytest.raises(StudyError, match="another task, search space"):
+        jobs.submit("j", {}, "f2")  # another study under the same name
+    assert jobs.claim("j", "here:1") and jobs.get("j").state == "running"
+    assert jobs.request_stop("j").state == "stopping"
+    again = jobs.submit("j", {"budget": {"trials": 4}}, "f1")  # resubmitted: the stop is withdrawn
+    assert again.state == "running" and not again.stop_requested
+    assert again.document["budget"]["trials"] == 4 and again.submitted_at > again.started_at
+    jobs.end("j", "finished")
+    assert jobs.get("j").state == "finished" and not jobs.claim("j", "here:1")
+    assert jobs.submit("j", {}, "f1").state == "queued"  # a finished study continues
+    assert jobs.request_stop("j").state == "stopped"  # queued: stops at once

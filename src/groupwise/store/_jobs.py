@@ -102,6 +102,8 @@ class Jobs:
                 row.reason = None
                 if row.state in FINAL:
                     row.state, row.ended_at = "queued", None
+                elif row.state == "stopping":  # the stop is withdrawn; if the launch has
+                    row.state = "running"  # stopped already, the runner queues it again
             session.flush()
             return Job.of(row)
 
