@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -23,3 +24,10 @@ def default_sigint() -> None:
     """(A ``preexec_fn``.) A suite started in the background (``cmd &``) ignores SIGINT and
     its children inherit that; a launch under test must take Ctrl-C as a terminal sends it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

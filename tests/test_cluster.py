@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,17 +14,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from paths import subprocess_env
+from paths import free_port, subprocess_env
 
 pytestmark = pytest.mark.integration
 
 TESTS = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ray_env() -> dict[str, str]:

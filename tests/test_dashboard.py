@@ -21,6 +21,7 @@ import pytest
 from groupwise.execution import launch
 from groupwise.spec import read_study
 from groupwise.store import CONFIG_ATTR
+from paths import free_port
 from test_cli_search import groupwise_exe, run
 from test_execution import make_study
 
@@ -29,12 +30,6 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)"
 )
 HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str) -> bytes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ import yaml
 from optuna.trial import TrialState
 
 from groupwise.config import TrialConfig
-from paths import subprocess_env
+from paths import free_port, subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL, READ = "full-token-0123456789abcdef", "read-token-0123456789abcdef"
 SLOW = "{name: 'user_tasks:faulty', options: {fault: none, delay_s: 0.05}}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -299,6 +292,7 @@ def test_serve_refuses_to_start_without_tokens(tmp_path):
     for extra, fragment in [
         ([], "no API token configured"),
         (["--no-auth", "--host", "0.0.0.0"], "--no-auth is refused"),
+        (["--no-auth", "--host", "no.such.host.invalid"], "does not resolve"),
     ]:
         done = subprocess.run([*base, *extra], capture_output=True, text=True, env=env, timeout=120)
         assert done.returncode == 2, done.stderr

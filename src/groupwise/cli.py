@@ -581,7 +581,10 @@ def _port_free(host: str, port: int) -> None:
 
 
 def _loopback(host: str) -> bool:
-    return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except OSError as e:
+        raise ConfigError(f"--host {host!r} does not resolve ({e}); give an address") from None
 
 
 JobsRayOption = Annotated[

@@ -66,13 +66,10 @@ class Remote:
         return kind(f"{self.server}: {message}")
 
     def get(self, path: str, **query: Any) -> Any:
-        kept = {k: v for k, v in query.items() if v is not None}
-        suffix = f"?{urllib.parse.urlencode(kept)}" if kept else ""
-        _, body, _ = self.request("GET", path + suffix)
-        return json.loads(body)
+        return json.loads(self.text(path, **query))
 
     def text(self, path: str, **query: Any) -> str:
-        kept = {k: v for k, v in query.items() if v is not None}
+        kept = {k: v for k, v in query.items() if v is not None}  # None: not asked
         suffix = f"?{urllib.parse.urlencode(kept)}" if kept else ""
         return self.request("GET", path + suffix)[1].decode("utf-8")
 

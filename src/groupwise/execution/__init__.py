@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from groupwise.execution._address import unreachable
     from groupwise.execution._driver import STOPPED, Driver
     from groupwise.execution._launch import LaunchResult, check_launch, launch
     from groupwise.execution._progress import Progress
@@ -31,6 +32,7 @@ _LAZY = {
     "LaunchResult": "_launch",
     "launch": "_launch",
     "check_launch": "_launch",
+    "unreachable": "_address",
     "STOPPED": "_driver",
     "Lost": "_protocol",
     "Reply": "_protocol",
@@ -66,4 +68,5 @@ __all__ = [
     "check_launch",
     "launch",
     "pick_device",
+    "unreachable",
 ]

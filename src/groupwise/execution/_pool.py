@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import ray
 
 from groupwise.errors import StudyError
+from groupwise.execution._address import unreachable
 from groupwise.execution._protocol import Lost, Reply, Where, WorkerSettings
 from groupwise.execution._worker import Worker
 
@@ -229,13 +229,10 @@ def _check_reachable(address: str | None) -> None:
     """Fail fast on a cluster address nobody answers: Ray itself waits minutes for it."""
     if address in (None, "", "auto", "local"):
         return
-    host, _, port = str(address).removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-    except (OSError, ValueError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    reason = unreachable(str(address))
+    if reason is not None:
         raise StudyError(
             f"cannot reach a Ray cluster at {address!r} ({reason}); start one with "
             "`ray start --head --port=PORT` and pass --ray-address HOST:PORT, or leave "
             "--ray-address out to run on this machine"
-        ) from e
+        )

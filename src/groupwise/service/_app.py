@@ -274,21 +274,12 @@ def get_health(request: Request) -> JSONResponse:
     database = ping(settings.storage)
     ray = "not configured (each job starts a private Ray)"
     if settings.ray_address:
-        ray = _reachable(settings.ray_address)
+        from groupwise.execution import unreachable  # a TCP connect; no Ray
+
+        ray = "unreachable" if unreachable(settings.ray_address) else "ok"
     ok = database == "ok" and ray != "unreachable"
     body = {"status": "ok" if ok else "degraded", "database": database, "ray": ray}
     return JSONResponse(body, status_code=200 if ok else 503)
-
-
-def _reachable(address: str) -> str:
-    import socket
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
-    except (OSError, ValueError):
-        return "unreachable"
-    return "ok"
 
 
 # -- /studies ----------------------------------------------------------------------------------
@@ -391,17 +382,19 @@ def list_studies(request: Request, access: Reader) -> list[dict[str, Any]]:
     ]
 
 
-def _study(request: Request, name: str) -> Job | None:
-    """The study's job (None for a study launched from the CLI); 404 if neither exists."""
+def _study(request: Request, name: str) -> tuple[Job | None, bool]:
+    """The study's job (None for a study launched from the CLI), and whether Optuna has the
+    study yet (a queued job's has not); 404 if neither exists."""
     job = _jobs(request).get(name)
-    if job is None and name not in study_names(open_storage(_settings(request).storage)):
+    stored = name in study_names(open_storage(_settings(request).storage))
+    if job is None and not stored:
         raise ServiceError(404, f"no study {name!r}; GET /studies lists them")
-    return job
+    return job, stored
 
 
 @studies.get("/{name}", summary="A study's state, counts (as `groupwise status`) and best")
 def get_study(request: Request, name: str, access: Reader) -> dict[str, Any]:
-    job = _study(request, name)
+    job, stored = _study(request, name)
     body: dict[str, Any] = {"name": name, "state": None, "reason": None}
     if job is not None:
         end = job.ended_at or dt.datetime.now(dt.UTC)
@@ -414,7 +407,7 @@ def get_study(request: Request, name: str, access: Reader) -> dict[str, Any]:
             "ended_at": job.ended_at.isoformat() if job.ended_at else None,
             "elapsed_s": (end - job.started_at).total_seconds() if job.started_at else None,
         }
-    if name in study_names(open_storage(_settings(request).storage)):
+    if stored:
         status = study_status(_settings(request).storage, name)[0]
         counts = dataclasses.asdict(status.counts)
         body |= {
@@ -496,7 +489,7 @@ def get_compare(
 
 @studies.post("/{name}/stop", summary="Start no more trials; the running ones finish")
 def stop(request: Request, name: str, access: Writer) -> dict[str, Any]:
-    if _study(request, name) is None:
+    if _study(request, name)[0] is None:
         raise ServiceError(
             409, f"study {name!r} was launched from the CLI, not submitted; stop it there"
         )
