@@ -95,3 +95,26 @@ def test_only_its_own_study(storage_url):
     mirror = WriteThroughStorage(backend, "s")
     with pytest.raises(Exception, match="mirrors one study"):
         mirror.set_study_user_attr(mirror.get_study_id_from_name("s") + 1, "k", 1)
+
+
+def test_a_heartbeat_left_by_a_deleted_study_does_not_block_its_successor(storage_url):
+    """A launch still beating for a study deleted under it leaves a heartbeat row behind
+    (Optuna inserts one without checking the trial exists); SQLite gives the next study's first
+    trial the same id, so that trial's own first heartbeat must replace the row, not collide."""
+    backend = open_storage(storage_url, create=True, heartbeat=(10, 60))
+    optuna.create_study(study_name="s", storage=backend)
+    mirror = WriteThroughStorage(backend, "s")
+    with mirror.transaction():
+        optuna.load_study(study_name="s", storage=mirror).ask()
+    (first,) = optuna.load_study(study_name="s", storage=backend).get_trials()
+    old_id = first._trial_id
+    optuna.delete_study(study_name="s", storage=backend)
+    backend.record_heartbeat(old_id)  # the launch that did not yet notice
+
+    optuna.create_study(study_name="s", storage=backend)
+    mirror = WriteThroughStorage(backend, "s")
+    with mirror.transaction():  # as a launch opens trials: the trial and its first beat at once
+        optuna.load_study(study_name="s", storage=mirror).ask()
+    (trial,) = optuna.load_study(study_name="s", storage=backend).get_trials()
+    assert trial.state == TrialState.RUNNING
+    assert mirror.beating() == {trial.number}

@@ -109,7 +109,12 @@ def insert_trial(
             if rows:
                 session.execute(sqlalchemy.insert(table), rows)
         if heartbeat and template.state == TrialState.RUNNING:
-            session.add(models.TrialHeartbeatModel(trial_id=new_id))
+            # SQLite reuses the ids of deleted trials, and Optuna's record_heartbeat inserts a
+            # row without checking the trial exists: a launch still beating for a study that
+            # was deleted under it leaves a row that would collide with this trial's.
+            beats = models.TrialHeartbeatModel
+            session.execute(sqlalchemy.delete(beats).where(beats.trial_id == new_id))
+            session.add(beats(trial_id=new_id))
         session.commit()
         return new_id, number
     except BaseException:
