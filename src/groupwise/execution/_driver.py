@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
 from groupwise.execution._progress import Progress
@@ -83,6 +84,7 @@ class Driver:
         self.ran += len(self.ledger.adopt_running(self._stale_reason()))  # a dead driver's
         next_tick = 0.0
         while True:
+            interrupts.check()  # a safe point: nothing half-written
             if time.perf_counter() >= next_tick:
                 self._tick()
                 next_tick = time.perf_counter() + self.spec.faults.heartbeat_s
@@ -96,7 +98,8 @@ class Driver:
             if not self.running and (self._done(target) or self.note):
                 return
             wake = min(next_tick, self._next_timeout(), self.deadline or math.inf)
-            reply = self.pool.wait(wake - time.perf_counter())
+            with interrupts.interruptible():
+                reply = self.pool.wait(wake - time.perf_counter())
             if reply is not None:
                 self._handle(*reply)
 

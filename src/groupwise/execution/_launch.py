@@ -9,12 +9,11 @@ before anything is written.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
 from groupwise.execution._driver import DRIVER, Driver
@@ -56,25 +55,12 @@ def launch(
     if known is not None and _finished(spec, known):
         return _already_finished(plan, url, known)
     pool = _pool(spec, ray_address)
-    driver: Driver | None = None
-    previous = None
     try:
         pool.start()  # the cluster can refuse the workers: before any write
-        previous = _sigterm_interrupts()
-        ledger = _ledger(plan, url, who)
-        for source in spec.warm_start.studies:
-            ledger.seed_from(source)
-        ledger.enqueue([(seed.recipe, seed.params) for seed in plan.seeds])
-        driver = Driver(plan, ledger, pool, on_progress, _memory_budget(spec, pool))
-        driver.run()
-    except BaseException:
-        if driver is not None:
-            _stop(driver)
-        raise
+        with interrupts.deferring():  # set after Ray's start-up, whose SIGTERM handler aborts
+            driver = _drive(plan, url, who, pool, on_progress)
     finally:
         pool.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     progress = driver.progress()
     return LaunchResult(spec.name, url, progress, driver.best_config(), driver.ran, driver.note)
 
@@ -90,6 +76,28 @@ def check_launch(plan: Plan, storage: str | None = None) -> Tally | None:
     return known
 
 
+def _drive(
+    plan: Plan,
+    url: str,
+    who: StudyIdentity,
+    pool: WorkerPool,
+    on_progress: Callable[[Progress], None] | None,
+) -> Driver:
+    """Record the study and its seeds, then run the driver to the end. Ctrl-C and SIGTERM
+    land only at its safe points; the trials running then are recorded as interrupted."""
+    ledger = _ledger(plan, url, who)
+    for source in plan.spec.warm_start.studies:
+        ledger.seed_from(source)
+    ledger.enqueue([(seed.recipe, seed.params) for seed in plan.seeds])
+    driver = Driver(plan, ledger, pool, on_progress, _memory_budget(plan.spec, pool))
+    try:
+        driver.run()
+    except BaseException:
+        _stop(driver)
+        raise
+    return driver
+
+
 def _stop(driver: Driver) -> None:
     """Record the running trials as interrupted (retried next launch), best effort: with the
     database gone, they stay RUNNING and the next launch fails them as stale instead."""
@@ -97,19 +105,6 @@ def _stop(driver: Driver) -> None:
         driver.stop("interrupted: the driver stopped while the trial ran")
     except StudyError as e:
         log.warning("could not record the running trials as interrupted: %s", e)
-
-
-def _sigterm_interrupts() -> Any:
-    """SIGTERM (what container runtimes and `kill` send) stops a launch as Ctrl-C does: the
-    running trials are recorded as interrupted, and retried by the next launch. Set after
-    Ray has started, whose own handler would abort the process; returns the handler before."""
-    if threading.current_thread() is not threading.main_thread():
-        return None  # only the main thread may set handlers; a library caller keeps its own
-    return signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _finished(spec: StudySpec, counts: Tally) -> bool:

@@ -29,6 +29,7 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 
+from groupwise import _interrupts as interrupts
 from groupwise.errors import StudyError
 
 log = logging.getLogger("groupwise")
@@ -217,7 +218,8 @@ def reconnecting(call: Callable[[], T], what: str, outage: Outage | None = None)
                     "; check the server, then run the same `groupwise launch` again to resume"
                 ) from e
             log.warning("database unreachable (%s); retrying in %.1f s", what, delay)
-            time.sleep(delay)
+            with interrupts.interruptible():  # the call failed, so it wrote nothing
+                time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
 
