@@ -24,11 +24,12 @@ from groupwise.store import (
     RETRIED_ATTR,
     SEEDED_ATTR,
     TASK_ATTR,
+    Source,
     Tally,
     check_exists,
-    open_storage,
     open_study,
-    study_names,
+    source_url,
+    study_names_in,
     tally,
 )
 
@@ -115,7 +116,7 @@ def best_first(rows: Sequence[Trained], direction: str) -> list[Trained]:
     return sorted((r for r in rows if r.value is not None), key=lambda r: sign * (r.value or 0.0))
 
 
-def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[BestTrial]:
+def best_trials(study: str, storage: Source = None, top: int = 1) -> list[BestTrial]:
     """The ``top`` complete trials, best first (duplicates of one training shown once)."""
     loaded = open_study(study, storage)
     direction = loaded.direction.name.lower()
@@ -130,12 +131,12 @@ def best_trials(study: str, storage: str | None = None, top: int = 1) -> list[Be
     ]
 
 
-def load_best(study: str, storage: str | None = None) -> TrialConfig:
+def load_best(study: str, storage: Source = None) -> TrialConfig:
     """The best trial's TrialConfig; ``build_optimizer(model, load_best(...))`` rebuilds it."""
     return best_trials(study, storage, top=1)[0].config
 
 
-def trial_config(study: str, trial: int, storage: str | None = None) -> TrialConfig:
+def trial_config(study: str, trial: int, storage: Source = None) -> TrialConfig:
     loaded = open_study(study, storage)
     trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
     if trial not in trials:
@@ -149,14 +150,13 @@ def trial_config(study: str, trial: int, storage: str | None = None) -> TrialCon
     return TrialConfig.from_json(trials[trial].user_attrs[CONFIG_ATTR])
 
 
-def study_status(storage: str | None = None, study: str | None = None) -> list[StudyStatus]:
-    opened = open_storage(storage)
-    names = study_names(opened)
+def study_status(storage: Source = None, study: str | None = None) -> list[StudyStatus]:
+    names = study_names_in(storage)
     if study is not None:
-        check_exists(study, names, storage)
+        check_exists(study, names, source_url(storage))
     out = []
     for name in [study] if study else names:
-        loaded = optuna.load_study(study_name=name, storage=opened)
+        loaded = open_study(name, storage)
         trials = loaded.get_trials(deepcopy=False)
         direction = loaded.direction.name.lower()
         reasons = tuple(  # failures, and trials pruned as infeasible (out of memory)

@@ -21,6 +21,7 @@ from groupwise.store import (
     METRIC_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
+    Source,
     Tally,
     open_study,
     tally,
@@ -97,7 +98,7 @@ def _stats(values: Sequence[float], direction: str) -> tuple[float | None, float
     return (min(values) if direction == "minimize" else max(values)), statistics.median(values)
 
 
-def compare(study: str, storage: str | None = None, top: int | None = None) -> Comparison:
+def compare(study: str, storage: Source = None, top: int | None = None) -> Comparison:
     """Per scheme: best, median and counts; per group label and optimizer: best, median,
     which one wins; per label: the lr range of the ``top`` best trials (default: the best
     fifth, at least 3) against the range every complete trial tried."""
@@ -205,7 +206,7 @@ class StudySummary:
     trials_to_baseline: int | None  # trials (in order) until one matched the first study's best
 
 
-def compare_studies(studies: Sequence[str], storage: str | None = None) -> list[StudySummary]:
+def compare_studies(studies: Sequence[str], storage: Source = None) -> list[StudySummary]:
     """Studies on the same task and metric side by side; the first is the baseline."""
     loaded = [open_study(name, storage) for name in studies]
     identity = [

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from groupwise.errors import ConfigError
-from groupwise.store import CONFIG_ATTR, REASON_ATTR, TrialClass, classify, open_study
+from groupwise.store import CONFIG_ATTR, REASON_ATTR, Source, TrialClass, classify, open_study
 
 __all__ = ["TrialPage", "best_document", "trial_page"]
 
@@ -25,7 +25,7 @@ class TrialPage:
 
 def trial_page(
     study: str,
-    storage: str | None = None,
+    storage: Source = None,
     *,
     state: str | None = None,
     offset: int = 0,

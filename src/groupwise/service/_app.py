@@ -50,7 +50,7 @@ from groupwise.service._dashboard import (
 )
 from groupwise.service._runner import Runner
 from groupwise.spec import StudySpec, parse_yaml_text, read_study_document
-from groupwise.store import Job, Jobs, open_storage, ping, study_names
+from groupwise.store import Job, Jobs, StudyReader, ping
 
 __all__ = ["MAX_BODY", "ServiceSettings", "create_app"]
 
@@ -183,7 +183,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sessions = Sessions(settings.tokens, settings.no_auth)
-    dashboard = optuna_dashboard.wsgi(open_storage(settings.storage, create=True))
+    # one storage for the server's life; read endpoints keep each study mirrored in memory
+    app.state.reader = reader = StudyReader(settings.storage)
+    dashboard = optuna_dashboard.wsgi(reader.storage)
     app.add_middleware(DashboardGate, dashboard=dashboard, sessions=app.state.sessions)
     app.add_middleware(BodyLimit)
     _handlers(app)
@@ -220,6 +222,11 @@ def _handlers(app: FastAPI) -> None:
 def _settings(request: Request) -> ServiceSettings:
     settings: ServiceSettings = request.app.state.settings
     return settings
+
+
+def _reader(request: Request) -> StudyReader:
+    reader: StudyReader = request.app.state.reader
+    return reader
 
 
 def _jobs(request: Request) -> Jobs:
@@ -271,7 +278,7 @@ health = APIRouter(tags=["health"])
 @health.get("/health", summary="Database and Ray reachable (no token needed)")
 def get_health(request: Request) -> JSONResponse:
     settings = _settings(request)
-    database = ping(settings.storage)
+    database = ping(_reader(request).storage)
     ray = "not configured (each job starts a private Ray)"
     if settings.ray_address:
         from groupwise.execution import unreachable  # a TCP connect; no Ray
@@ -375,7 +382,7 @@ def _inlined(data: Mapping[str, Any], spaces: Path) -> dict[str, Any]:
 @studies.get("", summary="Every study: jobs and studies launched from the CLI")
 def list_studies(request: Request, access: Reader) -> list[dict[str, Any]]:
     jobs = {job.study: job for job in _jobs(request).all()}
-    names = set(jobs) | set(study_names(open_storage(_settings(request).storage, create=True)))
+    names = set(jobs) | set(_reader(request).names())
     return [
         {"name": n, "state": jobs[n].state if n in jobs else None, "url": f"/studies/{n}"}
         for n in sorted(names)
@@ -386,7 +393,7 @@ def _study(request: Request, name: str) -> tuple[Job | None, bool]:
     """The study's job (None for a study launched from the CLI), and whether Optuna has the
     study yet (a queued job's has not); 404 if neither exists."""
     job = _jobs(request).get(name)
-    stored = name in study_names(open_storage(_settings(request).storage))
+    stored = name in _reader(request).names()
     if job is None and not stored:
         raise ServiceError(404, f"no study {name!r}; GET /studies lists them")
     return job, stored
@@ -408,7 +415,7 @@ def get_study(request: Request, name: str, access: Reader) -> dict[str, Any]:
             "elapsed_s": (end - job.started_at).total_seconds() if job.started_at else None,
         }
     if stored:
-        status = study_status(_settings(request).storage, name)[0]
+        status = study_status(_reader(request), name)[0]
         counts = dataclasses.asdict(status.counts)
         body |= {
             "task": status.task,
@@ -431,9 +438,7 @@ def get_trials(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     _study(request, name)
-    page = read_trial_page(
-        name, _settings(request).storage, state=state, offset=offset, limit=limit
-    )
+    page = read_trial_page(name, _reader(request), state=state, offset=offset, limit=limit)
     return {"total": page.total, "offset": page.offset, "trials": list(page.trials)}
 
 
@@ -442,7 +447,7 @@ def get_best(
     request: Request, name: str, access: Reader, top: Annotated[int, Query(ge=1, le=1000)] = 1
 ) -> dict[str, Any]:
     _study(request, name)
-    return best_document(best_trials(name, _settings(request).storage, top), top)
+    return best_document(best_trials(name, _reader(request), top), top)
 
 
 @studies.get(
@@ -454,7 +459,7 @@ def get_config(
     request: Request, name: str, access: Reader, trial: Annotated[int | None, Query(ge=0)] = None
 ) -> PlainTextResponse:
     _study(request, name)
-    storage = _settings(request).storage
+    storage = _reader(request)
     config = (
         best_trials(name, storage, 1)[0].config
         if trial is None
@@ -471,7 +476,7 @@ def get_compare(
     by: Literal["scheme", "optimizer", "group"] = "scheme",
 ) -> dict[str, Any]:
     _study(request, name)
-    found = compare(name, _settings(request).storage)
+    found = compare(name, _reader(request))
     rows: tuple[Any, ...] = {
         "scheme": found.by_scheme,
         "optimizer": found.by_optimizer,

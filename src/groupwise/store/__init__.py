@@ -40,12 +40,18 @@ from groupwise.store._open import (
     connection_lost,
     mask,
     open_storage,
-    open_study,
     ping,
     quiet_optuna,
     reconnecting,
     resolve_url,
     study_names,
+)
+from groupwise.store._reader import (
+    Source,
+    StudyReader,
+    open_study,
+    source_url,
+    study_names_in,
 )
 from groupwise.store._records import (
     GroupRecord,
@@ -97,7 +103,9 @@ __all__ = [
     "Refusal",
     "RunRow",
     "Settled",
+    "Source",
     "StudyIdentity",
+    "StudyReader",
     "Tally",
     "TrialClass",
     "WriteThroughStorage",
@@ -122,7 +130,9 @@ __all__ = [
     "resolve_url",
     "revision_of",
     "runs_of",
+    "source_url",
     "start_run",
     "study_names",
+    "study_names_in",
     "tally",
 ]

@@ -176,6 +176,22 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         return self._backend_study
 
     # -- keeping the mirror in step with the database ------------------------------------------
+    def same_study(self) -> bool:
+        """Whether the database's study is still the one mirrored. A study deleted and made
+        again under its name has a new id on PostgreSQL, but on SQLite it (and its trials) may
+        take the old ids: its first trial, read back by id, tells the two apart."""
+        if self.backend.get_study_id_from_name(self.study_name) != self._backend_study:
+            return False
+        first = self._to_backend.get(0)
+        if first is None:
+            return True  # nothing mirrored yet: a sync reads whatever is there
+        try:
+            stored = self._write("read the study", lambda: self.backend.get_trial(first))
+        except KeyError:
+            return False
+        held = self.memory.get_trial(0)
+        return (stored.number, stored.datetime_start) == (held.number, held.datetime_start)
+
     def sync(self) -> None:
         """Bring in trials other drivers created or changed since the last sync.
 

@@ -42,7 +42,6 @@ __all__ = [
     "connection_lost",
     "mask",
     "open_storage",
-    "open_study",
     "ping",
     "quiet_optuna",
     "reconnecting",
@@ -105,11 +104,13 @@ def open_storage(
     return storage
 
 
-def ping(url: str | None) -> str:
-    """``"ok"`` if the database answers a query, else one line saying why (password masked)."""
+def ping(storage: str | optuna.storages.RDBStorage | None) -> str:
+    """``"ok"`` if the database answers a query, else one line saying why (password masked).
+    ``storage``: a URL, or a storage already open (its engine's pool is reused)."""
     try:
-        engine = open_storage(url, create=True).engine
-        with engine.connect() as connection:
+        if not isinstance(storage, optuna.storages.RDBStorage):
+            storage = open_storage(storage, create=True)
+        with storage.engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except (StudyError, sqlalchemy.exc.SQLAlchemyError) as e:
         return f"unreachable: {mask(str(e).splitlines()[0])}"
@@ -147,13 +148,6 @@ def begin(connection: sqlalchemy.Connection) -> Iterator[None]:
 
 def study_names(storage: optuna.storages.RDBStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
-
-
-def open_study(study: str, storage: str | None) -> optuna.Study:
-    """An existing study by name, to read; a one-line error naming the studies there if not."""
-    opened = open_storage(storage)
-    check_exists(study, study_names(opened), storage)
-    return optuna.load_study(study_name=study, storage=opened)
 
 
 def check_exists(study: str, names: list[str], storage: str | None) -> None:

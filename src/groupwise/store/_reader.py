@@ -1,0 +1,85 @@
+"""StudyReader: one study database opened once, for a process that reads it again and again
+(the service).
+
+Opening a storage costs an engine and Optuna's schema check, and reading a study through
+Optuna reads every trial, each with its parameters and attributes: on a 1,000-trial study,
+most of a read request's time (BENCHMARKS.md, the service). Here the storage is opened once,
+and each study read is a :class:`WriteThroughStorage` mirror kept for the reader's life and
+brought up to date before every read, reading only the trials that can have changed (new
+ones, and those the mirror holds unfinished: finished trials never change).
+
+A study deleted and created again under the same name is noticed (even where SQLite gives it
+the old ids) and read anew. Reads are serialised by one lock, so a mirror is never synced by
+two threads at once; a Study handed out keeps reading the trials it was handed, which later
+syncs replace, not change.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import optuna
+
+from groupwise.store._mirror import WriteThroughStorage
+from groupwise.store._open import check_exists, open_storage, resolve_url, study_names
+
+__all__ = ["Source", "StudyReader", "open_study", "source_url", "study_names_in"]
+
+PATIENCE_S = 10.0  # a read waits this long for a database that restarts, not a launch's 120 s
+
+
+class StudyReader:
+    """Read studies of one database, each mirrored in memory after its first read."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = resolve_url(url)
+        self.storage = open_storage(url, create=True)
+        self._mirrors: dict[str, WriteThroughStorage] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return study_names(self.storage)
+
+    def study(self, name: str) -> optuna.Study:
+        """The study ``name`` as it is in the database now; StudyError if there is none."""
+        with self._lock:
+            mirror = self._mirror(name)
+            return optuna.load_study(study_name=name, storage=mirror)
+
+    def _mirror(self, name: str) -> WriteThroughStorage:
+        try:
+            held = self._mirrors.get(name)
+            if held is not None and held.same_study():
+                held.sync()
+                return held
+            mirror = WriteThroughStorage(self.storage, name, patience_s=PATIENCE_S)
+        except KeyError:  # none by that name, or deleted since it was looked up
+            self._mirrors.pop(name, None)
+            check_exists(name, self.names(), self.url)  # raises, naming the studies there
+            raise
+        self._mirrors[name] = mirror
+        return mirror
+
+
+Source = str | StudyReader | None  # a database URL (opened per call), a reader, or the default
+
+
+def open_study(study: str, storage: Source) -> optuna.Study:
+    """An existing study by name, to read; a one-line error naming the studies there if not."""
+    if isinstance(storage, StudyReader):
+        return storage.study(study)
+    opened = open_storage(storage)
+    check_exists(study, study_names(opened), storage)
+    return optuna.load_study(study_name=study, storage=opened)
+
+
+def source_url(storage: Source) -> str:
+    """The database URL a source reads."""
+    return storage.url if isinstance(storage, StudyReader) else resolve_url(storage)
+
+
+def study_names_in(storage: Source) -> list[str]:
+    """The names of the studies in a database, sorted."""
+    if isinstance(storage, StudyReader):
+        return storage.names()
+    return study_names(open_storage(storage))
