@@ -14,6 +14,7 @@ and written as lists.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -54,7 +55,7 @@ class SchemeChoice:
             return f"{self.name}({_short(next(iter(options.values())))})"
         return f"{self.name}({', '.join(f'{k}={_short(v)}' for k, v in sorted(options.items()))})"
 
-    @property
+    @functools.cached_property  # frozen: computed once (a study's reads ask it per trial)
     def key(self) -> str:
         """Equal for equal schemes, distinct otherwise (JSON of the full spec)."""
         return json.dumps(_to_plain(self.to_data()), sort_keys=True)

@@ -6,6 +6,7 @@ database stays readable by every Optuna tool.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,9 +99,17 @@ class Trained:
         return value if value is not None and math.isfinite(value) else None
 
 
+@functools.lru_cache(maxsize=20_000)
+def config_of(text: str) -> TrialConfig:
+    """A trial's config, parsed once per distinct text: configs are frozen records, so one
+    parse serves every later read (the service reads the same trials again and again; the
+    parse was most of a read of a 1,000-trial study, BENCHMARKS.md)."""
+    return TrialConfig.from_json(text)
+
+
 def trained_trials(study: optuna.Study) -> list[Trained]:
     return [
-        Trained(t, TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]))
+        Trained(t, config_of(t.user_attrs[CONFIG_ATTR]))
         for t in study.get_trials(deepcopy=False)
         if t.state.is_finished()
         and CONFIG_ATTR in t.user_attrs
@@ -147,7 +156,7 @@ def trial_config(study: str, trial: int, storage: Source = None) -> TrialConfig:
         raise StudyError(
             f"trial {trial} of {study!r} has no groupwise config (it was not sampled by groupwise)"
         )
-    return TrialConfig.from_json(trials[trial].user_attrs[CONFIG_ATTR])
+    return config_of(trials[trial].user_attrs[CONFIG_ATTR])
 
 
 def study_status(storage: Source = None, study: str | None = None) -> list[StudyStatus]:

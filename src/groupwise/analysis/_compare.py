@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from groupwise.analysis._best import Trained, best_first, trained_trials
-from groupwise.config import TrialConfig
+from groupwise.analysis._best import Trained, best_first, config_of, trained_trials
 from groupwise.errors import StudyError
 from groupwise.store import (
     CONFIG_ATTR,
@@ -129,10 +128,13 @@ def _scheme_summaries(
 ) -> tuple[SchemeSummary, ...]:
     out = []
     names: dict[str, int] = {}
+    values: dict[str, list[float]] = {}
+    for r in rows:
+        if r.value is not None:
+            values.setdefault(r.config.scheme.key, []).append(r.value)
     for key, (display, trials) in sorted(_by_scheme(study).items(), key=lambda kv: kv[1][0]):
         counts = tally(trials, direction)
-        mine = [r.value for r in rows if r.config.scheme.key == key and r.value is not None]
-        best, median = _stats(mine, direction)
+        best, median = _stats(values.get(key, []), direction)
         names[display] = names.get(display, 0) + 1  # two schemes shown alike: number them
         shown = display if names[display] == 1 else f"{display} #{names[display]}"
         out.append(
@@ -182,7 +184,7 @@ def _by_scheme(
     out: dict[str, tuple[str, list[optuna.trial.FrozenTrial]]] = {}
     for t in study.get_trials(deepcopy=False):
         if CONFIG_ATTR in t.user_attrs:
-            scheme = TrialConfig.from_json(t.user_attrs[CONFIG_ATTR]).scheme
+            scheme = config_of(t.user_attrs[CONFIG_ATTR]).scheme
             out.setdefault(scheme.key, (str(scheme), []))[1].append(t)
     return out
 
