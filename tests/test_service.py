@@ -21,6 +21,7 @@ import yaml
 from optuna.trial import TrialState
 
 from groupwise.config import TrialConfig
+from groupwise.execution import unreachable
 from paths import free_port, subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,12 +249,17 @@ def test_a_changed_study_under_an_existing_name_is_409(serve, tmp_path):
 
 
 def test_two_studies_at_once_and_a_stop(serve, tmp_path):
+    """Both jobs run on the one Ray head the server started (not a private Ray each), and
+    the head stops with the server."""
     storage = f"sqlite:///{tmp_path}/s.db"
     server = serve(storage, "--allow-task-module", "user_tasks")
     with server.client() as client:
+        assert client.get("/health").json()["ray_address"] is None  # no job yet, no Ray
         assert post(client, study("slow", trials=200, task=SLOW)).status_code == 201
         assert post(client, study("quick", trials=3)).status_code == 201
         wait_trials(storage, "slow", lambda ts: count(ts, TrialState.COMPLETE) >= 1)
+        health = client.get("/health").json()
+        assert health["ray"] == "ok" and health["ray_address"].startswith("127.0.0.1:"), health
         stopping = client.post("/studies/slow/stop")
         assert stopping.status_code == 200 and stopping.json()["state"] == "stopping"
         assert wait_state(client, "slow", "stopped")["counts"]["running"] == 0
@@ -261,6 +267,19 @@ def test_two_studies_at_once_and_a_stop(serve, tmp_path):
     trials = optuna.load_study(study_name="slow", storage=storage).get_trials()
     assert count(trials, TrialState.RUNNING) == 0 and count(trials, TrialState.FAIL) == 0
     assert len(trials) < 200
+    quick = optuna.load_study(study_name="quick", storage=storage).get_trials()
+    nodes = {
+        t.user_attrs["groupwise.run"]["node"]
+        for t in trials + quick
+        if t.user_attrs.get("groupwise.run")
+    }
+    assert len(nodes) == 1, nodes  # one cluster: a private Ray per job would be a node each
+
+    server.kill(signal.SIGINT)
+    deadline = time.monotonic() + 300
+    while not unreachable(health["ray_address"]):  # the head goes with the server
+        assert time.monotonic() < deadline, "the server's Ray head outlived it"
+        time.sleep(1)
 
 
 def test_a_server_killed_mid_study_resumes_it_with_nothing_lost_or_counted_twice(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from groupwise.execution._address import unreachable
     from groupwise.execution._driver import STOPPED, Driver
+    from groupwise.execution._head import AUTH_ENV, LocalHead, own_group_dying_with_parent
     from groupwise.execution._launch import LaunchResult, check_launch, launch
     from groupwise.execution._progress import Progress
     from groupwise.execution._protocol import (
@@ -33,6 +34,9 @@ _LAZY = {
     "launch": "_launch",
     "check_launch": "_launch",
     "unreachable": "_address",
+    "AUTH_ENV": "_head",
+    "LocalHead": "_head",
+    "own_group_dying_with_parent": "_head",
     "STOPPED": "_driver",
     "Lost": "_protocol",
     "Reply": "_protocol",
@@ -54,9 +58,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AUTH_ENV",
     "STOPPED",
     "Driver",
     "LaunchResult",
+    "LocalHead",
     "Lost",
     "Progress",
     "Reply",
@@ -67,6 +73,7 @@ __all__ = [
     "WorkerSettings",
     "check_launch",
     "launch",
+    "own_group_dying_with_parent",
     "pick_device",
     "unreachable",
 ]

@@ -279,13 +279,17 @@ health = APIRouter(tags=["health"])
 def get_health(request: Request) -> JSONResponse:
     settings = _settings(request)
     database = ping(_reader(request).storage)
-    ray = "not configured (each job starts a private Ray)"
-    if settings.ray_address:
-        from groupwise.execution import unreachable  # a TCP connect; no Ray
+    from groupwise.execution import unreachable  # a TCP connect; no Ray
 
-        ray = "unreachable" if unreachable(settings.ray_address) else "ok"
+    head = request.app.state.runner.head
+    address = settings.ray_address or (head.address if head and head.alive() else None)
+    if address is None:
+        ray = "not started (this server starts a local head with the next job)"
+    else:
+        ray = "unreachable" if unreachable(address) else "ok"
     ok = database == "ok" and ray != "unreachable"
-    body = {"status": "ok" if ok else "degraded", "database": database, "ray": ray}
+    status = "ok" if ok else "degraded"
+    body = {"status": status, "database": database, "ray": ray, "ray_address": address}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -8,13 +8,15 @@ server dies (Linux: ``PR_SET_PDEATHSIG``), which a launch handles as Ctrl-C: its
 trials are recorded as interrupted and retried when the next server resumes the job. So a
 restarted server continues every queued and running study, nothing lost or counted twice.
 
+Without a cluster address the jobs share one Ray head the runner starts on this machine
+when the first job needs it (:class:`~groupwise.execution.LocalHead`), and stops last.
+
 One server per database: a second server on the same database would run the same jobs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -25,6 +27,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+from groupwise.errors import StudyError
+from groupwise.execution import AUTH_ENV, LocalHead, own_group_dying_with_parent
 from groupwise.store import ACTIVE, Jobs, mask
 
 __all__ = ["Runner"]
@@ -41,12 +45,6 @@ class _Process:
     reader: threading.Thread | None = None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgrp()  # its own group: a Ctrl-C at the server's terminal is the server's alone
-
-
 class Runner:
     """Starts and settles the jobs of one database."""
 
@@ -56,6 +54,8 @@ class Runner:
         self.jobs, self.storage, self.ray_address = jobs, storage, ray_address
         self.poll_s = poll_s
         self.running: dict[str, _Process] = {}
+        self.head: LocalHead | None = None  # started for the first job, without ray_address
+        self.grace_s = 60.0  # how long a launch may take to stop before it is killed
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="groupwise-jobs", daemon=True)
@@ -70,30 +70,44 @@ class Runner:
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stop the loop and interrupt the launches (their running trials are recorded as
-        interrupted; the next server resumes the jobs)."""
+        interrupted; the next server resumes the jobs), then the local Ray head."""
+        self.grace_s = timeout_s
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join()
+        else:
+            self._shutdown()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except Exception:  # a database hiccup must not end the loop: try next poll
+                    log.exception("groupwise service: checking the jobs failed; trying again")
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+        finally:
+            # Here, not in close(): the launches and the head were started by this thread, and
+            # the kernel sends them SIGTERM when it ends (PR_SET_PDEATHSIG), so it ends last.
+            self._shutdown()
+
+    def _shutdown(self) -> None:
         with self._lock:
             for running in self.running.values():
                 _signal(running.proc, signal.SIGINT)
             for running in self.running.values():
                 try:
-                    running.proc.wait(timeout_s)
+                    running.proc.wait(self.grace_s)
                 except subprocess.TimeoutExpired:
                     _signal(running.proc, signal.SIGKILL)
                     running.proc.wait()
             self.running.clear()
-
-    # -- the loop ---------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # a database hiccup must not end the loop: try again next poll
-                log.exception("groupwise service: checking the jobs failed; trying again")
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+            if self.head is not None:
+                self.head.close()  # after the launches: they stop their workers through it
+                self.head = None
 
     def step(self) -> None:
         with self._lock:
@@ -107,14 +121,35 @@ class Runner:
                     if job.state == "stopping":  # its launch ended with the last server
                         self.jobs.end(job.study, "stopped", "stopped on request")
                     elif self.jobs.claim(job.study, RUNNER):
-                        self.running[job.study] = self._spawn(job.study)
+                        self._run(job.study)
 
-    def _spawn(self, study: str) -> _Process:
-        command = [sys.executable, "-m", "groupwise", "run-job", study, "--storage", self.storage]
+    def _run(self, study: str) -> None:
+        try:
+            address, env = self._cluster()
+        except StudyError as e:  # no Ray to run it on: the job fails with why
+            self.jobs.end(study, "failed", str(e)[:2000])
+            return
+        self.running[study] = self._spawn(study, address, env)
+
+    def _cluster(self) -> tuple[str, dict[str, str]]:
+        """The Ray address a job joins, and the environment it needs to: the one given, or
+        this server's own head (started now if it is not running)."""
         if self.ray_address:
-            command += ["--ray-address", self.ray_address]
+            return self.ray_address, {}
+        if self.head is None or not self.head.alive():
+            if self.head is not None:
+                log.warning("groupwise service: the local Ray head died; starting another")
+            self.head = LocalHead()
+            self.head.start()
+            log.info("groupwise service: jobs share a local Ray head at %s", self.head.address)
+        return self.head.address, AUTH_ENV
+
+    def _spawn(self, study: str, address: str, extra_env: dict[str, str]) -> _Process:
+        command = [sys.executable, "-m", "groupwise", "run-job", study, "--storage", self.storage]
+        command += ["--ray-address", address]
         # The API's tokens are the server's alone: a job's launch (and its task) never sees them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("GROUPWISE_API_")}
+        env |= extra_env
         proc = subprocess.Popen(
             command,
             env=env,
@@ -123,7 +158,7 @@ class Runner:
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            preexec_fn=_die_with_parent,
+            preexec_fn=own_group_dying_with_parent,
         )
         running = _Process(proc)
         running.reader = threading.Thread(target=_drain, args=(proc, running.tail), daemon=True)
