@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from groupwise.execution._address import unreachable
     from groupwise.execution._driver import STOPPED, Driver
-    from groupwise.execution._head import AUTH_ENV, LocalHead, own_group_dying_with_parent
+    from groupwise.execution._head import AUTH_ENV, LocalHead, own_child
     from groupwise.execution._launch import LaunchResult, check_launch, launch
     from groupwise.execution._progress import Progress
     from groupwise.execution._protocol import (
@@ -36,7 +36,7 @@ _LAZY = {
     "unreachable": "_address",
     "AUTH_ENV": "_head",
     "LocalHead": "_head",
-    "own_group_dying_with_parent": "_head",
+    "own_child": "_head",
     "STOPPED": "_driver",
     "Lost": "_protocol",
     "Reply": "_protocol",
@@ -73,7 +73,7 @@ __all__ = [
     "WorkerSettings",
     "check_launch",
     "launch",
-    "own_group_dying_with_parent",
+    "own_child",
     "pick_device",
     "unreachable",
 ]

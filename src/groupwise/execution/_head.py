@@ -23,22 +23,40 @@ import sys
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 
 from groupwise.errors import StudyError
 
-__all__ = ["AUTH_ENV", "LocalHead", "own_group_dying_with_parent"]
+__all__ = ["AUTH_ENV", "LocalHead", "own_child"]
 
 READY = "Ray runtime started"
 AUTH_ENV = {"RAY_AUTH_MODE": "token"}  # `ray start` clusters authenticate their drivers
 
 
-def own_group_dying_with_parent() -> None:  # pragma: no cover - runs in the child
+def _own_group_dying_with_parent() -> None:  # pragma: no cover - runs in the child
     """A child's ``preexec_fn``: SIGTERM when the thread that started it ends (Linux), and a
     process group of its own (a Ctrl-C at the parent's terminal is the parent's alone)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.setpgrp()
+
+
+def own_child(
+    command: list[str], env: Mapping[str, str], stdout: int, stderr: int
+) -> subprocess.Popen[str]:
+    """A child process that dies with the thread starting it, in a group of its own, no
+    stdin, its piped output read as text."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        errors="replace",
+        preexec_fn=_own_group_dying_with_parent,
+    )
 
 
 class LocalHead:
@@ -71,16 +89,7 @@ class LocalHead:
         ]
         if self.cpus is not None:
             command.append(f"--num-cpus={self.cpus}")
-        self.proc = subprocess.Popen(
-            command,
-            env=os.environ | AUTH_ENV,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            preexec_fn=own_group_dying_with_parent,
-        )
+        self.proc = own_child(command, os.environ | AUTH_ENV, subprocess.PIPE, subprocess.STDOUT)
         ready = threading.Event()
         threading.Thread(target=self._read, args=(self.proc, ready), daemon=True).start()
         if not ready.wait(timeout_s) or not self.alive():

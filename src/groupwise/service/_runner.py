@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from groupwise.errors import StudyError
-from groupwise.execution import AUTH_ENV, LocalHead, own_group_dying_with_parent
+from groupwise.execution import AUTH_ENV, LocalHead, own_child
 from groupwise.store import ACTIVE, Jobs, mask
 
 __all__ = ["Runner"]
@@ -150,16 +150,7 @@ class Runner:
         # The API's tokens are the server's alone: a job's launch (and its task) never sees them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("GROUPWISE_API_")}
         env |= extra_env
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            preexec_fn=own_group_dying_with_parent,
-        )
+        proc = own_child(command, env, subprocess.DEVNULL, subprocess.PIPE)
         running = _Process(proc)
         running.reader = threading.Thread(target=_drain, args=(proc, running.tail), daemon=True)
         running.reader.start()
