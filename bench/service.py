@@ -10,7 +10,7 @@ service against the same study run by `groupwise launch`, on the same storage.
 2. Overhead: one study of ``--trials`` trials run by `groupwise launch`, and the same study
    (another name) submitted to the service and run as its job, followed as `launch --server`
    follows it (a status request a second); ``--repeats`` times each, alternated, as one run
-   varies by +-15% on its own. Seconds per trial, from the first trial's start to the last
+   varies by +-25% on its own. Seconds per trial, from the first trial's start to the last
    trial's end in the database (start-up of Ray and the workers excluded on both sides), the
    whole run, and the median ratios. The server's first job, which starts its Ray head, runs
    before and is timed apart.
