@@ -231,6 +231,32 @@ def test_a_lost_worker_reason_names_the_actors_own_error():
     assert _cause(RuntimeError("the node died")) == ""
 
 
+def test_in_a_reproducible_round_the_pruner_never_sees_a_round_mate(tmp_path):
+    """Round one: a hare (quick, good) and a tortoise (slow, far worse) start together; the
+    hare completes first. Judged against it the tortoise would be pruned, but only because it
+    was slower: it must complete. Round two's tortoises are judged against round one and
+    pruned."""
+    path = make_study(
+        tmp_path,
+        task=f"{{name: 'user_tasks:race', options: {{marker: '{tmp_path / 'hare'}'}}}}",
+        trials=4,
+        epochs=2,
+        pruner="{name: median, options: {n_startup_trials: 1, n_warmup_steps: 0}}",
+    )
+    path.write_text(
+        path.read_text()
+        .replace("workers: {count: 2}", "workers: {count: 2, reproducible: true}")
+        .replace("batch_size: 32}", "batch_size: 32, steps_per_epoch: 2}")
+    )
+    db = f"sqlite:///{tmp_path}/g.db"
+    launch(read_study(path), storage=db)
+    trials = trials_of(db)
+    first, second = trials[:2], trials[2:]
+    assert [t.state for t in first] == [TrialState.COMPLETE] * 2, [t.state for t in first]
+    assert sorted(t.value for t in first)[1] > 10 * sorted(t.value for t in first)[0]  # a race
+    assert [t.state for t in second] == [TrialState.PRUNED] * 2
+
+
 def test_reproducible_dispatch_gives_the_same_study_twice(tmp_path):
     """workers.reproducible: rounds of trials, each started once the last has finished, so
     two runs of one study file and seed record the same trials, values and prunings, however

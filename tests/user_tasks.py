@@ -181,3 +181,34 @@ def always_fails(*, seed: int = 0) -> Task:
         data=_data(seed),
         loss=nn.functional.cross_entropy,
     )
+
+
+class _Race(nn.Module):
+    """The first model to train in a worker (``marker`` decides, across workers) is the hare:
+    quick, and a good fit. Every other is a tortoise: 0.3 s per forward call, and a loss in
+    the tens (it predicts class 0 whatever it is shown)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker, self.hare = marker, None
+        self.net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+
+    def forward(self, x):
+        import time
+
+        if self.hare is None:
+            self.hare = _in_an_actor() and _Faulty("none", 0, self.marker, 0.0)._first()
+        if self.hare:
+            return self.net(x)
+        time.sleep(0.3)
+        return self.net(x) * 0.0 + torch.tensor([50.0, -50.0])
+
+
+def race(*, seed: int = 0, marker: str = "") -> Task:
+    """``tiny``'s data; one hare, then tortoises (see _Race)."""
+    return Task(
+        name="race",
+        build_model=lambda: _Race(marker),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )

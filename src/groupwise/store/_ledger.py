@@ -167,6 +167,7 @@ class Ledger:
         self.driver = driver  # host:pid, recorded with each run
         self._outcomes: dict[str, _Outcome] = {}
         self._tally: tuple[int, Tally] | None = None
+        self._round_sees: frozenset[int] | None = None  # set by begin_round (reproducible)
         for trial in mirror.get_all_trials(self._study_id, deepcopy=False):
             if trial.state.is_finished():
                 self._remember(trial)
@@ -412,8 +413,19 @@ class Ledger:
 
         return self.mirror.transact("record an epoch", record)
 
+    def begin_round(self) -> None:
+        """Reproducible dispatch starts a round of trials: until the next round, the pruner
+        sees only the trials finished now (and the one it judges), not a round-mate that
+        happened to finish first, so whether a trial is pruned never depends on timing."""
+        finished = self.mirror.get_all_trials(self._study_id, deepcopy=False)
+        self._round_sees = frozenset(t.number for t in finished if t.state.is_finished())
+
     def should_prune(self, number: int) -> bool:
-        return bool(self.study.pruner.prune(self.study, self.mirror.get_trial(number)))
+        trial = self.mirror.get_trial(number)
+        if self._round_sees is None:
+            return bool(self.study.pruner.prune(self.study, trial))
+        with self.mirror.seeing_only(self._round_sees | {number}):
+            return bool(self.study.pruner.prune(self.study, trial))
 
     def close(
         self,

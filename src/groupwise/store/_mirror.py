@@ -52,6 +52,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         self.rebuilds = 0  # times the mirror was rebuilt after a rolled-back transaction
         self.version = 0  # bumped by every change to the mirror: a cache key for readers
         self.foreign_trials = 0  # trials other drivers created while this one ran
+        self._seen: frozenset[int] | None = None  # inside seeing_only(): the trials listed
         self.outage = Outage(patience_s)  # one deadline for a whole outage, every call
         self._load()
 
@@ -422,7 +423,20 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[Any]:
         self._fresh()
-        return self.memory.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        trials = self.memory.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        if self._seen is None:
+            return trials
+        return [t for t in trials if t.number in self._seen]
+
+    @contextmanager
+    def seeing_only(self, numbers: frozenset[int]) -> Iterator[None]:
+        """Reads of the study's trials list only ``numbers`` for the duration (a pruner that
+        must not see a round-mate's result: see :meth:`Ledger.begin_round`)."""
+        self._seen = numbers
+        try:
+            yield
+        finally:
+            self._seen = None
 
     def _fresh(self) -> None:
         if self._stale_memory and self._connection is None:
