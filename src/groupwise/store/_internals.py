@@ -16,6 +16,7 @@ fails there, not in a study. Nothing outside ``groupwise.store`` touches Optuna'
   ``create_new_trial(template_trial=...)`` writes the same rows but queries twice per
   parameter and attribute; here the compatibility of each parameter's distribution was
   already checked by the mirror, which holds every trial of the study.
+- :func:`record_heartbeat`: Optuna's, with a trial deleted mid-call said as a missing row.
 - :func:`with_heartbeat`: which RUNNING trials have a heartbeat row at all (Optuna's model of
   the heartbeat table), to tell a trial that never had one from one whose driver died.
 - :func:`vanished`: RDBStorage's KeyError for a row that is not there (a study deleted while a
@@ -44,6 +45,7 @@ __all__ = [
     "changed_trials",
     "constraint_key",
     "insert_trial",
+    "record_heartbeat",
     "sessions_on",
     "stale_trial_ids",
     "trial_id",
@@ -178,6 +180,16 @@ def with_heartbeat(storage: optuna.storages.RDBStorage, study_id: int) -> set[in
         return {int(row[0]) for row in rows}
     finally:
         session.close()
+
+
+def record_heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+    """Optuna's record_heartbeat, with a trial deleted between its two statements (its study
+    deleted under a running launch) said as RDBStorage says any row that is gone: Optuna 5.0
+    asserts the row it just read is still there."""
+    try:
+        storage.record_heartbeat(trial_id)
+    except AssertionError as e:
+        raise KeyError(models.NOT_FOUND_MSG) from e
 
 
 def vanished(error: BaseException) -> bool:

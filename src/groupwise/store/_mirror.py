@@ -258,12 +258,14 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         self._fresh()
         backend_id = self._to_backend.get(trial_id)
         if backend_id is not None:  # a pending trial gets its first one when it is written
-            self._write("record a heartbeat", lambda: self.backend.record_heartbeat(backend_id))
+            self._write(
+                "record a heartbeat", lambda: _internals.record_heartbeat(self.backend, backend_id)
+            )
 
     def _beat(self, backend_id: int, state: TrialState) -> None:
         """A trial that starts RUNNING gets its first heartbeat at once, in the same call."""
         if state == TrialState.RUNNING and self.backend.get_heartbeat_interval():
-            self.backend.record_heartbeat(backend_id)
+            _internals.record_heartbeat(self.backend, backend_id)
 
     def beating(self) -> set[int]:
         """RUNNING trials (mirror ids) that have a heartbeat at all, live or stale."""
