@@ -94,14 +94,15 @@ def trials_of(storage: str, name: str = "resume") -> list[optuna.trial.FrozenTri
         return []
 
 
-def delete_for_real(storage: str, name: str, timeout: float = 120) -> None:
+def delete_for_real(storage: str, name: str, attempts: int = 100) -> None:
     """optuna.delete_study, again until the study is gone: racing a writer (a launch adding a
     row under the study), Optuna 5.0 swallows the IntegrityError and deletes nothing."""
-    deadline = time.monotonic() + timeout
-    while name in optuna.get_all_study_names(storage):
-        assert time.monotonic() < deadline, f"{name} could not be deleted"
+    for _ in range(attempts):
+        if name not in optuna.get_all_study_names(storage):
+            return
         with contextlib.suppress(KeyError):  # gone between the check and the delete
             optuna.delete_study(study_name=name, storage=storage)
+    raise AssertionError(f"{name} could not be deleted in {attempts} attempts")
 
 
 def wait_for(storage: str, ready, timeout: float = 120) -> list[optuna.trial.FrozenTrial]:
