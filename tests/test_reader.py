@@ -53,3 +53,23 @@ def test_a_study_deleted_and_made_again_is_read_anew(storage_url, read_between):
     assert [t.value for t in read.get_trials()] == [7.0]
     assert read.direction == optuna.study.StudyDirection.MAXIMIZE
     assert reader.names() == ["s"]
+
+
+@pytest.mark.parametrize("call", ["status", "compare"])
+def test_reading_several_studies_from_a_url_opens_the_database_once(tmp_path, monkeypatch, call):
+    from groupwise import analysis
+    from groupwise.store import _reader
+
+    url = f"sqlite:///{tmp_path}/g.db"
+    names = ["a", "b", "c"]
+    for name in names:
+        study = optuna.create_study(study_name=name, storage=open_storage(url, create=True))
+        study.tell(study.ask(), 1.0)
+    opens = []
+    real = _reader.open_storage
+    monkeypatch.setattr(_reader, "open_storage", lambda *a, **k: opens.append(a) or real(*a, **k))
+    if call == "status":
+        assert [s.study for s in analysis.study_status(url)] == names
+    else:
+        assert [s.study for s in analysis.compare_studies(names, url)] == names
+    assert len(opens) == 1

@@ -29,6 +29,7 @@ from groupwise.store import (
     Tally,
     check_exists,
     open_study,
+    opened,
     source_url,
     study_names_in,
     tally,
@@ -160,6 +161,7 @@ def trial_config(study: str, trial: int, storage: Source = None) -> TrialConfig:
 
 
 def study_status(storage: Source = None, study: str | None = None) -> list[StudyStatus]:
+    storage = opened(storage)  # once, not once per study
     names = study_names_in(storage)
     if study is not None:
         check_exists(study, names, source_url(storage))

@@ -23,6 +23,7 @@ from groupwise.store import (
     Source,
     Tally,
     open_study,
+    opened,
     tally,
 )
 
@@ -210,6 +211,7 @@ class StudySummary:
 
 def compare_studies(studies: Sequence[str], storage: Source = None) -> list[StudySummary]:
     """Studies on the same task and metric side by side; the first is the baseline."""
+    storage = opened(storage)  # once, not once per study
     loaded = [open_study(name, storage) for name in studies]
     identity = [
         (s.user_attrs.get(TASK_ATTR), s.user_attrs.get(METRIC_ATTR), s.direction.name.lower())

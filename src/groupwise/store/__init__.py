@@ -50,6 +50,7 @@ from groupwise.store._reader import (
     Source,
     StudyReader,
     open_study,
+    opened,
     source_url,
     study_names_in,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "migrate",
     "open_storage",
     "open_study",
+    "opened",
     "ping",
     "quiet_optuna",
     "read_epochs",

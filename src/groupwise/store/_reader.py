@@ -23,7 +23,7 @@ import optuna
 from groupwise.store._mirror import WriteThroughStorage
 from groupwise.store._open import check_exists, open_storage, resolve_url, study_names
 
-__all__ = ["Source", "StudyReader", "open_study", "source_url", "study_names_in"]
+__all__ = ["Source", "StudyReader", "open_study", "opened", "source_url", "study_names_in"]
 
 PATIENCE_S = 10.0  # a read waits this long for a database that restarts, not a launch's 120 s
 
@@ -61,25 +61,37 @@ class StudyReader:
         return mirror
 
 
-Source = str | StudyReader | None  # a database URL (opened per call), a reader, or the default
+# a database URL (opened per call), a reader, an opened storage, or the default
+Source = str | StudyReader | optuna.storages.RDBStorage | None
+
+
+def opened(storage: Source) -> StudyReader | optuna.storages.RDBStorage:
+    """``storage`` opened once, for a call that reads several studies of it."""
+    return storage if isinstance(storage, StudyReader) else _rdb(storage)
+
+
+def _rdb(storage: str | optuna.storages.RDBStorage | None) -> optuna.storages.RDBStorage:
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else open_storage(storage)
 
 
 def open_study(study: str, storage: Source) -> optuna.Study:
     """An existing study by name, to read; a one-line error naming the studies there if not."""
     if isinstance(storage, StudyReader):
         return storage.study(study)
-    opened = open_storage(storage)
-    check_exists(study, study_names(opened), storage)
-    return optuna.load_study(study_name=study, storage=opened)
+    rdb = _rdb(storage)
+    check_exists(study, study_names(rdb), source_url(storage))
+    return optuna.load_study(study_name=study, storage=rdb)
 
 
 def source_url(storage: Source) -> str:
     """The database URL a source reads."""
-    return storage.url if isinstance(storage, StudyReader) else resolve_url(storage)
+    if isinstance(storage, StudyReader | optuna.storages.RDBStorage):
+        return str(storage.url)
+    return resolve_url(storage)
 
 
 def study_names_in(storage: Source) -> list[str]:
     """The names of the studies in a database, sorted."""
     if isinstance(storage, StudyReader):
         return storage.names()
-    return study_names(open_storage(storage))
+    return study_names(_rdb(storage))
