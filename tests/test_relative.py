@@ -40,7 +40,7 @@ def sampled(space, facts, n, seed=0):
 
 def test_one_optimizer_everywhere_is_a_point_of_the_relative_space():
     facts = partition_facts(zoo.TinyTransformer(), RELATIVE)
-    params = adapt("adamw", RELATIVE, facts)
+    (params,) = adapt("adamw", RELATIVE, facts)
     assert params["optimizer"] == "adamw" and params["lr"] == 1e-3
     assert all(v == 1.0 for k, v in params.items() if k.endswith(".lr_scale"))
     study = optuna.create_study()
@@ -88,7 +88,7 @@ ADAMW_DEFAULTS = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "betas
 
 def test_identical_configs_share_a_canonical_key_in_a_relative_space():
     facts = partition_facts(zoo.TinyTransformer(), RELATIVE)
-    single = encode_draw(adapt("adamw", RELATIVE, facts), RELATIVE, facts)
+    single = encode_draw(adapt("adamw", RELATIVE, facts)[0], RELATIVE, facts)
     # role with every group at scale 1, decay kept, no override: the same training
     role = TrialConfig.from_dict(
         {
@@ -150,7 +150,7 @@ def test_every_recipe_adapts_to_every_model_or_says_why_not(model):
     adapted, skipped = {}, {}
     for name in RECIPES.names():
         try:
-            adapted[name] = encode_draw(adapt(name, space, facts), space, facts)
+            adapted[name] = encode_draw(adapt(name, space, facts)[0], space, facts)
         except RecipeSkippedError as e:
             skipped[name] = str(e)
     assert {"adamw", "decay_split"} <= set(adapted)
@@ -163,6 +163,51 @@ def test_every_recipe_adapts_to_every_model_or_says_why_not(model):
     if "layerwise_decay" in adapted:
         lrs = [g.hyperparameters["lr"] for g in adapted["layerwise_decay"].groups.values()]
         assert lrs == sorted(lrs) and lrs[-1] == pytest.approx(1e-3)
+
+
+def test_the_lr_sweep_is_adamw_everywhere_at_three_lrs_inside_the_space():
+    facts = partition_facts(zoo.TinyTransformer(), RELATIVE)
+    configs = [encode_draw(p, RELATIVE, facts) for p in adapt("lr_sweep", RELATIVE, facts)]
+    (single,) = [encode_draw(p, RELATIVE, facts) for p in adapt("adamw", RELATIVE, facts)]
+    assert [c.groups["all"].hyperparameters["lr"] for c in configs] == pytest.approx(
+        [3e-4, 3e-3, 1e-2]
+    )
+    for config in configs:  # otherwise the adamw recipe itself
+        (group,) = config.groups.values()
+        rest = {k: v for k, v in group.hyperparameters.items() if k != "lr"}
+        assert group.optimizer == "adamw" and config.scheme == single.scheme
+        assert rest == {k: v for k, v in single.groups["all"].hyperparameters.items() if k != "lr"}
+
+
+@pytest.mark.parametrize(
+    ("lr", "kept"),
+    [({"low": 1e-4, "high": 5e-3, "log": True}, [3e-4, 3e-3]), (1e-3, None)],
+)
+def test_the_lr_sweep_keeps_the_lrs_its_space_allows_or_says_why_not(lr, kept):
+    space = SearchSpace.model_validate(
+        {"schemes": ["single"], "optimizers": {"adamw": {"lr": lr}}, "sharing": {"relative": {}}}
+    )
+    facts = partition_facts(zoo.TinyTransformer(), space)
+    if kept is None:
+        with pytest.raises(RecipeSkippedError, match="does not search adamw's lr"):
+            adapt("lr_sweep", space, facts)
+        return
+    lrs = [
+        encode_draw(p, space, facts).groups["all"].hyperparameters["lr"]
+        for p in adapt("lr_sweep", space, facts)
+    ]
+    assert lrs == pytest.approx(kept)
+
+
+def test_the_lr_sweep_is_skipped_when_no_step_lies_in_the_range():
+    space = SearchSpace.model_validate(
+        {
+            "schemes": ["single"],
+            "optimizers": {"adamw": {"lr": {"low": 1e-6, "high": 1e-4, "log": True}}},
+        }
+    )
+    with pytest.raises(RecipeSkippedError, match=r"none of the lrs .* \[1e-06, 0.0001\]"):
+        adapt("lr_sweep", space, partition_facts(zoo.TinyTransformer(), space))
 
 
 def encode_draw(params, space, facts):

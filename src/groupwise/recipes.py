@@ -8,6 +8,16 @@ space file); each is built for the study's model from its partition facts, encod
 space's parameters, and enqueued before the sampler proposes anything. A recipe that does not
 fit (no hidden matrices for Muon, a scheme the space does not offer, a setting outside the
 space's ranges) is skipped with the reason.
+
+What a recipe knows is its structure: which groups get decay, Muon, a slower lr. What it cannot
+know is the lr that suits this model at this training length: the published lrs were tuned
+for long runs of other models, and the best lr moves by an order of magnitude with width,
+depth and the number of steps. So where a study lists a recipe that *leads* (``lr_sweep``: a
+coarse lr sweep of AdamW everywhere), the structural recipes *follow* in a relative space: they
+join the queue only after the leading ones have finished, at the base lr of the best trial so
+far. A practitioner does the same: find the lr of the simple thing first, then try the tricks
+at that lr. Not the default of per_group.yaml: measured, it finds good configs sooner but not
+the best one sooner (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
+from groupwise.domains import FloatRange
 from groupwise.errors import GroupwiseError
 from groupwise.optim import get_optimizer
 from groupwise.registry import Registry
@@ -32,9 +43,15 @@ class RecipeSkippedError(GroupwiseError):
 
 @dataclass(frozen=True)
 class Recipe:
+    """``build`` makes the recipe's configs for a model (most make one). ``follows``: in a
+    relative space, where a recipe that ``leads`` is listed too, it waits for the leading
+    ones and takes the best trial's base lr (see the module's text)."""
+
     name: str
     description: str
-    build: Callable[[SearchSpace, PartitionFacts], TrialConfig]
+    build: Callable[[SearchSpace, PartitionFacts], tuple[TrialConfig, ...]]
+    follows: bool = False
+    leads: bool = False
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
@@ -44,16 +61,16 @@ def register_recipe(recipe: Recipe) -> Recipe:
     return RECIPES.add(recipe.name, recipe)
 
 
-def adapt(name: str, space: SearchSpace, facts: PartitionFacts) -> dict[str, Any]:
-    """The sampler parameters of recipe ``name`` for this model and space; raises
+def adapt(name: str, space: SearchSpace, facts: PartitionFacts) -> tuple[dict[str, Any], ...]:
+    """The sampler parameters of recipe ``name``'s configs for this model and space; raises
     :class:`RecipeSkippedError` saying why when it does not fit."""
     recipe = RECIPES.get(name)
     try:
-        config = recipe.build(space, facts)
+        configs = recipe.build(space, facts)
     except RecipeSkippedError as e:
         raise RecipeSkippedError(f"recipe {name!r}: {e}") from e
     try:
-        return encode(config, space, facts)
+        return tuple(encode(config, space, facts) for config in configs)
     except NotRepresentableError as e:
         raise RecipeSkippedError(f"recipe {name!r} does not fit this space: {e}") from e
 
@@ -108,9 +125,34 @@ def _config(variant: Variant, groups: Mapping[str, GroupConfig]) -> TrialConfig:
 # -- the recipes (their settings cite where they come from) ---------------------------------------
 # AdamW at torch's defaults (lr 1e-3, weight decay 0.01, betas 0.9/0.999): the single-optimizer
 # config every per-group search must at least match.
-def _adamw(space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
+def _adamw(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]:
+    return (_everywhere(space, facts, _settings(space, "adamw")),)
+
+
+# A coarse lr sweep of the same config, as practitioners start (nanoGPT's and the Chinchilla
+# sweeps step the lr by about 3x): the default lr was tuned for long runs, while a search
+# trains small proxies for few steps, which favour larger lrs; so two of the three steps go up.
+# The structural recipes then run at the best of these (``follows``).
+LR_SWEEP = (0.3, 3.0, 10.0)
+
+
+def _lr_sweep(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]:
+    default = float(get_optimizer("adamw").defaults.get("lr", 1e-3))
+    domain = space.domains("adamw").get("lr") if "adamw" in space.optimizers else None
+    if not isinstance(domain, FloatRange):
+        raise RecipeSkippedError("the space does not search adamw's lr")
+    lrs = [default * f for f in LR_SWEEP if domain.low <= default * f <= domain.high]
+    if not lrs:
+        raise RecipeSkippedError(
+            f"none of the lrs {[default * f for f in LR_SWEEP]} lies in the space's range "
+            f"for adamw [{domain.low:g}, {domain.high:g}]"
+        )
+    return tuple(_everywhere(space, facts, _settings(space, "adamw", lr=lr)) for lr in lrs)
+
+
+def _everywhere(space: SearchSpace, facts: PartitionFacts, adamw: GroupConfig) -> TrialConfig:
+    """``adamw`` for every parameter: the single scheme where the space offers it."""
     variant = _variant(facts, "single") if "single" in _schemes(facts) else _variant(facts)
-    adamw = _settings(space, "adamw")
     return _config(variant, dict.fromkeys(variant.groups, adamw))
 
 
@@ -119,21 +161,19 @@ def _adamw(space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
 _NO_DECAY = {"no_decay", "vector", "embedding", "norm"}
 
 
-def _decay_split(space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
+def _decay_split(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]:
     variant = _variant(facts, "decay_split", "role")
     adamw = _settings(space, "adamw", weight_decay=0.1, betas=(0.9, 0.95))
-    return _config(
-        variant,
-        {
-            label: _with(adamw, weight_decay=0.0) if label in _NO_DECAY else adamw
-            for label in variant.groups
-        },
-    )
+    groups = {
+        label: _with(adamw, weight_decay=0.0) if label in _NO_DECAY else adamw
+        for label in variant.groups
+    }
+    return (_config(variant, groups),)
 
 
 # modded-nanogpt: Muon (lr 0.02, momentum 0.95, Nesterov) on hidden matrices; AdamW (betas
 # 0.8/0.95, no decay on vectors and embeddings) on the rest.
-def _muon_split(space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
+def _muon_split(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]:
     variant = _variant(facts, "role")
     if "matrix" not in variant.groups:
         raise RecipeSkippedError("the model has no hidden matrices for Muon")
@@ -145,25 +185,21 @@ def _muon_split(space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
         else (_with(adamw, weight_decay=0.0) if label in _NO_DECAY else adamw)
         for label in variant.groups
     }
-    return _config(variant, groups)
+    return (_config(variant, groups),)
 
 
 # Layer-wise lr decay as in ELECTRA/BEiT fine-tuning: each block's lr 0.75 times the next one's,
 # the last block at AdamW's default lr.
-def _layerwise(space: SearchSpace, facts: PartitionFacts) -> TrialConfig:
+def _layerwise(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]:
     variant = _variant(facts, "depth")
     if len(variant.groups) < 2:
         raise RecipeSkippedError("depth makes a single block here: nothing to decay")
     adamw = _settings(space, "adamw")
     last = len(variant.groups) - 1
     lr = float(adamw.hyperparameters.get("lr", 1e-3))
-    return _config(
-        variant,
-        {
-            label: _with(adamw, lr=lr * 0.75 ** (last - i))
-            for i, label in enumerate(sorted(variant.groups, key=lambda s: int(s[5:])))
-        },
-    )
+    blocks = sorted(variant.groups, key=lambda s: int(s[5:]))
+    groups = {label: _with(adamw, lr=lr * 0.75 ** (last - i)) for i, label in enumerate(blocks)}
+    return (_config(variant, groups),)
 
 
 def _schemes(facts: PartitionFacts) -> set[str]:
@@ -171,6 +207,13 @@ def _schemes(facts: PartitionFacts) -> set[str]:
 
 
 register_recipe(Recipe("adamw", "AdamW everywhere at torch's defaults", _adamw))
-register_recipe(Recipe("decay_split", "AdamW, no decay on biases/norms/embeddings", _decay_split))
-register_recipe(Recipe("muon_split", "Muon on hidden matrices, AdamW elsewhere", _muon_split))
-register_recipe(Recipe("layerwise_decay", "AdamW, each depth block 0.75x the next", _layerwise))
+register_recipe(
+    Recipe("lr_sweep", "AdamW everywhere at 0.3x, 3x, 10x its default lr", _lr_sweep, leads=True)
+)
+register_recipe(
+    Recipe("decay_split", "AdamW, no decay on biases/norms/embeddings", _decay_split, True)
+)
+register_recipe(Recipe("muon_split", "Muon on hidden matrices, AdamW elsewhere", _muon_split, True))
+register_recipe(
+    Recipe("layerwise_decay", "AdamW, each depth block 0.75x the next", _layerwise, True)
+)

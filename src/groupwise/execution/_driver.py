@@ -72,6 +72,7 @@ class Driver:
         self.repeats = 0  # proposals in a row that repeated a finished config
         self.endings: list[tuple[str, str]] = []  # (state, reason) of this launch's trials
         self.reseeded = False
+        self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
 
     def progress(self) -> Progress:
         return Progress(
@@ -94,6 +95,7 @@ class Driver:
             if self._round_may_start():
                 if self.spec.workers.reproducible:
                     self.ledger.begin_round()
+                self._follow()
                 while self.pool.free() and self._may_start(target) and not self.note:
                     self._start_trial()
             self.on_progress(self.progress())
@@ -112,6 +114,14 @@ class Driver:
         if not self.reseeded:
             self.ledger.use_sampler(self.plan.sampler.reseeded(DRIVER, len(self.endings)).build())
             self.reseeded = True
+
+    def _follow(self) -> None:
+        """Queue the recipes that follow the best trial (their base lr is its) once the
+        recipes before them have all finished; in reproducible rounds that is at a round's
+        start, so which lr they take never depends on timing."""
+        if self.followers and not self.ledger.recipes_pending():
+            self.ledger.enqueue_following([(s.recipe, s.params, s.follows) for s in self.followers])
+            self.followers = []
 
     def _may_start(self, target: int | None) -> bool:
         """Within the time budget, which starts when the first worker is ready (start-up is

@@ -88,7 +88,7 @@ def _drive(
     ledger = _ledger(plan, url, who)
     for source in plan.spec.warm_start.studies:
         ledger.seed_from(source)
-    ledger.enqueue([(seed.recipe, seed.params) for seed in plan.seeds])
+    ledger.enqueue([(seed.recipe, seed.params) for seed in plan.seeds if not seed.follows])
     driver = Driver(plan, ledger, pool, on_progress, _memory_budget(plan.spec, pool))
     try:
         driver.run()

@@ -19,7 +19,7 @@ import torch
 from groupwise.errors import GroupwiseError, SpecError, UnknownNameError
 from groupwise.plan._components import Component, component
 from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
-from groupwise.sampling import PartitionFacts, base_kinds, partition_facts
+from groupwise.sampling import BASE_LR, PartitionFacts, base_kinds, partition_facts
 from groupwise.spec import StudySpec
 from groupwise.tasks import resolve_task
 
@@ -28,10 +28,13 @@ __all__ = ["Plan", "Seed", "fingerprint", "identity", "make_plan"]
 
 @dataclass(frozen=True)
 class Seed:
-    """A recipe adapted to this study: the sampler parameters that draw it."""
+    """A recipe adapted to this study: the sampler parameters that draw it. ``follows``: the
+    parameters it takes from the best trial so far when it joins the queue, which it does
+    only after the seeds that follow nothing have finished (empty: it is queued at once)."""
 
     recipe: str
     params: Mapping[str, Any]
+    follows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,24 @@ def _seeds(
     key = f"{where}: warm_start.recipes"
     if names is None:
         names, key = spec.space.warm_start, f"{spec.search_space}: warm_start"
-    seeds, skipped = [], []
+    adapted: dict[str, tuple[dict[str, Any], ...]] = {}
+    skipped: list[str] = []
     for name in names:
         if name not in RECIPES:
             raise SpecError(str(UnknownNameError("recipe", name, RECIPES.names(), key)))
         try:
-            seeds.append(Seed(name, adapt(name, spec.space, facts)))
+            adapted[name] = adapt(name, spec.space, facts)
         except RecipeSkippedError as e:
             skipped.append(f"{key}: {e}; skipped")
+    # in a relative space, the structural recipes follow the best base lr of a leading one
+    # (an lr sweep) that runs before them (groupwise.recipes)
+    leading = any(RECIPES.get(name).leads for name in adapted)
+    following = (BASE_LR,) if leading and spec.space.sharing.relative is not None else ()
+    seeds = [
+        Seed(name, params, following if RECIPES.get(name).follows else ())
+        for name, configs in adapted.items()
+        for params in configs
+    ]
     return tuple(seeds), tuple(skipped)
 
 

@@ -20,11 +20,12 @@ Rules, and why:
 from groupwise.sampling._encode import NotRepresentableError, encode
 from groupwise.sampling._facts import PartitionFacts, Variant, partition_facts
 from groupwise.sampling._keys import canonical_key, groups_of
-from groupwise.sampling._relative import base_kinds
+from groupwise.sampling._relative import BASE_LR, base_kinds
 from groupwise.sampling._sample import sample
 from groupwise.sampling._suggest import Suggester
 
 __all__ = [
+    "BASE_LR",
     "NotRepresentableError",
     "PartitionFacts",
     "Suggester",

@@ -21,9 +21,10 @@ from groupwise.sampling._facts import PartitionFacts, Variant
 from groupwise.sampling._suggest import Suggester, suggest, widest
 from groupwise.spec import Relative, SearchSpace
 
-__all__ = ["BASE", "base_kinds", "override_choices", "sample_relative"]
+__all__ = ["BASE", "BASE_LR", "base_kinds", "override_choices", "sample_relative"]
 
 BASE = "base"  # the <label>.optimizer choice that keeps the base optimizer
+BASE_LR = "lr"  # the base lr's parameter, which every group's lr_scale multiplies
 
 
 def base_kinds(space: SearchSpace, facts: PartitionFacts) -> tuple[str, ...]:
@@ -46,7 +47,7 @@ def sample_relative(
     assert relative is not None
     kinds = base_kinds(space, facts)
     base = trial.suggest_categorical("optimizer", list(kinds))
-    base_lr = suggest(trial, "lr", widest([space.domains(k)["lr"] for k in kinds]))
+    base_lr = suggest(trial, BASE_LR, widest([space.domains(k)["lr"] for k in kinds]))
     shared = _settings(trial, space, base)
     groups = {}
     for label in variant.groups:

@@ -260,6 +260,32 @@ class Ledger:
                 dict(params), user_attrs={RECIPE_ATTR: name}, skip_if_exists=True
             )
 
+    def enqueue_following(
+        self, seeds: Sequence[tuple[str, Mapping[str, Any], Sequence[str]]]
+    ) -> None:
+        """Recipes that follow the best trial: each ``(name, params, follows)`` takes the
+        parameters named in ``follows`` from the best complete trial so far (keeps its own
+        where nothing has completed) and waits to be the next trial asked for. Once: a
+        recipe the study already holds is not enqueued again."""
+        best = self.tally().best_trial
+        taken = {} if best is None else self.mirror.get_trial(best).params
+        held = self._recipes(tuple(TrialState))
+        self.enqueue(
+            [
+                (name, {**params, **{k: taken[k] for k in follows if k in taken}})
+                for name, params, follows in seeds
+                if name not in held
+            ]
+        )
+
+    def recipes_pending(self) -> bool:
+        """Whether a recipe's trial still waits or runs (what follows it waits for it)."""
+        return bool(self._recipes((TrialState.WAITING, TrialState.RUNNING)))
+
+    def _recipes(self, states: Iterable[TrialState]) -> set[str]:
+        trials = self.mirror.get_all_trials(self._study_id, deepcopy=False, states=tuple(states))
+        return {str(t.user_attrs[RECIPE_ATTR]) for t in trials if RECIPE_ATTR in t.user_attrs}
+
     def seed_from(self, source: str) -> int:
         """Copy ``source``'s finished trials (complete and pruned, as trained) into this study,
         once, for the sampler to learn from; they count neither toward the budget nor as the
