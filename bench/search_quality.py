@@ -64,6 +64,7 @@ METHODS: dict[str, tuple[str, str | None]] = {
     ),
     "per_group.yaml, staged (base first)": ("per_group.yaml", "{name: staged}"),
     "per_group.yaml, random": ("per_group.yaml", "{name: random}"),
+    "per_group.yaml, GP": ("per_group.yaml", "{name: gp}"),
 }
 
 

@@ -234,17 +234,7 @@ def compare_studies(studies: Sequence[str], storage: Source = None) -> list[Stud
         best, median = _stats([r.value for r in ranked if r.value is not None], direction)
         if baseline_best is None:
             baseline_best = best
-        reach = None
-        if baseline_best is not None:
-            ordered = sorted(rows, key=lambda r: r.number)
-            reach = next(
-                (
-                    i + 1
-                    for i, r in enumerate(ordered)
-                    if r.value is not None and sign * r.value <= sign * baseline_best
-                ),
-                None,
-            )
+        reach = None if baseline_best is None else _trials_to(rows, baseline_best, sign)
         counts = tally(study.get_trials(deepcopy=False), direction)
         summaries.append(
             StudySummary(
@@ -260,3 +250,14 @@ def compare_studies(studies: Sequence[str], storage: Source = None) -> list[Stud
             )
         )
     return summaries
+
+
+def _trials_to(rows: Sequence[Trained], target: float, sign: float) -> int | None:
+    """How many trials (in order) until one reached ``target`` (``sign``: 1 to minimize)."""
+    ordered = sorted(rows, key=lambda r: r.number)
+    hits = (
+        i + 1
+        for i, r in enumerate(ordered)
+        if r.value is not None and sign * r.value <= sign * target
+    )
+    return next(hits, None)
