@@ -224,6 +224,25 @@ def plot(results: list[dict], tasks: list[str], methods: list[str], out: Path, t
     print(f"\nplot: {out / f'search_quality{tag}.png'}")
 
 
+def reused_baselines(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    """The baseline studies of ``--baseline-from``: one per task and seed asked for, each of
+    this run's budget, or a one-line error saying which is missing."""
+    try:
+        earlier = json.loads(args.baseline_from.read_text())
+    except (OSError, ValueError) as e:
+        parser.error(f"--baseline-from {args.baseline_from}: {e}")
+    found = {(r["task"], r["seed"]): r for r in earlier if r["method"] == BASELINE}
+    for task in args.tasks:
+        for seed in args.seeds:
+            row = found.get((task, seed))
+            if row is None or len(row["curve"]) != args.trials:
+                parser.error(
+                    f"--baseline-from {args.baseline_from}: no baseline study of {task} seed "
+                    f"{seed} with {args.trials} trials; run without --baseline-from to make one"
+                )
+    return [found[(task, seed)] for task in args.tasks for seed in args.seeds]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=TASKS)
@@ -255,11 +274,11 @@ def main() -> None:
         f"python {platform.python_version()}; {args.trials} trials x {args.epochs} epochs x "
         f"{args.steps} steps per study, seeds {args.seeds}"
     )
-    local_ray.start()
     results: list[dict[str, Any]] = []
-    if args.baseline_from:
-        results = [r for r in json.loads(args.baseline_from.read_text()) if r["method"] == BASELINE]
+    if args.baseline_from:  # checked before Ray starts
+        results = reused_baselines(args, parser)
         args.methods.remove(BASELINE)
+    local_ray.start()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:

@@ -129,9 +129,9 @@ def _adamw(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]
     return (_everywhere(space, facts, _settings(space, "adamw")),)
 
 
-# A coarse lr sweep of the same config, as practitioners start (nanoGPT's and the Chinchilla
-# sweeps step the lr by about 3x): the default lr was tuned for long runs, while a search
-# trains small proxies for few steps, which favour larger lrs; so two of the three steps go up.
+# A coarse lr sweep of the same config in steps of about 3x, as practitioners start a new
+# model: torch's default lr is a long-run default, while a search trains small proxies for few
+# steps, which favour larger lrs; so two of the three steps go up.
 # The structural recipes then run at the best of these (``follows``).
 LR_SWEEP = (0.3, 3.0, 10.0)
 
@@ -211,9 +211,11 @@ register_recipe(
     Recipe("lr_sweep", "AdamW everywhere at 0.3x, 3x, 10x its default lr", _lr_sweep, leads=True)
 )
 register_recipe(
-    Recipe("decay_split", "AdamW, no decay on biases/norms/embeddings", _decay_split, True)
+    Recipe("decay_split", "AdamW, no decay on biases/norms/embeddings", _decay_split, follows=True)
 )
-register_recipe(Recipe("muon_split", "Muon on hidden matrices, AdamW elsewhere", _muon_split, True))
 register_recipe(
-    Recipe("layerwise_decay", "AdamW, each depth block 0.75x the next", _layerwise, True)
+    Recipe("muon_split", "Muon on hidden matrices, AdamW elsewhere", _muon_split, follows=True)
+)
+register_recipe(
+    Recipe("layerwise_decay", "AdamW, each depth block 0.75x the next", _layerwise, follows=True)
 )

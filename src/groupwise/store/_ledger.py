@@ -269,7 +269,7 @@ class Ledger:
         recipe the study already holds is not enqueued again."""
         best = self.tally().best_trial
         taken = {} if best is None else self.mirror.get_trial(best).params
-        held = self._recipes(tuple(TrialState))
+        held = self._recipes()
         self.enqueue(
             [
                 (name, {**params, **{k: taken[k] for k in follows if k in taken}})
@@ -282,8 +282,9 @@ class Ledger:
         """Whether a recipe's trial still waits or runs (what follows it waits for it)."""
         return bool(self._recipes((TrialState.WAITING, TrialState.RUNNING)))
 
-    def _recipes(self, states: Iterable[TrialState]) -> set[str]:
-        trials = self.mirror.get_all_trials(self._study_id, deepcopy=False, states=tuple(states))
+    def _recipes(self, states: tuple[TrialState, ...] | None = None) -> set[str]:
+        """The recipes the study's trials (in ``states``; None: all) were enqueued from."""
+        trials = self.mirror.get_all_trials(self._study_id, deepcopy=False, states=states)
         return {str(t.user_attrs[RECIPE_ATTR]) for t in trials if RECIPE_ATTR in t.user_attrs}
 
     def seed_from(self, source: str) -> int:
