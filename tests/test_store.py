@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution, distribution_to_json
 from optuna.trial import TrialState
 
 import zoo
 from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
 from groupwise.spec import SearchSpace
-from groupwise.store import WriteThroughStorage, open_storage
+from groupwise.store import Ledger, StudyIdentity, WriteThroughStorage, open_storage
 from test_storage_contract import snapshot
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -118,3 +119,43 @@ def test_a_heartbeat_left_by_a_deleted_study_does_not_block_its_successor(storag
     (trial,) = optuna.load_study(study_name="s", storage=backend).get_trials()
     assert trial.state == TrialState.RUNNING
     assert mirror.beating() == {trial.number}
+
+
+def test_a_new_study_does_not_adopt_the_rows_its_deleted_namesake_left(tmp_path):
+    """On SQLite, Optuna deletes a study by the trials it read first, and no foreign key stops
+    a racing launch: a trial inserted meanwhile, or a parameter written for a trial already
+    deleted, outlives the study. SQLite gives the next study (and its trials) the same ids, so
+    a new study of the same name must not start with those rows as its own (seen in CI: the
+    relaunch's mirror met a 'trial 3' of the deleted study)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    backend = open_storage(url, create=True)
+    run(optuna.create_study(study_name="s", storage=backend), n=3)
+    old = backend.get_study_id_from_name("s")
+    last = max(t._trial_id for t in optuna.load_study(study_name="s", storage=backend).trials)
+    optuna.delete_study(study_name="s", storage=backend)
+    with backend.engine.begin() as connection:  # what the racing launch wrote
+        connection.exec_driver_sql(
+            "INSERT INTO trials (study_id, number, state) VALUES (?, 3, 'RUNNING')", (old,)
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
+            "VALUES (?, 'stray', 0.5, ?)",
+            (last, distribution_to_json(FloatDistribution(0.0, 1.0))),
+        )
+    identity = StudyIdentity("s", "minimize", "f", "loss", "t", "space", {})
+    ledger = Ledger.open(
+        url,
+        identity,
+        sampler=lambda _: tpe(),
+        pruner=optuna.pruners.NopPruner(),
+        heartbeat=(10, 60),
+        max_retries=0,
+        driver="test",
+    )
+    assert backend.get_study_id_from_name("s") == old  # the id reused: what makes this a test
+    study = optuna.load_study(study_name="s", storage=backend)
+    assert study.trials == []
+    with backend.engine.connect() as connection:
+        (params,) = connection.exec_driver_sql("SELECT COUNT(*) FROM trial_params").one()
+    assert params == 0
+    assert ledger.mirror.get_all_trials(ledger.mirror.get_study_id_from_name("s")) == []

@@ -19,6 +19,8 @@ fails there, not in a study. Nothing outside ``groupwise.store`` touches Optuna'
 - :func:`record_heartbeat`: Optuna's, with a trial deleted mid-call said as a missing row.
 - :func:`with_heartbeat`: which RUNNING trials have a heartbeat row at all (Optuna's model of
   the heartbeat table), to tell a trial that never had one from one whose driver died.
+- :func:`purge_orphans`: rows of Optuna's tables whose study or trial is gone (SQLite enforces
+  no foreign keys, and Optuna deletes a study's trials by the list it read first).
 - :func:`vanished`: RDBStorage's KeyError for a row that is not there (a study deleted while a
   driver runs).
 - :func:`trial_id`: the storage's id of a FrozenTrial.
@@ -45,6 +47,7 @@ __all__ = [
     "changed_trials",
     "constraint_key",
     "insert_trial",
+    "purge_orphans",
     "record_heartbeat",
     "sessions_on",
     "stale_trial_ids",
@@ -190,6 +193,36 @@ def record_heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> None
         storage.record_heartbeat(trial_id)
     except AssertionError as e:
         raise KeyError(models.NOT_FOUND_MSG) from e
+
+
+def purge_orphans(connection: sqlalchemy.Connection) -> None:
+    """Delete the rows of Optuna's tables whose study or trial is gone.
+
+    SQLite enforces no foreign keys, and Optuna deletes a study by the trials it read first:
+    a trial a running launch inserted meanwhile outlives its study, as do heartbeats, params
+    and attributes written for a trial already deleted. SQLite then gives the next study the
+    same id (and its trials the same ids), which would adopt those rows as its own."""
+    studies = sqlalchemy.select(models.StudyModel.study_id)
+    trials = models.TrialModel
+    connection.execute(sqlalchemy.delete(trials).where(trials.study_id.not_in(studies)))
+    study_children = (
+        models.StudyDirectionModel,
+        models.StudyUserAttributeModel,
+        models.StudySystemAttributeModel,
+    )
+    for model in study_children:
+        connection.execute(sqlalchemy.delete(model).where(model.study_id.not_in(studies)))
+    trial_children = (
+        models.TrialParamModel,
+        models.TrialValueModel,
+        models.TrialIntermediateValueModel,
+        models.TrialUserAttributeModel,
+        models.TrialSystemAttributeModel,
+        models.TrialHeartbeatModel,
+    )
+    alive = sqlalchemy.select(trials.trial_id)
+    for model in trial_children:
+        connection.execute(sqlalchemy.delete(model).where(model.trial_id.not_in(alive)))
 
 
 def vanished(error: BaseException) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,7 +50,14 @@ from groupwise.store._counts import Tally, tally
 from groupwise.store._jobs import stop_requested
 from groupwise.store._migrate import migrate
 from groupwise.store._mirror import WriteThroughStorage
-from groupwise.store._open import check_exists, mask, open_storage, reconnecting, study_names
+from groupwise.store._open import (
+    begin,
+    check_exists,
+    mask,
+    open_storage,
+    reconnecting,
+    study_names,
+)
 from groupwise.store._records import GroupRecord, add_epoch, end_run, forget_runs, start_run
 
 __all__ = [
@@ -191,21 +197,9 @@ class Ledger:
         sampler given how many trials the study already holds, so that a relaunch continues
         the search instead of replaying its first proposals."""
         storage = open_storage(url, create=True, heartbeat=heartbeat)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.create_study(
-                storage=storage,
-                study_name=identity.name,
-                direction=identity.direction,
-                load_if_exists=True,
-            )
         migrate(storage.engine)  # groupwise's own tables, beside Optuna's
+        _create(storage, identity)
         mirror = WriteThroughStorage(storage, identity.name, patience_s)
-        if FINGERPRINT_ATTR not in mirror.get_study_user_attrs(
-            mirror.get_study_id_from_name(identity.name)
-        ):
-            # A new study: rows a deleted study of the same name left behind are not its own.
-            mirror.transact("clear a deleted study's rows", lambda c: forget_runs(c, identity.name))
         existing = len(mirror.get_all_trials(mirror.get_study_id_from_name(identity.name)))
         study = optuna.load_study(
             study_name=identity.name, storage=mirror, sampler=sampler(existing), pruner=pruner
@@ -605,6 +599,28 @@ class Ledger:
     @property
     def _study_id(self) -> int:
         return self.mirror.get_study_id_from_name(self.identity.name)
+
+
+def _create(storage: optuna.storages.RDBStorage, identity: StudyIdentity) -> None:
+    """Create the study unless it exists, in the transaction that clears what a deleted study
+    of its name left behind: its groupwise rows and, on SQLite, Optuna's rows whose study or
+    trial is gone (SQLite reuses ids, so the new study would adopt them). One transaction: no
+    other driver's trial can slip in between the creation and the clearing."""
+    with (
+        storage.engine.connect() as connection,
+        begin(connection),
+        _internals.sessions_on(storage, connection),
+    ):
+        if identity.name in study_names(storage):
+            return
+        if connection.dialect.name == "sqlite":
+            _internals.purge_orphans(connection)  # before the new study takes the old id
+        direction = optuna.study.StudyDirection[identity.direction.upper()]
+        try:
+            storage.create_new_study([direction], identity.name)
+        except optuna.exceptions.DuplicatedStudyError:
+            return  # another driver created it first (PostgreSQL: no lock held up to here)
+        forget_runs(connection, identity.name)
 
 
 def _check_identity(
