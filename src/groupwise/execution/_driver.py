@@ -93,9 +93,10 @@ class Driver:
             if self.pool.free() and self.ledger.shared:
                 self._share()
             if self._round_may_start():
-                if self.spec.workers.reproducible:
-                    self.ledger.begin_round()
                 self._follow()
+                starting = self.pool.free() and self._may_start(target) and not self.note
+                if starting and self.spec.workers.reproducible:
+                    self.ledger.begin_round()  # once per round, not once per idle pass
                 while self.pool.free() and self._may_start(target) and not self.note:
                     self._start_trial()
             self.on_progress(self.progress())
