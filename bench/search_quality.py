@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -158,6 +159,38 @@ def geomean(values: list[float]) -> float:
     return math.exp(statistics.mean(math.log(v) for v in values))
 
 
+def score(per_task: dict[str, list[float]]) -> float:
+    """The geometric mean over tasks of each task's geometric mean over seeds."""
+    return geomean([geomean(v) for v in per_task.values()])
+
+
+def interval(per_task: dict[str, list[float]], draws: int = 4000) -> tuple[float, float]:
+    """A 90% bootstrap interval of :func:`score`: each task's seeds drawn again with
+    replacement. With few seeds it says how far the score can move by the luck of the seeds."""
+    rng = random.Random(0)
+    scores = sorted(
+        score({t: rng.choices(v, k=len(v)) for t, v in per_task.items()}) for _ in range(draws)
+    )
+    return scores[int(0.05 * draws)], scores[int(0.95 * draws) - 1]
+
+
+def equal_search_scores(trials: int, draws: int = 20000) -> tuple[float, float]:
+    """What the two measures below give a search exactly as good as the baseline: both draw
+    each trial's value from one distribution (simulated). The first is above 1 because the
+    target is the baseline's own best: the baseline reaches it by definition, the other search
+    only when it does at least as well (half the time)."""
+    rng = random.Random(0)
+    own, budget = [], []
+    for _ in range(draws):
+        theirs = [rng.random() for _ in range(trials)]
+        mine = [rng.random() for _ in range(trials)]
+        target = min(theirs)
+        took = next((i + 1 for i, v in enumerate(mine) if v <= target), trials + 1)
+        own.append(math.log(took / (theirs.index(target) + 1)))
+        budget.append(math.log(took / trials))
+    return math.exp(statistics.mean(own)), math.exp(statistics.mean(budget))
+
+
 def summarize(results: list[dict], tasks: list[str], methods: list[str], trials: int) -> None:
     for task in tasks:
         print(f"\n{task}")
@@ -185,19 +218,24 @@ def summarize(results: list[dict], tasks: list[str], methods: list[str], trials:
             print(
                 f"  {method:<42} {statistics.mean(bests):>20.4f} +- {spread:.4f} {reached:>31} {clock:>14}"
             )
-    for title, measure in [
-        ("(the baseline's own)", ratios),
-        ("(budget); never reached counts as budget + 1", budget_fractions),
+    equal = equal_search_scores(trials)
+    for title, measure, reference in [
+        ("(the baseline's own)", ratios, equal[0]),
+        ("(budget); never reached counts as budget + 1", budget_fractions, equal[1]),
     ]:
         print(
-            f"\ngeometric mean over tasks of (trials to reach the baseline's final best) / {title}:"
+            f"\ngeometric mean over tasks of (trials to reach the baseline's final best) / {title}"
+            f" (a search exactly as good as the baseline: {reference:.2f}):"
         )
         for method in methods:
             per_task = measure(results, method, trials) if method != BASELINE else {}
             if per_task:
-                score = geomean([geomean(v) for v in per_task.values()])
+                low, high = interval(per_task)
                 detail = ", ".join(f"{t} {geomean(v):.2f}" for t, v in per_task.items())
-                print(f"  {method:<42} {score:.2f}  ({detail})")
+                print(
+                    f"  {method:<42} {score(per_task):.2f} (90% bootstrap over seeds "
+                    f"{low:.2f}-{high:.2f}; {detail})"
+                )
 
 
 def plot(results: list[dict], tasks: list[str], methods: list[str], out: Path, tag: str) -> None:
@@ -243,6 +281,31 @@ def reused_baselines(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return [found[(task, seed)] for task in args.tasks for seed in args.seeds]
 
 
+def merged(paths: list[Path], parser: argparse.ArgumentParser) -> list[dict]:
+    """The studies of earlier runs' JSON files, as one run (more seeds, or more methods over
+    the same baselines); a study in two files counts once, and must be the same in both."""
+    studies: dict[tuple[str, str, int], dict] = {}
+    for path in paths:
+        try:
+            rows = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            parser.error(f"--summarize {path}: {e}")
+        for row in rows:
+            key = (row["task"], row["method"], row["seed"])
+            if studies.setdefault(key, row)["curve"] != row["curve"]:
+                parser.error(f"--summarize {path}: {key} differs from an earlier file's")
+    return list(studies.values())
+
+
+def show(results: list[dict], args: argparse.Namespace) -> None:
+    """Print the summary of ``results`` and plot it, tasks and methods in the bench's order."""
+    tasks = [t for t in TASKS if any(r["task"] == t for r in results)]
+    methods = [m for m in METHODS if any(r["method"] == m for r in results)]
+    trials = max(len(r["curve"]) for r in results)
+    summarize(results, tasks, methods, trials)
+    plot(results, tasks, methods, args.out, args.tag)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=TASKS)
@@ -263,12 +326,22 @@ def main() -> None:
         "and budget; the baseline is deterministic under reproducible rounds), to measure a "
         "change to per_group.yaml in half the time",
     )
+    parser.add_argument(
+        "--summarize",
+        type=Path,
+        nargs="+",
+        help="summarize earlier runs' JSON files as one run (e.g. seeds run on different "
+        "days) instead of running studies",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="", help="suffix of the output files")
     args = parser.parse_args()
     if BASELINE not in args.methods:
         args.methods.insert(0, BASELINE)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.summarize:
+        show(merged(args.summarize, parser), args)
+        return
     print(
         f"bench/search_quality.py: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"python {platform.python_version()}; {args.trials} trials x {args.epochs} epochs x "
@@ -295,9 +368,7 @@ def main() -> None:
                         flush=True,
                     )
     (args.out / f"search_quality{args.tag}.json").write_text(json.dumps(results, indent=1))
-    methods = [BASELINE, *args.methods] if args.baseline_from else args.methods
-    summarize(results, args.tasks, methods, args.trials)
-    plot(results, args.tasks, methods, args.out, args.tag)
+    show(results, args)
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 
