@@ -54,22 +54,30 @@ warnings.filterwarnings("ignore")
 
 TASKS = ["char_lstm", "tiny_transformer", "digits_cnn", "tabular_mlp"]
 BASELINE = "baseline: one optimizer (AdamW/NAdamW/SGD-Nesterov)"
-METHODS: dict[str, tuple[str, str | None]] = {
-    # name: (space, sampler; None: the study file names none, so the shipped default)
-    BASELINE: ("single_optimizer.yaml", None),
-    "per_group.yaml (default sampler)": ("per_group.yaml", None),
-    "per_group.yaml, TPE 10 start-up": ("per_group.yaml", "{name: tpe}"),
+METHODS: dict[str, tuple[str, str | None, str | None]] = {
+    # name: (space, sampler, the study file's warm_start; None: the study file names none,
+    # so the shipped default)
+    BASELINE: ("single_optimizer.yaml", None, None),
+    "per_group.yaml (default sampler)": ("per_group.yaml", None, None),
+    "per_group.yaml, TPE 10 start-up": ("per_group.yaml", "{name: tpe}", None),
     "per_group.yaml, TPE 4 start-up": (
         "per_group.yaml",
         "{name: tpe, options: {n_startup_trials: 4}}",
+        None,
     ),
-    "per_group.yaml, staged (base first)": ("per_group.yaml", "{name: staged}"),
-    "per_group.yaml, random": ("per_group.yaml", "{name: random}"),
-    "per_group.yaml, GP": ("per_group.yaml", "{name: gp}"),
+    "per_group.yaml, staged (base first)": ("per_group.yaml", "{name: staged}", None),
+    "per_group.yaml, random": ("per_group.yaml", "{name: random}", None),
+    "per_group.yaml, GP": ("per_group.yaml", "{name: gp}", None),
+    "per_group.yaml, lr sweep first": (
+        "per_group.yaml",
+        None,
+        "[adamw, lr_sweep, decay_split, muon_split, layerwise_decay]",
+    ),
 }
 
 
-def study_text(name: str, task: str, space: str, sampler: str | None, args: Any, seed: int) -> str:
+def study_text(name: str, task: str, method: str, args: Any, seed: int) -> str:
+    space, sampler, warm_start = METHODS[method]
     lines = [
         f"name: {name}",
         f"task: {task}",
@@ -82,14 +90,15 @@ def study_text(name: str, task: str, space: str, sampler: str | None, args: Any,
     ]
     if sampler is not None:
         lines.append(f"sampler: {sampler}")
+    if warm_start is not None:
+        lines.append(f"warm_start: {warm_start}")
     return "\n".join(lines) + "\n"
 
 
 def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict:
-    space, sampler = METHODS[method]
     name = f"{task}-{list(METHODS).index(method)}-{seed}"
     path = tmp / f"{name}.yaml"
-    path.write_text(study_text(name, task, space, sampler, args, seed))
+    path.write_text(study_text(name, task, method, args, seed))
     storage = f"sqlite:///{tmp}/{name}.db"
     started = time.perf_counter()
     launch(read_study(path), storage=storage)
