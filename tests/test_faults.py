@@ -200,10 +200,15 @@ def test_each_trial_records_its_own_peak_memory(tmp_path):
     assert all(peak < peaks[0] - 128 * 2**20 for peak in peaks[1:]), peaks
 
 
-def test_a_study_deleted_with_optunas_tools_can_be_created_again(tmp_path, storage_url):
+@pytest.mark.parametrize("made_by", ["groupwise", "optuna"])
+def test_a_study_deleted_with_optunas_tools_can_be_created_again(tmp_path, storage_url, made_by):
+    """By the relaunch, or first by Optuna's own create_study: either way the new study starts
+    without the old one's groupwise rows."""
     path = study_file(tmp_path, "user_tasks:tiny", trials=2, faults="{}")
     launch(read_study(path), storage=storage_url)
     optuna.delete_study(study_name="faults", storage=storage_url)
+    if made_by == "optuna":
+        optuna.create_study(study_name="faults", storage=storage_url)
 
     result = launch(read_study(path), storage=storage_url)
 

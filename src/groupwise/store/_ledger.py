@@ -200,6 +200,12 @@ class Ledger:
         migrate(storage.engine)  # groupwise's own tables, beside Optuna's
         _create(storage, identity)
         mirror = WriteThroughStorage(storage, identity.name, patience_s)
+        if FINGERPRINT_ATTR not in mirror.get_study_user_attrs(
+            mirror.get_study_id_from_name(identity.name)
+        ):
+            # A study groupwise has not run yet, made by Optuna's own tools perhaps after
+            # deleting one of this name: the rows that one left behind are not its own.
+            mirror.transact("clear a deleted study's rows", lambda c: forget_runs(c, identity.name))
         existing = len(mirror.get_all_trials(mirror.get_study_id_from_name(identity.name)))
         study = optuna.load_study(
             study_name=identity.name, storage=mirror, sampler=sampler(existing), pruner=pruner
