@@ -194,7 +194,7 @@ def equal_search_scores(trials: int, draws: int = 20000) -> tuple[float, float]:
         theirs = [rng.random() for _ in range(trials)]
         mine = [rng.random() for _ in range(trials)]
         target = min(theirs)
-        took = next((i + 1 for i, v in enumerate(mine) if v <= target), trials + 1)
+        took = reach(mine, target) or trials + 1
         own.append(math.log(took / (theirs.index(target) + 1)))
         budget.append(math.log(took / trials))
     return math.exp(statistics.mean(own)), math.exp(statistics.mean(budget))
@@ -274,23 +274,23 @@ def plot(results: list[dict], tasks: list[str], methods: list[str], out: Path, t
 def reused_baselines(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
     """The baseline studies of ``--baseline-from``: one per task and seed asked for, each of
     this run's budget, or a one-line error saying which is missing."""
-    try:
-        earlier = json.loads(args.baseline_from.read_text())
-    except (OSError, ValueError) as e:
-        parser.error(f"--baseline-from {args.baseline_from}: {e}")
+    earlier = merged(args.baseline_from, parser, "--baseline-from")
     found = {(r["task"], r["seed"]): r for r in earlier if r["method"] == BASELINE}
     for task in args.tasks:
         for seed in args.seeds:
             row = found.get((task, seed))
             if row is None or len(row["curve"]) != args.trials:
                 parser.error(
-                    f"--baseline-from {args.baseline_from}: no baseline study of {task} seed "
-                    f"{seed} with {args.trials} trials; run without --baseline-from to make one"
+                    f"--baseline-from {' '.join(map(str, args.baseline_from))}: no baseline "
+                    f"study of {task} seed {seed} with {args.trials} trials; run without "
+                    "--baseline-from to make one"
                 )
     return [found[(task, seed)] for task in args.tasks for seed in args.seeds]
 
 
-def merged(paths: list[Path], parser: argparse.ArgumentParser) -> list[dict]:
+def merged(
+    paths: list[Path], parser: argparse.ArgumentParser, flag: str = "--summarize"
+) -> list[dict]:
     """The studies of earlier runs' JSON files, as one run (more seeds, or more methods over
     the same baselines); a study in two files counts once, and must be the same in both."""
     studies: dict[tuple[str, str, int], dict] = {}
@@ -298,11 +298,11 @@ def merged(paths: list[Path], parser: argparse.ArgumentParser) -> list[dict]:
         try:
             rows = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            parser.error(f"--summarize {path}: {e}")
+            parser.error(f"{flag} {path}: {e}")
         for row in rows:
             key = (row["task"], row["method"], row["seed"])
             if studies.setdefault(key, row)["curve"] != row["curve"]:
-                parser.error(f"--summarize {path}: {key} differs from an earlier file's")
+                parser.error(f"{flag} {path}: {key} differs from an earlier file's")
     return list(studies.values())
 
 
@@ -331,7 +331,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline-from",
         type=Path,
-        help="an earlier run's JSON whose baseline studies to reuse (the same tasks, seeds "
+        nargs="+",
+        help="earlier runs' JSON files whose baseline studies to reuse (the same tasks, seeds "
         "and budget; the baseline is deterministic under reproducible rounds), to measure a "
         "change to per_group.yaml in half the time",
     )

@@ -94,10 +94,9 @@ class Driver:
                 self._share()
             if self._round_may_start():
                 self._follow()
-                starting = self.pool.free() and self._may_start(target) and not self.note
-                if starting and self.spec.workers.reproducible:
+                if self.spec.workers.reproducible and self._startable(target):
                     self.ledger.begin_round()  # once per round, not once per idle pass
-                while self.pool.free() and self._may_start(target) and not self.note:
+                while self._startable(target):
                     self._start_trial()
             self.on_progress(self.progress())
             if not self.running and (self._done(target) or self.note):
@@ -135,6 +134,10 @@ class Driver:
         counts = self.ledger.tally()
         below = target is None or counts.finished + counts.running < target
         return below and time.perf_counter() < self.deadline
+
+    def _startable(self, target: int | None) -> bool:
+        """Whether a trial may start now: a free worker, budget left, no stop said."""
+        return bool(self.pool.free()) and self._may_start(target) and not self.note
 
     def _round_may_start(self) -> bool:
         """Reproducible dispatch starts trials in rounds: only when the last round has

@@ -608,10 +608,10 @@ class Ledger:
 
 
 def _create(storage: optuna.storages.RDBStorage, identity: StudyIdentity) -> None:
-    """Create the study unless it exists, in the transaction that clears what a deleted study
-    of its name left behind: its groupwise rows and, on SQLite, Optuna's rows whose study or
-    trial is gone (SQLite reuses ids, so the new study would adopt them). One transaction: no
-    other driver's trial can slip in between the creation and the clearing."""
+    """Create the study unless it exists, in the transaction that first deletes, on SQLite,
+    Optuna's rows whose study or trial is gone (SQLite reuses ids, so the new study would
+    adopt them): no other driver's trial can slip in between. Groupwise's own rows of the name
+    are cleared after, for any study not yet fingerprinted (:meth:`Ledger.open`)."""
     with (
         storage.engine.connect() as connection,
         begin(connection),
@@ -626,7 +626,6 @@ def _create(storage: optuna.storages.RDBStorage, identity: StudyIdentity) -> Non
             storage.create_new_study([direction], identity.name)
         except optuna.exceptions.DuplicatedStudyError:
             return  # another driver created it first (PostgreSQL: no lock held up to here)
-        forget_runs(connection, identity.name)
 
 
 def _check_identity(
