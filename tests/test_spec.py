@@ -8,7 +8,14 @@ import pytest
 
 from groupwise.errors import SpecError
 from groupwise.plan import make_plan
-from groupwise.spec import SearchSpace, StudySpec, read_search_space, read_study, validate_file
+from groupwise.spec import (
+    SearchSpace,
+    StudySpec,
+    read_search_space,
+    read_study,
+    read_study_document,
+    validate_file,
+)
 
 ROOT = Path(__file__).parent.parent
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -203,3 +210,39 @@ def test_muon_only_space_cannot_cover_vectors(tmp_path):
     spec = read_study(write(tmp_path, study_text(), space))
     with pytest.raises(SpecError, match="group 'linear' can take none of the allowed optimizers"):
         make_plan(spec)
+
+
+RELATIVE_SPACE = """
+schemes: [single, role]
+optimizers: {adamw: {}, muon: {}}
+sharing: {relative: {base: [adamw], override: [muon]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("space", "sampler", "expected"),
+    [
+        (RELATIVE_SPACE, None, "staged"),  # the base first: the relative space's default
+        (GOOD_SPACE, None, "tpe"),  # no shared base to tune first
+        (RELATIVE_SPACE, "tpe", "tpe"),  # a named sampler is always kept
+        (RELATIVE_SPACE, "null", "staged"),
+    ],
+)
+def test_a_study_that_names_no_sampler_gets_the_one_its_space_calls_for(
+    tmp_path, space, sampler, expected
+):
+    spec = read_study(write(tmp_path, study_text(sampler=sampler), space))
+    assert spec.sampler.name == expected
+    assert make_plan(spec).sampler.name == expected
+
+
+def test_the_recommended_space_is_searched_base_first_by_default(tmp_path):
+    per_group = (ROOT / "search_spaces" / "per_group.yaml").read_text()
+    spec = read_study(write(tmp_path, study_text(), per_group))
+    assert spec.sampler.name == "staged" and spec.pruner.name == "median"
+    # the same default for a study sent to the service, by name or inline
+    sent = {"name": "t", "task": "digits_mlp", "budget": {"trials": 4}}
+    for space in ("per_group.yaml", {"schemes": ["single"], "optimizers": {"adamw": {}}}):
+        document = {**sent, "search_space": space}
+        spec = read_study_document(document, where="POST /studies", spaces=ROOT / "search_spaces")
+        assert spec.sampler.name == ("staged" if space == "per_group.yaml" else "tpe")

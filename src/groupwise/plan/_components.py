@@ -129,7 +129,8 @@ TPE = {
     "constant_liar": True,
 }
 register_sampler("tpe", ComponentEntry(optuna.samplers.TPESampler, TPE))
-# TPE as above; the first base_trials finished trials tune the base alone.
+# TPE as above; the first base_trials finished trials tune the base alone. What a study on a
+# relative space gets when its file names no sampler (StudySpec; why: per_group.yaml).
 register_sampler("staged", ComponentEntry(StagedSampler, {"base_trials": 8, **TPE}))
 register_sampler("random", ComponentEntry(optuna.samplers.RandomSampler))
 register_sampler("gp", ComponentEntry(optuna.samplers.GPSampler, {"n_startup_trials": 10}))

@@ -146,13 +146,24 @@ class StudySpec(Frozen):
     objective: Objective = Objective()
     budget: Budget
     training: Training = Training()
-    sampler: Named = Named(name="tpe")
+    sampler: Named = Named(name="tpe")  # where the file names none: _default_sampler
     pruner: Named = Named(name="median")
     workers: Workers = Workers()
     faults: Faults = Faults()
     warm_start: WarmStart = WarmStart()
     seed: int = 0
     source: Path | None = None  # the file it was read from
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sampler(cls, data: Any) -> Any:
+        """A study file that names no sampler gets the staged search (``staged``: the shared
+        base alone first, then the per-group deviations around it) on a space with the relative
+        parametrization, the one kind whose base it can tune first, and TPE on any other.
+        Why: BENCHMARKS.md, "The staged search becomes the default"."""
+        if isinstance(data, dict) and data.get("sampler") is None:
+            return {**data, "sampler": "staged" if _relative(data.get("space")) else "tpe"}
+        return data
 
     def with_overrides(self, **changes: Any) -> StudySpec:
         """A copy with CLI overrides applied, e.g. ``trials=10`` or ``workers=4``."""
@@ -162,3 +173,11 @@ class StudySpec(Frozen):
         if changes.get("workers") is not None:
             update["workers"] = self.workers.model_copy(update={"count": changes["workers"]})
         return self.model_copy(update=update)
+
+
+def _relative(space: Any) -> bool:
+    """Whether ``space`` (parsed, or still a mapping) uses the relative parametrization."""
+    if isinstance(space, SearchSpace):
+        return space.sharing.relative is not None
+    sharing = space.get("sharing") if isinstance(space, dict) else None
+    return isinstance(sharing, dict) and sharing.get("relative") is not None
