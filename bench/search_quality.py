@@ -1,10 +1,11 @@
 """Does per-group search beat a tuned single optimizer? AlgoPerf's protocol on our CPU tasks.
 
     python bench/search_quality.py [--tasks char_lstm tiny_transformer digits_cnn tabular_mlp]
-        [--seeds 0 1 2] [--trials 20] [--epochs 3] [--steps 50] [--methods ...] [--out DIR]
+        [--seeds 0 1 2] [--trials 20] [--epochs 3] [--steps 50] [--methods ...] [--pruner none]
+        [--out DIR]
 
 For each task and seed, every search gets the same budget (trials x epochs; no pruning, so the
-budget is exactly equal) and the same seed:
+budget is exactly equal, unless ``--pruner`` names one) and the same seed:
 
 - baseline: one optimizer for the whole model, tuned over the families AlgoPerf set its
   targets with (AdamW, NAdamW, SGD with Nesterov momentum), a global lr and weight decay:
@@ -102,10 +103,11 @@ def study_text(name: str, task: str, method: str, args: Any, seed: int) -> str:
         f"search_space: {ROOT / 'search_spaces' / space}",
         f"budget: {{trials: {args.trials}}}",
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
-        "pruner: none",
         "workers: {count: 2, cpus_per_trial: 1, reproducible: true}",
         f"seed: {seed}",
     ]
+    if args.pruner != "default":  # "default": the study file names none, as users run it
+        lines.append(f"pruner: {args.pruner}")
     if sampler is not None:
         lines.append(f"sampler: {sampler}")
     if warm_start is not None:
@@ -142,6 +144,10 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
         "curve": curve,
         "clock": clock,
         "wall_s": wall,
+        "pruner": args.pruner,
+        "epochs": sum(
+            len(t.intermediate_values) for t in trials if DUPLICATE_ATTR not in t.user_attrs
+        ),
     }
 
 
@@ -364,6 +370,12 @@ def main() -> None:
         nargs="+",
         help="summarize earlier runs' JSON files as one run (e.g. seeds run on different "
         "days) instead of running studies",
+    )
+    parser.add_argument(
+        "--pruner",
+        default="none",
+        help="the study files' pruner: none (the default here: every search trains exactly "
+        "the same epochs), a registry name, or 'default' to name none, as a user's file does",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="", help="suffix of the output files")
