@@ -318,14 +318,20 @@ def merged(
     paths: list[Path], parser: argparse.ArgumentParser, flag: str = "--summarize"
 ) -> list[dict]:
     """The studies of earlier runs' JSON files, as one run (more seeds, or more methods over
-    the same baselines); a study in two files counts once, and must be the same in both."""
+    the same baselines); a study in two files counts once, and must be the same in both, and
+    every study must have had the same pruner (rows older than --pruner pruned nothing)."""
     studies: dict[tuple[str, str, int], dict] = {}
+    pruners: dict[str, Path] = {}
     for path in paths:
         try:
             rows = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             parser.error(f"{flag} {path}: {e}")
         for row in rows:
+            pruners.setdefault(row.setdefault("pruner", "none"), path)
+            if len(pruners) > 1:
+                found = ", ".join(f"pruner {k} in {v}" for k, v in pruners.items())
+                parser.error(f"{flag}: studies pruned differently are not one run: {found}")
             row["method"] = LEGACY.get(row["method"], row["method"])
             key = (row["task"], row["method"], row["seed"])
             if studies.setdefault(key, row)["curve"] != row["curve"]:
