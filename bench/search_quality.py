@@ -26,6 +26,7 @@ Also a plot of best-so-far per trial (OUT/search_quality.png) and every study's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,6 +48,7 @@ sys.path.insert(0, str(HERE))
 
 import local_ray  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
+from groupwise.plan import PRUNERS  # noqa: E402
 from groupwise.spec import read_study  # noqa: E402
 from groupwise.store import DUPLICATE_ATTR  # noqa: E402
 
@@ -380,8 +382,15 @@ def main() -> None:
     parser.add_argument(
         "--pruner",
         default="none",
+        choices=["default", *PRUNERS.names()],
         help="the study files' pruner: none (the default here: every search trains exactly "
         "the same epochs), a registry name, or 'default' to name none, as a user's file does",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each study's file and database (DIR/<task>-<method index>-<seed>.db) for "
+        "`groupwise best`, instead of a temporary folder",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="", help="suffix of the output files")
@@ -403,7 +412,10 @@ def main() -> None:
         args.methods.remove(BASELINE)
     local_ray.start()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    folder = contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory()
+    with folder as tmp:
         for task in args.tasks:
             for seed in args.seeds:
                 for method in args.methods:

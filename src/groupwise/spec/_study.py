@@ -162,7 +162,9 @@ class StudySpec(Frozen):
         parametrization, the one kind whose base it can tune first, and TPE on any other.
         Why: BENCHMARKS.md, "The staged search becomes the default"."""
         if isinstance(data, dict) and data.get("sampler") is None:
-            return {**data, "sampler": "staged" if _relative(data.get("space")) else "tpe"}
+            space = data.get("space")  # parsed by read_study / read_study_document
+            relative = isinstance(space, SearchSpace) and space.sharing.relative is not None
+            return {**data, "sampler": "staged" if relative else "tpe"}
         return data
 
     def with_overrides(self, **changes: Any) -> StudySpec:
@@ -173,11 +175,3 @@ class StudySpec(Frozen):
         if changes.get("workers") is not None:
             update["workers"] = self.workers.model_copy(update={"count": changes["workers"]})
         return self.model_copy(update=update)
-
-
-def _relative(space: Any) -> bool:
-    """Whether ``space`` (parsed, or still a mapping) uses the relative parametrization."""
-    if isinstance(space, SearchSpace):
-        return space.sharing.relative is not None
-    sharing = space.get("sharing") if isinstance(space, dict) else None
-    return isinstance(sharing, dict) and sharing.get("relative") is not None
