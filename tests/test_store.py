@@ -8,10 +8,14 @@ from optuna.distributions import FloatDistribution, distribution_to_json
 from optuna.trial import TrialState
 
 import zoo
+from groupwise.errors import StudyError
 from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
 from groupwise.spec import SearchSpace
 from groupwise.store import Ledger, StudyIdentity, WriteThroughStorage, open_storage
+from groupwise.store._attrs import FINGERPRINT_ATTR
+from groupwise.store._ledger import _create
+from groupwise.store._migrate import migrate
 from test_storage_contract import snapshot
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -159,3 +163,29 @@ def test_a_new_study_does_not_adopt_the_rows_its_deleted_namesake_left(tmp_path)
         (params,) = connection.exec_driver_sql("SELECT COUNT(*) FROM trial_params").one()
     assert params == 0
     assert ledger.mirror.get_all_trials(ledger.mirror.get_study_id_from_name("s")) == []
+
+
+def test_a_new_study_is_claimed_in_the_transaction_that_creates_it(storage_url):
+    """Two drivers opening one brand-new study from different study files: the creator stamps
+    its identity as it creates the study, so the other, opening between that and the
+    creator's own checks, is refused instead of stamping the study as its own."""
+    ours = StudyIdentity("s", "minimize", "f1", "loss", "t", "space", {"seed": 0})
+    theirs = StudyIdentity("s", "minimize", "f2", "loss", "t", "space", {"seed": 1})
+    storage = open_storage(storage_url, create=True)
+    migrate(storage.engine)
+    _create(storage, ours)  # the creator, paused here
+
+    def opened(identity: StudyIdentity) -> Ledger:
+        return Ledger.open(
+            storage_url,
+            identity,
+            sampler=lambda _: tpe(),
+            pruner=optuna.pruners.NopPruner(),
+            heartbeat=(10, 60),
+            max_retries=0,
+            driver="test",
+        )
+
+    with pytest.raises(StudyError, match="differs in these fields"):
+        opened(theirs)
+    assert opened(ours).study.user_attrs[FINGERPRINT_ATTR] == "f1"

@@ -203,8 +203,8 @@ class Ledger:
         if FINGERPRINT_ATTR not in mirror.get_study_user_attrs(
             mirror.get_study_id_from_name(identity.name)
         ):
-            # A study groupwise has not run yet, made by Optuna's own tools perhaps after
-            # deleting one of this name: the rows that one left behind are not its own.
+            # A study Optuna's own tools made, perhaps after deleting one of this name: the
+            # rows that one left behind are not its own (groupwise's are cleared in _create).
             mirror.transact("clear a deleted study's rows", lambda c: forget_runs(c, identity.name))
         existing = len(mirror.get_all_trials(mirror.get_study_id_from_name(identity.name)))
         study = optuna.load_study(
@@ -610,8 +610,10 @@ class Ledger:
 def _create(storage: optuna.storages.RDBStorage, identity: StudyIdentity) -> None:
     """Create the study unless it exists, in the transaction that first deletes, on SQLite,
     Optuna's rows whose study or trial is gone (SQLite reuses ids, so the new study would
-    adopt them): no other driver's trial can slip in between. Groupwise's own rows of the name
-    are cleared after, for any study not yet fingerprinted (:meth:`Ledger.open`)."""
+    adopt them): no other driver's trial can slip in between. The same transaction clears
+    groupwise's rows of the name (a deleted namesake's) and stamps this identity, so a driver
+    opening the study from another file finds it stamped and is refused: there is no moment
+    at which two drivers can both see a new study unclaimed and both claim it."""
     with (
         storage.engine.connect() as connection,
         begin(connection),
@@ -623,9 +625,23 @@ def _create(storage: optuna.storages.RDBStorage, identity: StudyIdentity) -> Non
             _internals.purge_orphans(connection)  # before the new study takes the old id
         direction = optuna.study.StudyDirection[identity.direction.upper()]
         try:
-            storage.create_new_study([direction], identity.name)
+            study_id = storage.create_new_study([direction], identity.name)
         except optuna.exceptions.DuplicatedStudyError:
             return  # another driver created it first (PostgreSQL: no lock held up to here)
+        forget_runs(connection, identity.name)
+        for key, value in _stamp(identity).items():
+            storage.set_study_user_attr(study_id, key, value)
+
+
+def _stamp(identity: StudyIdentity) -> dict[str, Any]:
+    """The study attributes that make a study this identity's."""
+    return {
+        FINGERPRINT_ATTR: identity.fingerprint,
+        IDENTITY_ATTR: dict(identity.record),
+        TASK_ATTR: identity.task,
+        METRIC_ATTR: identity.metric,
+        SPACE_ATTR: identity.search_space,
+    }
 
 
 def _check_identity(
@@ -634,12 +650,9 @@ def _check_identity(
     """A new study takes this identity (when ``write``); an existing one must have it, and
     a mismatch names the fields that differ."""
     known = study.user_attrs.get(FINGERPRINT_ATTR)
-    if known is None and write:
-        study.set_user_attr(FINGERPRINT_ATTR, identity.fingerprint)
-        study.set_user_attr(IDENTITY_ATTR, dict(identity.record))
-        study.set_user_attr(TASK_ATTR, identity.task)
-        study.set_user_attr(METRIC_ATTR, identity.metric)
-        study.set_user_attr(SPACE_ATTR, identity.search_space)
+    if known is None and write:  # a study Optuna's own tools made (groupwise's are stamped)
+        for key, value in _stamp(identity).items():
+            study.set_user_attr(key, value)
     elif known is not None and known != identity.fingerprint:
         before = study.user_attrs.get(IDENTITY_ATTR)
         changed = _differences(before, identity.record) if isinstance(before, dict) else []
