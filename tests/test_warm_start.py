@@ -55,7 +55,7 @@ def test_recipes_are_the_first_trials_and_a_relaunch_does_not_repeat_them(tmp_pa
     launch(read_study(path), storage=db)
     first = trials(db, "s")
     assert [t.user_attrs.get(RECIPE_ATTR) for t in first[:2]] == ["adamw", "decay_split"]
-    assert first[0].params["all.lr_scale"] == 1.0 and first[0].params["lr"] == 1e-3
+    assert first[0].params["scheme"] == "single" and first[0].params["lr"] == 1e-3
     assert first[1].params["no_decay.decay"] is False and first[1].params["decay.decay"] is True
     assert first[1].params["lr"] == 1e-3  # no lr sweep listed: nothing to follow
     launch(read_study(path).with_overrides(trials=6), storage=db)
@@ -74,7 +74,7 @@ def test_structural_recipes_run_at_the_best_lr_of_the_sweep_before_them(tmp_path
     recipes = [t.user_attrs.get(RECIPE_ATTR) for t in done[:5]]
     assert recipes == ["adamw", "lr_sweep", "lr_sweep", "lr_sweep", "decay_split"]
     assert [t.params["lr"] for t in done[:4]] == pytest.approx([1e-3, 3e-4, 3e-3, 1e-2])
-    assert all(t.params["all.lr_scale"] == 1.0 for t in done[:4])
+    assert all(t.params["scheme"] == "single" for t in done[:4])
     best = min(done[:4], key=lambda t: t.value)
     assert done[4].params["lr"] == best.params["lr"]
     assert done[4].datetime_start >= max(t.datetime_complete for t in done[:4])

@@ -2,7 +2,8 @@
 
     optimizer, lr, <base>.<setting>      the base: one kind, one lr, its settings
     <label>.optimizer                    "base" or an override kind the group fits (if any)
-    <label>.lr_scale                     the group's lr as a multiple of the base lr
+    <label>.lr_scale                     the group's lr as a multiple of the base lr (not
+                                         for a scheme of one group: its lr is the base lr)
     <label>.decay                        keep the base weight decay (true) or none (false)
     <kind>.<setting>                     an override's settings, shared by its groups
 
@@ -10,6 +11,12 @@ Why: with independent per-group values, "one good optimizer everywhere" is a thi
 10+ dimensional space, and a search of a few dozen trials rarely lands on it. Here it is the
 point where every scale is 1, every decay kept and no group overridden, and a search starts
 from it (the recipes enqueue it) and moves away only where that pays.
+
+A scheme of one group (``single``) has no lr multiplier: it would only repeat the base lr, and
+a sampler that models the two apart (TPE with ``group``: a scheme's own names are a group of
+their own) cannot learn that only their product matters, so every one-optimizer trial after
+the first ones landed at a random multiple of a good lr (BENCHMARKS.md, "A one-group scheme
+takes the base lr").
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ def sample_relative(
     base_lr = suggest(trial, BASE_LR, widest([space.domains(k)["lr"] for k in kinds]))
     shared = _settings(trial, space, base)
     groups = {}
+    scaled = len(variant.groups) > 1  # one group: its lr is the base lr (module text)
     for label in variant.groups:
         choices = override_choices(space, facts, label)
         kind = trial.suggest_categorical(f"{label}.optimizer", list(choices)) if choices else BASE
@@ -59,7 +67,8 @@ def sample_relative(
                 override["lr"] = suggest(trial, f"{kind}.lr", space.domains(kind)["lr"])
             groups[label] = GroupConfig(kind, override)
             continue
-        groups[label] = GroupConfig(base, _deviate(trial, relative, label, base_lr, shared))
+        lr = base_lr * _scale(trial, relative, label) if scaled else base_lr
+        groups[label] = GroupConfig(base, _deviate(trial, relative, label, lr, shared))
     return TrialConfig(variant.choice, groups)
 
 
@@ -72,11 +81,15 @@ def _settings(trial: Suggester, space: SearchSpace, kind: str) -> dict[str, Any]
     return settings
 
 
+def _scale(trial: Suggester, relative: Relative, label: str) -> float:
+    return float(suggest(trial, f"{label}.lr_scale", relative.lr_scale.domain()))
+
+
 def _deviate(
-    trial: Suggester, relative: Relative, label: str, base_lr: float, shared: dict[str, Any]
+    trial: Suggester, relative: Relative, label: str, lr: float, shared: dict[str, Any]
 ) -> dict[str, Any]:
     settings = dict(shared)
-    settings["lr"] = base_lr * suggest(trial, f"{label}.lr_scale", relative.lr_scale.domain())
+    settings["lr"] = lr
     keep = relative.decay == "shared" or "weight_decay" not in settings
     if not keep and not trial.suggest_categorical(f"{label}.decay", [True, False]):
         settings["weight_decay"] = 0.0
