@@ -50,6 +50,19 @@ def tpe():
     return component("sampler", "tpe", {"n_startup_trials": 5}, "test", seed=3).build()
 
 
+def opened(url: str, identity: StudyIdentity) -> Ledger:
+    """Open a study as a driver does."""
+    return Ledger.open(
+        url,
+        identity,
+        sampler=lambda _: tpe(),
+        pruner=optuna.pruners.NopPruner(),
+        heartbeat=(10, 60),
+        max_retries=0,
+        driver="test",
+    )
+
+
 def test_same_samples_and_same_database_as_plain_sql(tmp_path, storage_url):
     plain = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/a.db", sampler=tpe())
     backend = open_storage(storage_url, create=True)
@@ -146,16 +159,7 @@ def test_a_new_study_does_not_adopt_the_rows_its_deleted_namesake_left(tmp_path)
             "VALUES (?, 'stray', 0.5, ?)",
             (last, distribution_to_json(FloatDistribution(0.0, 1.0))),
         )
-    identity = StudyIdentity("s", "minimize", "f", "loss", "t", "space", {})
-    ledger = Ledger.open(
-        url,
-        identity,
-        sampler=lambda _: tpe(),
-        pruner=optuna.pruners.NopPruner(),
-        heartbeat=(10, 60),
-        max_retries=0,
-        driver="test",
-    )
+    ledger = opened(url, StudyIdentity("s", "minimize", "f", "loss", "t", "space", {}))
     assert backend.get_study_id_from_name("s") == old  # the id reused: what makes this a test
     study = optuna.load_study(study_name="s", storage=backend)
     assert study.trials == []
@@ -174,18 +178,6 @@ def test_a_new_study_is_claimed_in_the_transaction_that_creates_it(storage_url):
     storage = open_storage(storage_url, create=True)
     migrate(storage.engine)
     _create(storage, ours)  # the creator, paused here
-
-    def opened(identity: StudyIdentity) -> Ledger:
-        return Ledger.open(
-            storage_url,
-            identity,
-            sampler=lambda _: tpe(),
-            pruner=optuna.pruners.NopPruner(),
-            heartbeat=(10, 60),
-            max_retries=0,
-            driver="test",
-        )
-
     with pytest.raises(StudyError, match="differs in these fields"):
-        opened(theirs)
-    assert opened(ours).study.user_attrs[FINGERPRINT_ATTR] == "f1"
+        opened(storage_url, theirs)
+    assert opened(storage_url, ours).study.user_attrs[FINGERPRINT_ATTR] == "f1"
