@@ -12,10 +12,15 @@ from groupwise.errors import StudyError
 from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
 from groupwise.spec import SearchSpace
-from groupwise.store import Ledger, StudyIdentity, WriteThroughStorage, open_storage
-from groupwise.store._attrs import FINGERPRINT_ATTR
-from groupwise.store._ledger import _create
-from groupwise.store._migrate import migrate
+from groupwise.store import (
+    FINGERPRINT_ATTR,
+    Ledger,
+    StudyIdentity,
+    WriteThroughStorage,
+    migrate,
+    open_storage,
+)
+from groupwise.store._ledger import _create  # the creator's step alone, to interleave
 from test_storage_contract import snapshot
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
