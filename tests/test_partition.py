@@ -137,6 +137,57 @@ def test_depth_sees_through_nested_sequentials():
     }
 
 
+class _Encoder(nn.Module):
+    """A user's wrapper: no parameters of its own, its layers in a ModuleList."""
+
+    def __init__(self, d: int, n: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, 2, 2 * d, dropout=0.0, batch_first=True) for _ in range(n)
+        )
+
+
+class _Block(nn.Module):
+    """A block whose feed-forward is a Sequential: one layer, not three."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+
+def test_depth_sees_through_modules_that_wrap_the_layer_stack():
+    """nn.TransformerEncoder and a user's encoder class hold the layers in a ModuleList behind
+    a module with no parameters of its own; depth must still cut between those layers (before,
+    the whole encoder was one layer and layer-wise decay could not split it)."""
+    torch_encoder = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 3, enable_nested_tensor=False
+    )
+    model = nn.ModuleDict({"embed": nn.Embedding(10, 8), "body": torch_encoder})
+    with pytest.raises(Exception, match=r"only 4 layers .*\[embed, body.layers.0, body.layers.1, "):
+        partition(model, "depth", blocks=5)
+    wrapped = nn.Sequential(nn.Embedding(10, 8), _Encoder(8, 3), nn.Linear(8, 10))
+    groups = partition(wrapped, "depth", blocks=5)
+    assert groups["block0"] == ["0.weight"] and groups["block4"] == ["2.weight", "2.bias"]
+    assert all(n.startswith(f"1.layers.{i - 1}.") for i in (1, 2, 3) for n in groups[f"block{i}"])
+
+
+def test_depth_keeps_a_stack_element_whole_whatever_it_holds():
+    model = nn.Sequential(nn.Embedding(10, 8), nn.ModuleList(_Block(8) for _ in range(2)))
+    with pytest.raises(Exception, match=r"only 3 layers .*\[0, 1.0, 1.1\]"):
+        partition(model, "depth", blocks=4)
+
+
+def test_role_of_a_model_that_is_one_layer_needs_no_note():
+    """An nn.Linear as the whole model: its weight is the head, and there is no 'registered on
+    the model itself' guess to report."""
+    from groupwise.partition import partition_with_notes
+
+    groups, notes = partition_with_notes(nn.Linear(4, 2), "role")
+    assert groups == {"head": ["weight", "bias"]}
+    assert notes == []
+
+
 def test_role_puts_a_root_level_matrix_with_the_embeddings_and_says_why():
     from groupwise.partition import partition_with_notes
 

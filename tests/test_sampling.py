@@ -297,3 +297,21 @@ def test_partition_facts_say_what_did_nothing_and_what_was_cut():
     assert "space.yaml: schemes[1]" in notes and "pattern 'nothing' ('^nope') matches no" in notes
     assert "space.yaml: schemes[2] (depth): blocks 2..8 cut to 2..4" in notes
     assert facts.option_ranges["depth"]["blocks"] == IntRange(2, 4)
+
+
+def test_partition_facts_say_when_a_scheme_fits_the_model_nowhere():
+    """A model too shallow for any depth option keeps the other schemes, and the user hears
+    that depth was left out and why (before, it vanished without a word)."""
+    space = SearchSpace.model_validate(
+        {
+            "schemes": ["single", {"name": "depth", "blocks": {"low": 2, "high": 3}}],
+            "optimizers": {"adamw": {}},
+        }
+    )
+    facts = partition_facts(torch.nn.Linear(4, 2), space, source="space.yaml")
+    assert {v.choice.name for v in facts.variants.values()} == {"single"}
+    assert any(
+        note.startswith("space.yaml: schemes[1] (depth): left out, it does not fit this model")
+        and "only 0 layers" in note
+        for note in facts.notes
+    ), facts.notes

@@ -85,7 +85,11 @@ def _variant(facts: PartitionFacts, *schemes: str) -> Variant:
             return max(found, key=lambda v: len(v.groups))
     if not schemes:
         return next(iter(facts.variants.values()))
-    raise RecipeSkippedError(f"the space offers none of the schemes {list(schemes)} it needs")
+    raise RecipeSkippedError(
+        f"for this model the space offers none of the schemes {list(schemes)} it needs (a "
+        "scheme the model cannot take, such as depth with more blocks than it has layers, is "
+        "left out)"
+    )
 
 
 def _settings(space: SearchSpace, kind: str, **wanted: Any) -> GroupConfig:

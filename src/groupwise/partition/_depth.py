@@ -15,24 +15,42 @@ from groupwise.partition._base import ParamInfo, Scheme, register_scheme
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
-def layer_units(model: nn.Module, prefix: str = "") -> list[str]:
+def layer_units(model: nn.Module, prefix: str = "", *, in_stack: bool = False) -> list[str]:
     """The model's layers in registration order: its children, with containers
     (Sequential, ModuleList, ModuleDict) replaced by what they hold, recursively. A container
-    holding parameters of its own is a layer itself (its parameters need a place)."""
+    holding parameters of its own is a layer itself (its parameters need a place).
+
+    Above the first container, a module with no parameters of its own that wraps one (a
+    ``nn.TransformerEncoder`` and its ``layers``, a Hugging Face model's ``transformer.h``, an
+    ``encoder`` class holding a ModuleList) is seen through too: its layers are the model's
+    layers. Inside a container its elements stay whole, whatever they hold (a transformer
+    block whose feed-forward is a Sequential is one layer, not three)."""
     units = []
     for name, child in model.named_children():
         own = next(child.parameters(recurse=False), None) is not None
-        if isinstance(child, CONTAINERS) and not own:
-            units += layer_units(child, f"{prefix}{name}.")
+        stack = isinstance(child, CONTAINERS)
+        if not own and (stack or (not in_stack and _wraps_stack(child))):
+            units += layer_units(child, f"{prefix}{name}.", in_stack=in_stack or stack)
         else:
             units.append(f"{prefix}{name}")
     return units
 
 
+def _wraps_stack(module: nn.Module) -> bool:
+    """Whether a container is among ``module``'s children, or theirs through modules that
+    hold no parameters of their own."""
+    return any(
+        next(child.parameters(recurse=False), None) is None
+        and (isinstance(child, CONTAINERS) or _wraps_stack(child))
+        for child in module.children()
+    )
+
+
 @register_scheme
 class Depth(Scheme):
     """``block0`` ... ``block{k-1}``: the model's layers that hold trainable parameters
-    (:func:`layer_units`: top-level children, seen through containers), in registration
+    (:func:`layer_units`: top-level children, seen through containers and the modules
+    that wrap them), in registration
     order, cut into ``blocks`` contiguous runs whose parameter counts are as equal as
     possible (least sum of squared block sizes). Parameters registered directly on the root
     module join ``block0``."""
@@ -58,8 +76,8 @@ class Depth(Scheme):
         if self.blocks > max(len(units), 1):
             raise PartitionError(
                 f"depth option 'blocks': {self.blocks} blocks, but {type(model).__name__} has "
-                f"only {len(units)} layers with trainable parameters (containers seen through) "
-                f"{format_names(units)}; use blocks <= {max(len(units), 1)}"
+                f"only {len(units)} layers with trainable parameters (containers and their "
+                f"wrappers seen through) {format_names(units)}; use blocks <= {max(len(units), 1)}"
             )
         cuts = balanced_cuts([sizes[u] for u in units], self.blocks, head=sizes.get("", 0))
         block_of = {"": 0}

@@ -57,12 +57,13 @@ class Role(Scheme):
     def notes(
         self, model: nn.Module, params: Sequence[ParamInfo], groups: Mapping[str, Sequence[str]]
     ) -> list[str]:
+        embeddings = set(groups.get("embedding", ()))  # a model that is one Linear: its head
         found = [
             f"parameter {info.name!r} {tuple(info.param.shape)} is registered on the model "
             "itself, so its role cannot be told; it goes with 'embedding' (never with Muon's "
             "matrices), as a learned positional embedding should"
             for info in params
-            if info.owner_name == "" and info.ndim >= 2
+            if info.owner_name == "" and info.ndim >= 2 and info.name in embeddings
         ]
         if self.head is not None and not groups.get("head"):
             found.append(

@@ -110,6 +110,8 @@ def _variants(
             option_ranges[scheme.key] = _narrowed(ranges, kept)
             if dropped:
                 notes[f"{where}: {_cut(ranges, option_ranges[scheme.key], dropped)}"] = None
+        elif dropped:
+            notes[f"{where}: left out, it does not fit this model: {dropped[0]}"] = None
     if not variants:
         raise SpecError(
             f"{source}: no scheme in the space fits {type(model).__name__}: {'; '.join(problems)}"
