@@ -100,6 +100,29 @@ def test_user_task_by_module_function():
     assert task.build_model()[0].out_features == 4
 
 
+def test_a_lazy_model_is_materialized_before_it_is_partitioned_or_trained():
+    """nn.LazyLinear and friends get their shapes at the first forward pass, and torch asks for
+    that pass before an optimizer is built: the task does it, on two validation samples in
+    eval mode, so batch statistics do not move and the result is the seed's alone."""
+    from groupwise.partition import partition
+
+    task = resolve_task("user_tasks:lazy", seed=0)
+    torch.manual_seed(3)
+    model = task.make_model()
+    assert model.training and model[0].weight.shape == (16, 8) and model[4].weight.shape == (2, 8)
+    assert torch.equal(model[1].running_mean, torch.zeros(16))
+    assert list(partition(model, "role")) == ["matrix", "head", "vector"]
+    config = TrialConfig.from_dict(
+        {
+            "scheme": "role",
+            "groups": {k: {"optimizer": "adamw", "lr": 1e-2} for k in ("matrix", "head", "vector")},
+        }
+    )
+    assert _final(task, config, 3) == _final(task, config, 3)
+    with pytest.raises(Exception, match=r"'0.weight' is uninitialized .*run one forward pass"):
+        partition(task.build_model(), "role")
+
+
 @pytest.mark.parametrize(
     ("ref", "options", "fragment"),
     [

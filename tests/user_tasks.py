@@ -212,3 +212,15 @@ def race(*, seed: int = 0, marker: str = "") -> Task:
         data=_data(seed),
         loss=nn.functional.cross_entropy,
     )
+
+
+def lazy(*, seed: int = 0) -> Task:
+    """Lazy modules, as users write them: shapes inferred at the first forward pass."""
+    return Task(
+        name="lazy",
+        build_model=lambda: nn.Sequential(
+            nn.LazyLinear(16), nn.LazyBatchNorm1d(), nn.Tanh(), nn.Linear(16, 8), nn.LazyLinear(2)
+        ),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )

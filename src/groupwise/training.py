@@ -85,7 +85,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         torch.manual_seed(seed)
-        self.model = task.build_model().to(self.device)
+        self.model = task.make_model().to(self.device)
         self.optimizer: MultiOptimizer = build_optimizer(self.model, config)
         self.epoch = 0
         self.step = 0

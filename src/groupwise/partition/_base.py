@@ -60,6 +60,12 @@ def trainable_parameters(model: nn.Module) -> list[ParamInfo]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
+        if isinstance(param, nn.parameter.UninitializedParameter):
+            raise PartitionError(
+                f"parameter {name!r} is uninitialized (a lazy module such as nn.LazyLinear); "
+                "run one forward pass on a sample batch first, then partition or build the "
+                "optimizer (a groupwise task's model is materialized so for you)"
+            )
         owner_name, _, _ = name.rpartition(".")
         infos.append(
             ParamInfo(

@@ -115,7 +115,7 @@ def _facts(spec: StudySpec, where: str) -> PartitionFacts:
         )
     torch.manual_seed(spec.seed)
     try:
-        model = task.build_model()
+        model = task.make_model()
     except Exception as e:
         raise SpecError(f"{where}: task: building the model failed: {type(e).__name__}: {e}") from e
     facts = partition_facts(model, spec.space, source=str(spec.search_space))

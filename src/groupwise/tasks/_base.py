@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 
 from groupwise.errors import TaskError, UnknownNameError
 from groupwise.registry import Registry, accepted_options, check_options
@@ -51,6 +52,32 @@ class Task:
     @property
     def metric_names(self) -> tuple[str, ...]:
         return ("val_loss", *(f"val_{m}" for m in self.metrics))
+
+    def make_model(self) -> nn.Module:
+        """``build_model()``, with its lazy modules (``nn.LazyLinear``, ``nn.LazyConv2d`` ...)
+        materialized, as torch asks before an optimizer is built: one forward pass on two
+        validation samples, in eval mode (no batch statistics move) and without gradients."""
+        model = self.build_model()
+        if not _lazy(model):
+            return model
+        training = model.training
+        inputs, _ = next(iter(self.data.eval_batches(2)))
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+        model.train(training)
+        if _lazy(model):
+            raise TaskError(
+                f"task {self.name!r}: the model still has uninitialized lazy parameters after "
+                f"a forward pass on a validation batch: {_lazy(model)[:3]}"
+            )
+        return model
+
+
+def _lazy(model: nn.Module) -> list[str]:
+    """Names of the model's parameters and buffers that a lazy module has not yet made."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    return [name for name, t in tensors if is_lazy(t)]
 
 
 # A factory takes keyword ``seed`` and its own options: ``f(*, seed=0, **options) -> Task``.
