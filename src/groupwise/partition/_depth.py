@@ -49,11 +49,10 @@ def _wraps_stack(module: nn.Module) -> bool:
 @register_scheme
 class Depth(Scheme):
     """``block0`` ... ``block{k-1}``: the model's layers that hold trainable parameters
-    (:func:`layer_units`: top-level children, seen through containers and the modules
-    that wrap them), in registration
-    order, cut into ``blocks`` contiguous runs whose parameter counts are as equal as
-    possible (least sum of squared block sizes). Parameters registered directly on the root
-    module join ``block0``."""
+    (:func:`layer_units`: top-level children, seen through containers and the modules that
+    wrap them), in registration order, cut into ``blocks`` contiguous runs whose parameter
+    counts are as equal as possible (least sum of squared block sizes). Parameters registered
+    directly on the root module join ``block0``."""
 
     name = "depth"
 
