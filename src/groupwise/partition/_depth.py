@@ -27,9 +27,8 @@ def layer_units(model: nn.Module, prefix: str = "", *, in_stack: bool = False) -
     block whose feed-forward is a Sequential is one layer, not three)."""
     units = []
     for name, child in model.named_children():
-        own = next(child.parameters(recurse=False), None) is not None
         stack = isinstance(child, CONTAINERS)
-        if not own and (stack or (not in_stack and _wraps_stack(child))):
+        if not _holds_own(child) and (stack or (not in_stack and _wraps_stack(child))):
             units += layer_units(child, f"{prefix}{name}.", in_stack=in_stack or stack)
         else:
             units.append(f"{prefix}{name}")
@@ -40,10 +39,14 @@ def _wraps_stack(module: nn.Module) -> bool:
     """Whether a container is among ``module``'s children, or theirs through modules that
     hold no parameters of their own."""
     return any(
-        next(child.parameters(recurse=False), None) is None
-        and (isinstance(child, CONTAINERS) or _wraps_stack(child))
+        not _holds_own(child) and (isinstance(child, CONTAINERS) or _wraps_stack(child))
         for child in module.children()
     )
+
+
+def _holds_own(module: nn.Module) -> bool:
+    """Whether parameters are registered on ``module`` itself (not only on its children)."""
+    return next(module.parameters(recurse=False), None) is not None
 
 
 @register_scheme

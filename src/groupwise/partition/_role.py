@@ -57,7 +57,7 @@ class Role(Scheme):
     def notes(
         self, model: nn.Module, params: Sequence[ParamInfo], groups: Mapping[str, Sequence[str]]
     ) -> list[str]:
-        embeddings = set(groups.get("embedding", ()))  # a model that is one Linear: its head
+        embeddings = set(groups.get("embedding", ()))  # not the head (a model that is a Linear)
         found = [
             f"parameter {info.name!r} {tuple(info.param.shape)} is registered on the model "
             "itself, so its role cannot be told; it goes with 'embedding' (never with Muon's "

@@ -155,10 +155,12 @@ def _relative(config: TrialConfig, space: SearchSpace, facts: PartitionFacts) ->
         reference["weight_decay"] = _inside(space.domains(base)["weight_decay"])
     values: dict[str, Any] = {"optimizer": base, "lr": base_lr}
     values |= {f"{base}.{k}": v for k, v in _flat_all(reference) if k != "lr"}
+    scaled = len(config.groups) > 1  # one group takes the base lr: no multiplier (sampling)
     for label, group in config.groups.items():
         values[f"{label}.optimizer"] = BASE if group.optimizer == base else group.optimizer
         lr = float(group.hyperparameters.get("lr", 0.0))
-        values[f"{label}.lr_scale"] = lr / base_lr if base_lr else 1.0
+        if scaled:
+            values[f"{label}.lr_scale"] = lr / base_lr if base_lr else 1.0
         values[f"{label}.decay"] = bool(group.hyperparameters.get("weight_decay"))
     return values
 

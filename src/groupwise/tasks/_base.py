@@ -66,10 +66,11 @@ class Task:
         with torch.no_grad():
             model(inputs)
         model.train(training)
-        if _lazy(model):
+        still = _lazy(model)
+        if still:
             raise TaskError(
                 f"task {self.name!r}: the model still has uninitialized lazy parameters after "
-                f"a forward pass on a validation batch: {_lazy(model)[:3]}"
+                f"a forward pass on a validation batch: {still[:3]}"
             )
         return model
 
