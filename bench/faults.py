@@ -31,7 +31,8 @@ from pathlib import Path
 
 import optuna
 
-from groupwise.store import CANONICAL_ATTR, DUPLICATE_ATTR, RETRIED_ATTR, RETRY_OF_ATTR
+from groupwise.store import DUPLICATE_ATTR, RETRIED_ATTR
+from groupwise.store._attrs import CANONICAL_ATTR, RETRY_OF_ATTR
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the fault tasks (user_tasks) and PrivatePostgres

@@ -44,8 +44,8 @@ from groupwise.config import TrialConfig  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
 from groupwise.plan import component, make_plan  # noqa: E402
 from groupwise.sampling import sample  # noqa: E402
-from groupwise.spec import read_study  # noqa: E402
 from groupwise.store import open_storage  # noqa: E402
+from groupwise.studyfiles import read_study  # noqa: E402
 from groupwise.tasks import resolve_task  # noqa: E402
 from groupwise.training import Trainer  # noqa: E402
 

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 import local_ray
 from groupwise.execution import launch
-from groupwise.spec import read_study
+from groupwise.studyfiles import read_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import local_ray  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
-from groupwise.spec import read_study  # noqa: E402
+from groupwise.studyfiles import read_study  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")

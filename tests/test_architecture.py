@@ -1,6 +1,8 @@
 """The architecture as ARCHITECTURE.md states it, checked where an import contract cannot:
-what a command loads when it runs, who calls ``suggest_*``, and how long a function may be.
-(The stage-to-library rules themselves are import contracts: `make lint` runs lint-imports.)"""
+that the contracts cover every module, what a command loads when it runs, who calls
+``suggest_*``, that execution holds no Optuna object while a study runs, and how long a
+module, a class and a function may be. (The stage-to-library rules themselves are import
+contracts: `make lint` runs lint-imports.)"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -74,12 +77,85 @@ def _functions() -> list[tuple[Path, ast.FunctionDef | ast.AsyncFunctionDef, lis
 
 
 def test_only_sampling_calls_suggest():
+    """Sampling draws every parameter. The one other place a ``suggest_*`` name appears is
+    the store's Suggestions, which hands sampling a new trial's suggest calls (and nothing
+    else of the trial): it must forward exactly the Suggester protocol's methods."""
+    from groupwise.sampling import Suggester
+    from groupwise.store._suggestions import Suggestions
+
     callers = set()
     for path in sorted(SRC.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr.startswith("suggest_"):
                 callers.add(path.relative_to(SRC).as_posix())
-    assert callers and all(path.startswith("sampling/") for path in callers), callers
+    forwarded = {"store/_suggestions.py"}
+    assert callers - forwarded and all(p.startswith("sampling/") for p in callers - forwarded)
+    methods = {n for n in vars(Suggestions) if not n.startswith("_")}
+    protocol = {n for n in vars(Suggester) if n.startswith("suggest_")}
+    assert methods == protocol == {"suggest_float", "suggest_int", "suggest_categorical"}
+
+
+def _modules() -> list[str]:
+    """Every module of the package by its dotted name (a package by its own name)."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_the_layers_contract_places_every_module():
+    """A module outside every layer would be outside the data-flow rule: each must sit in
+    (or under) one layer of the import contract. The root ``__init__`` cannot be a layer;
+    the next test checks it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    placed = [name.strip() for layer in layers for name in layer.split("|")]
+    outside = [
+        m
+        for m in _modules()
+        if m != "groupwise" and not any(m == p or m.startswith(f"{p}.") for p in placed)
+    ]
+    assert outside == []
+
+
+def test_the_root_package_loads_only_the_public_stages():
+    """``import groupwise`` is the public API: its names load on first use from config, optim
+    and partition, and ``load_best`` from analysis; nothing else, so importing it is cheap and
+    it sits above every stage without reaching into one's insides."""
+    tree = ast.parse((SRC / "__init__.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.Dict):  # the table of names loaded on first use
+            imported |= {v.value for v in node.values if isinstance(v, ast.Constant)}
+    ours = {m for m in imported if m.startswith("groupwise")}
+    assert ours == {
+        "groupwise",  # `from groupwise import errors`
+        "groupwise.config",
+        "groupwise.optim",
+        "groupwise.partition",
+        "groupwise.analysis",
+    }
+    assert imported - ours <= {"__future__", "importlib", "sys", "types", "typing"}
+
+
+@pytest.mark.parametrize(("kind", "limit"), [("module", 450), ("class", 300)])
+def test_no_module_or_class_is_too_big_to_read(kind, limit):
+    """A room a newcomer can take in: no module over 450 lines, no class over 300."""
+    too_big = []
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text()
+        if kind == "module" and len(text.splitlines()) > limit:
+            too_big.append(f"{path.relative_to(SRC)} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)) if kind == "class" else ():
+            size = node.end_lineno - node.lineno + 1 if isinstance(node, ast.ClassDef) else 0
+            if size > limit:
+                too_big.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({size})")
+    assert too_big == []
 
 
 @pytest.mark.parametrize("limit", [50])
@@ -100,7 +176,7 @@ def test_a_finished_or_changed_study_is_answered_before_ray_starts(tmp_path):
     """The database is read before any worker starts: a study at its budget says so and what
     to pass; a study file changed since the first launch names the fields that differ."""
     from groupwise.execution import launch
-    from groupwise.spec import read_study
+    from groupwise.studyfiles import read_study
     from test_execution import make_study
 
     path = make_study(tmp_path, trials=2, epochs=1)
@@ -115,3 +191,53 @@ def test_a_finished_or_changed_study_is_answered_before_ray_starts(tmp_path):
     heavy, code, _, err = run_cli("launch", str(path), "--storage", db, cwd=tmp_path)
     assert code == 2 and "ray" not in heavy
     assert err.count("\n") == 1 and "training.epochs: 1 -> 2" in err
+
+
+def _optuna_objects(value, depth: int = 2) -> list[type]:
+    """The Optuna-typed objects in ``value``: itself, the items of a container, and the
+    attributes of one of groupwise's execution objects (a level down, and again)."""
+    if type(value).__module__.split(".")[0] == "optuna":
+        return [type(value)]
+    if depth == 0:
+        return []
+    if isinstance(value, dict):
+        inner = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        inner = list(value)
+    elif type(value).__module__.startswith("groupwise.execution") and hasattr(value, "__dict__"):
+        inner = list(vars(value).values())
+    else:
+        return []
+    return [t for item in inner for t in _optuna_objects(item, depth - 1)]
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_execution_never_holds_an_optuna_object(tmp_path):
+    """Optuna lives in plan, store and analysis; execution speaks to the ledger by trial
+    number. Checked as it runs, not by its imports: every call into and return from a
+    function of ``groupwise.execution`` during a launch (pruning, a relaunch, warm-start
+    recipes) is watched, and no argument, local or return value, no item of one, and no
+    attribute of an execution object, may be an Optuna object (a trial, a sampler, a study)."""
+    from groupwise.execution import launch
+    from groupwise.studyfiles import read_study
+    from test_execution import make_study
+
+    execution = str(SRC / "execution")
+    seen: set[tuple[str, str]] = set()
+
+    def watch(frame, event, arg):
+        if event not in ("call", "return") or not frame.f_code.co_filename.startswith(execution):
+            return
+        values = [*frame.f_locals.values(), *([arg] if event == "return" else [])]
+        for kind in (t for v in values for t in _optuna_objects(v)):
+            seen.add((frame.f_code.co_name, f"{kind.__module__}.{kind.__qualname__}"))
+
+    path = make_study(tmp_path, trials=5, epochs=3, pruner="median", sampler="tpe")
+    db = f"sqlite:///{tmp_path}/g.db"
+    sys.setprofile(watch)
+    try:
+        launch(read_study(path), storage=db)
+        launch(read_study(path).with_overrides(trials=7), storage=db)  # a relaunch
+    finally:
+        sys.setprofile(None)
+    assert sorted(seen) == []

@@ -15,8 +15,8 @@ from groupwise.analysis import compare, compare_studies, epoch_rows, run_rows, w
 from groupwise.config import TrialConfig
 from groupwise.errors import ConfigError, StudyError
 from groupwise.execution import launch
-from groupwise.spec import read_study
 from groupwise.store import CONFIG_ATTR, DUPLICATE_ATTR
+from groupwise.studyfiles import read_study
 from test_cli_search import run
 from test_execution import make_study
 

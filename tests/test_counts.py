@@ -11,8 +11,8 @@ import pytest
 
 from groupwise.analysis import compare, status_table, study_status, write_report
 from groupwise.execution import launch
-from groupwise.spec import read_study
 from groupwise.store import RETRIED_ATTR, tally
+from groupwise.studyfiles import read_study
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

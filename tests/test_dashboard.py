@@ -19,8 +19,8 @@ import optuna
 import pytest
 
 from groupwise.execution import launch
-from groupwise.spec import read_study
 from groupwise.store import CONFIG_ATTR
+from groupwise.studyfiles import read_study
 from paths import free_port
 from test_cli_search import groupwise_exe, run
 from test_execution import make_study

@@ -93,7 +93,7 @@ def test_a_key_given_twice(space):
 @pytest.mark.usefixtures("ray_local")
 def test_export_never_overwrites_or_follows_a_link_without_force(space):
     from groupwise.execution import launch
-    from groupwise.spec import read_study
+    from groupwise.studyfiles import read_study
 
     (space / "s.yaml").write_text(study(space))
     db = f"sqlite:///{space}/g.db"

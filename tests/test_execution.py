@@ -13,7 +13,7 @@ from groupwise import build_optimizer, load_best
 from groupwise.config import TrialConfig
 from groupwise.errors import SpecError, StudyError
 from groupwise.execution import launch
-from groupwise.spec import read_study
+from groupwise.studyfiles import read_study
 from groupwise.tasks import resolve_task
 
 pytestmark = pytest.mark.usefixtures("ray_local")

@@ -11,16 +11,10 @@ from optuna.trial import TrialState
 
 from groupwise.analysis import study_status
 from groupwise.execution import launch
-from groupwise.spec import read_study
-from groupwise.store import (
-    ATTEMPT_ATTR,
-    REASON_ATTR,
-    RETRIED_ATTR,
-    RETRY_OF_ATTR,
-    RUN_ATTR,
-    open_storage,
-    read_runs,
-)
+from groupwise.store import REASON_ATTR, RETRIED_ATTR, open_storage
+from groupwise.store._attrs import ATTEMPT_ATTR, RETRY_OF_ATTR, RUN_ATTR
+from groupwise.store._records import read_runs
+from groupwise.studyfiles import read_study
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

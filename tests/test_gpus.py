@@ -18,8 +18,9 @@ from groupwise.config import TrialConfig
 from groupwise.execution import launch, pick_device
 from groupwise.execution._admission import estimate_memory
 from groupwise.sampling import partition_facts
-from groupwise.spec import read_search_space, read_study
-from groupwise.store import REASON_ATTR, RUN_ATTR
+from groupwise.store import REASON_ATTR
+from groupwise.store._attrs import RUN_ATTR
+from groupwise.studyfiles import read_search_space, read_study
 from paths import pythonpath, subprocess_env
 
 TESTS = Path(__file__).parent
@@ -120,7 +121,7 @@ def test_fractional_gpus_pack_two_workers_on_each_logical_gpu(tmp_path):
     script = textwrap.dedent(f"""
         import ray
         from groupwise.execution import launch
-        from groupwise.spec import read_study
+        from groupwise.studyfiles import read_study
         ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
                  runtime_env={{"env_vars": {{"PYTHONPATH": {pythonpath()!r}}}}})
         launch(read_study({str(path)!r}), storage={db!r})

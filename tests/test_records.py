@@ -4,9 +4,12 @@ real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 import sqlalchemy
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from optuna.trial import TrialState
@@ -14,21 +17,19 @@ from optuna.trial import TrialState
 from groupwise.config import TrialConfig
 from groupwise.execution import launch
 from groupwise.partition import trainable_parameters
-from groupwise.spec import read_study
-from groupwise.store import (
-    CONFIG_ATTR,
+from groupwise.store import CONFIG_ATTR, RunFacts, open_storage, runs_of
+from groupwise.store._attrs import RUN_ATTR
+from groupwise.store._migrate import (
     VERSION_TABLE,
-    Base,
-    WriteThroughStorage,
+    alembic_config,
     head_revision,
     migrate,
-    open_storage,
-    read_epochs,
-    read_groups,
-    read_runs,
     revision_of,
-    start_run,
 )
+from groupwise.store._mirror import WriteThroughStorage
+from groupwise.store._records import read_epochs, read_groups, read_runs, start_run
+from groupwise.store._tables import Base
+from groupwise.studyfiles import read_study
 from groupwise.tasks import resolve_task
 from test_execution import make_study
 
@@ -73,7 +74,8 @@ def test_runs_epochs_and_groups_agree_with_optuna(tmp_path, storage_url):
         runs = {r.trial_number: r for r in read_runs(connection, "s")}
         epochs = read_epochs(connection, "s")
         groups = read_groups(connection, "s")
-    assert sorted(runs) == [t.number for t in trials]
+    listed = {r["trial_number"]: r for r in runs_of(storage_url, "s")}
+    assert sorted(runs) == [t.number for t in trials] == sorted(listed)
     model = resolve_task("user_tasks:tiny", {}, seed=0).build_model()
     numel = {p.name: p.param.numel() for p in trainable_parameters(model)}
     for t in trials:
@@ -81,9 +83,15 @@ def test_runs_epochs_and_groups_agree_with_optuna(tmp_path, storage_url):
         config = TrialConfig.from_json(t.user_attrs[CONFIG_ATTR])
         assert run.state == t.state.name == "COMPLETE" and run.value == t.value
         assert run.attempt == 1 and run.retry_of is None and run.reason is None
-        assert run.config == config.to_dict() and run.scheme == str(config.scheme)
         assert run.started_at <= run.ended_at and run.wall_s > 0 and run.peak_memory_bytes > 0
-        assert run.host and run.device == "cpu" and run.driver
+        assert run.host and run.device == "cpu" and run.driver and run.pid
+        # The run row is the record of where it ran; the dashboard's attribute is its copy.
+        shown = t.user_attrs[RUN_ATTR]
+        facts = RunFacts(**shown | {"gpu_ids": tuple(shown["gpu_ids"])})
+        assert facts.attribute() == shown and run.gpu_ids == []
+        assert {k: getattr(run, k) for k in facts.columns()} == facts.columns()
+        # The config's one record is the trial's attribute; a run reads it from there.
+        assert listed[t.number]["config"] == config.to_dict()
         mine = [e for n, e in epochs if n == t.number]
         # Each epoch's metric is what Optuna got as its intermediate value, bit for bit.
         assert {e.epoch: e.metric for e in mine} == t.intermediate_values
@@ -94,7 +102,6 @@ def test_runs_epochs_and_groups_agree_with_optuna(tmp_path, storage_url):
         names = [name for g in its.values() for name in g.parameter_names]
         assert sorted(names) == sorted(numel)  # every parameter in exactly one group
         for g in its.values():
-            assert g.optimizer == config.groups[g.label].optimizer
             assert g.parameter_count == sum(numel[n] for n in g.parameter_names)
 
 
@@ -119,8 +126,6 @@ def test_a_transaction_that_fails_leaves_neither_optunas_writes_nor_ours(storage
                 trial_number=doomed.number,
                 attempt=1,
                 retry_of=None,
-                scheme="single",
-                config={},
                 groups=[],
                 driver="test",
             )
@@ -139,3 +144,50 @@ def test_a_transaction_that_fails_leaves_neither_optunas_writes_nor_ours(storage
         study.tell(kept, 0.25)
     assert optuna.load_study(study_name="t", storage=storage_url).best_value == 0.25
     assert mirror.rebuilds == 1
+
+
+def test_a_database_from_before_the_one_record_upgrades_and_reads_the_same(storage_url):
+    """Revision 0003 drops the copies of a trial's config from groupwise's tables (runs'
+    config and scheme, groups' optimizer and settings): a database written before it upgrades
+    with nothing lost, its runs read their config from the trial as new ones do, and a
+    downgrade fills the copies back in from there."""
+    storage = open_storage(storage_url, create=True)
+    config = {"scheme": "single", "groups": {"all": {"optimizer": "adamw", "lr": 0.01}}}
+    study = optuna.create_study(study_name="old", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr(CONFIG_ATTR, json.dumps(config))
+    study.tell(trial, 1.5)
+    with storage.engine.begin() as connection:  # groupwise at revision 0002, and its rows
+        command.upgrade(alembic_config(connection), "0002")
+        connection.exec_driver_sql(
+            "INSERT INTO groupwise_runs (id, study, trial_number, attempt, state, value, driver, "
+            "started_at, scheme, config) VALUES (1, 'old', 0, 1, 'COMPLETE', 1.5, 'd', "
+            f"CURRENT_TIMESTAMP, 'single', '{json.dumps(config)}')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO groupwise_groups (run_id, label, optimizer, hyperparameters, "
+            """parameter_names, parameter_count) VALUES (1, 'all', 'adamw', '{"lr": 0.01}', """
+            """'["w"]', 4)"""
+        )
+    assert revision_of(storage.engine) == "0002"
+
+    migrate(storage.engine)
+    assert revision_of(storage.engine) == head_revision()
+    (run,) = runs_of(storage_url, "old")
+    assert run["config"] == config and run["state"] == "COMPLETE" and run["value"] == 1.5
+    with storage.engine.connect() as connection:
+        (group,) = (g for _, g in read_groups(connection, "old"))
+    assert (group.label, group.parameter_names, group.parameter_count) == ("all", ["w"], 4)
+
+    with storage.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0002")
+        row = connection.exec_driver_sql("SELECT config, scheme FROM groupwise_runs").one()
+        copied = connection.exec_driver_sql(
+            "SELECT optimizer, hyperparameters FROM groupwise_groups"
+        ).one()
+
+    def plain(value):  # a JSON column: text on SQLite, decoded on PostgreSQL
+        return json.loads(value) if isinstance(value, str) else value
+
+    assert plain(row[0]) == config and row[1] == "single"
+    assert copied[0] == "adamw" and plain(copied[1]) == {"lr": 0.01}

@@ -12,7 +12,7 @@ from groupwise.plan import component
 from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
 from groupwise.sampling import NotRepresentableError, canonical_key, encode, partition_facts
 from groupwise.sampling import sample as draw
-from groupwise.spec import SearchSpace
+from groupwise.studyfiles import SearchSpace
 from groupwise.tasks import available_tasks, resolve_task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

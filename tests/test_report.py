@@ -10,7 +10,7 @@ import pytest
 
 from groupwise.analysis import PLOTS, best_trials, compare, write_report
 from groupwise.execution import launch
-from groupwise.spec import read_study
+from groupwise.studyfiles import read_study
 from test_cli_search import run
 from test_execution import make_study
 

@@ -17,16 +17,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from groupwise.store import (
-    ATTEMPT_ATTR,
-    REASON_ATTR,
-    RETRIED_ATTR,
-    RETRY_OF_ATTR,
-    RUN_ATTR,
-    open_storage,
-    read_epochs,
-    read_runs,
-)
+from groupwise.store import REASON_ATTR, RETRIED_ATTR, open_storage
+from groupwise.store._attrs import ATTEMPT_ATTR, RETRY_OF_ATTR, RUN_ATTR
+from groupwise.store._records import read_epochs, read_runs
 from paths import default_sigint, subprocess_env
 
 TESTS = Path(__file__).parent

@@ -15,7 +15,7 @@ from groupwise import build_optimizer
 from groupwise.config import TrialConfig
 from groupwise.domains import IntRange
 from groupwise.sampling import canonical_key, partition_facts, sample
-from groupwise.spec import SearchSpace
+from groupwise.studyfiles import SearchSpace
 from paths import subprocess_env
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -245,7 +245,7 @@ HASH_SCRIPT = """
 import json, optuna
 from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
-from groupwise.spec import SearchSpace
+from groupwise.studyfiles import SearchSpace
 import zoo
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 space = SearchSpace.model_validate({

@@ -8,7 +8,7 @@ import pytest
 
 from groupwise.errors import SpecError
 from groupwise.plan import make_plan
-from groupwise.spec import (
+from groupwise.studyfiles import (
     SearchSpace,
     StudySpec,
     read_search_space,

@@ -21,7 +21,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from groupwise.store import WriteThroughStorage, open_storage
+from groupwise.store import open_storage
+from groupwise.store._mirror import WriteThroughStorage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

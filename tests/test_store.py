@@ -11,16 +11,12 @@ import zoo
 from groupwise.errors import StudyError
 from groupwise.plan import component
 from groupwise.sampling import partition_facts, sample
-from groupwise.spec import SearchSpace
-from groupwise.store import (
-    FINGERPRINT_ATTR,
-    Ledger,
-    StudyIdentity,
-    WriteThroughStorage,
-    migrate,
-    open_storage,
-)
-from groupwise.store._ledger import _create  # the creator's step alone, to interleave
+from groupwise.store import Ledger, StudyIdentity, _internals, open_storage
+from groupwise.store._attrs import FINGERPRINT_ATTR
+from groupwise.store._identity import create
+from groupwise.store._migrate import migrate
+from groupwise.store._mirror import WriteThroughStorage
+from groupwise.studyfiles import SearchSpace
 from test_storage_contract import snapshot
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -51,8 +47,11 @@ def run(study: optuna.Study, n: int = 24) -> list[dict]:
     return seen
 
 
+TPE = component("sampler", "tpe", {"n_startup_trials": 5}, "test", seed=3)
+
+
 def tpe():
-    return component("sampler", "tpe", {"n_startup_trials": 5}, "test", seed=3).build()
+    return TPE.build()
 
 
 def opened(url: str, identity: StudyIdentity) -> Ledger:
@@ -60,8 +59,8 @@ def opened(url: str, identity: StudyIdentity) -> Ledger:
     return Ledger.open(
         url,
         identity,
-        sampler=lambda _: tpe(),
-        pruner=optuna.pruners.NopPruner(),
+        sampler=TPE,
+        pruner=component("pruner", "none", {}, "test"),
         heartbeat=(10, 60),
         max_retries=0,
         driver="test",
@@ -140,7 +139,8 @@ def test_a_heartbeat_left_by_a_deleted_study_does_not_block_its_successor(storag
         optuna.load_study(study_name="s", storage=mirror).ask()
     (trial,) = optuna.load_study(study_name="s", storage=backend).get_trials()
     assert trial.state == TrialState.RUNNING
-    assert mirror.beating() == {trial.number}
+    beating = _internals.with_heartbeat(backend, mirror.backend_study)
+    assert mirror.numbers_of(beating) == {trial.number}
 
 
 def test_a_new_study_does_not_adopt_the_rows_its_deleted_namesake_left(tmp_path):
@@ -182,7 +182,7 @@ def test_a_new_study_is_claimed_in_the_transaction_that_creates_it(storage_url):
     theirs = StudyIdentity("s", "minimize", "f2", "loss", "t", "space", {"seed": 1})
     storage = open_storage(storage_url, create=True)
     migrate(storage.engine)
-    _create(storage, ours)  # the creator, paused here
+    create(storage, ours)  # the creator's step alone, paused here
     with pytest.raises(StudyError, match="differs in these fields"):
         opened(storage_url, theirs)
     assert opened(storage_url, ours).study.user_attrs[FINGERPRINT_ATTR] == "f1"

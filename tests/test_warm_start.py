@@ -11,8 +11,9 @@ from optuna.trial import TrialState
 
 from groupwise.errors import StudyError
 from groupwise.execution import launch
-from groupwise.spec import read_study
-from groupwise.store import RECIPE_ATTR, SEEDED_ATTR, open_storage, study_names, tally
+from groupwise.store import SEEDED_ATTR, open_storage, study_names, tally
+from groupwise.store._attrs import RECIPE_ATTR
+from groupwise.studyfiles import read_study
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

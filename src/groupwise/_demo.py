@@ -14,7 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from groupwise import build_optimizer, partition, summarize
+from groupwise.optim import build_optimizer
+from groupwise.partition import partition, summarize
 
 
 class CharLM(nn.Module):

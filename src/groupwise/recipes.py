@@ -32,7 +32,7 @@ from groupwise.errors import GroupwiseError
 from groupwise.optim import get_optimizer
 from groupwise.registry import Registry
 from groupwise.sampling import NotRepresentableError, PartitionFacts, Variant, encode
-from groupwise.spec import SearchSpace
+from groupwise.studyfiles import SearchSpace
 
 __all__ = ["RECIPES", "Recipe", "RecipeSkippedError", "adapt", "register_recipe"]
 

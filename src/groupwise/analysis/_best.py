@@ -76,7 +76,7 @@ class StudyStatus:
 
 
 @dataclass(frozen=True)
-class Trained:
+class FinishedTrial:
     """A finished trial this study trained, with its config. Left out of every query: copies
     from an earlier study (``groupwise.seeded_from``), replays of
     a config already trained (``groupwise.duplicate_of``), attempts superseded by a retry,
@@ -108,9 +108,9 @@ def config_of(text: str) -> TrialConfig:
     return TrialConfig.from_json(text)
 
 
-def trained_trials(study: optuna.Study) -> list[Trained]:
+def trained_trials(study: optuna.Study) -> list[FinishedTrial]:
     return [
-        Trained(t, config_of(t.user_attrs[CONFIG_ATTR]))
+        FinishedTrial(t, config_of(t.user_attrs[CONFIG_ATTR]))
         for t in study.get_trials(deepcopy=False)
         if t.state.is_finished()
         and CONFIG_ATTR in t.user_attrs
@@ -120,7 +120,7 @@ def trained_trials(study: optuna.Study) -> list[Trained]:
     ]
 
 
-def best_first(rows: Sequence[Trained], direction: str) -> list[Trained]:
+def best_first(rows: Sequence[FinishedTrial], direction: str) -> list[FinishedTrial]:
     """The rows with a value, best first."""
     sign = 1.0 if direction == "minimize" else -1.0
     return sorted((r for r in rows if r.value is not None), key=lambda r: sign * (r.value or 0.0))

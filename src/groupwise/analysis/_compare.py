@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from groupwise.analysis._best import Trained, best_first, config_of, trained_trials
+from groupwise.analysis._best import FinishedTrial, best_first, config_of, trained_trials
 from groupwise.errors import StudyError
 from groupwise.store import (
     CONFIG_ATTR,
@@ -125,7 +125,7 @@ def compare(study: str, storage: Source = None, top: int | None = None) -> Compa
 
 
 def _scheme_summaries(
-    study: optuna.Study, rows: Sequence[Trained], direction: str
+    study: optuna.Study, rows: Sequence[FinishedTrial], direction: str
 ) -> tuple[SchemeSummary, ...]:
     out = []
     names: dict[str, int] = {}
@@ -144,7 +144,9 @@ def _scheme_summaries(
     return tuple(out)
 
 
-def _optimizer_summaries(ranked: Sequence[Trained], direction: str) -> tuple[OptimizerSummary, ...]:
+def _optimizer_summaries(
+    ranked: Sequence[FinishedTrial], direction: str
+) -> tuple[OptimizerSummary, ...]:
     out = []
     for label in sorted({label for r in ranked for label in r.config.groups}):
         with_label = [r for r in ranked if label in r.config.groups]
@@ -162,7 +164,7 @@ def _optimizer_summaries(ranked: Sequence[Trained], direction: str) -> tuple[Opt
     return tuple(out)
 
 
-def _lr_ranges(ranked: Sequence[Trained], top: int) -> tuple[GroupLr, ...]:
+def _lr_ranges(ranked: Sequence[FinishedTrial], top: int) -> tuple[GroupLr, ...]:
     out = []
     for label in sorted({label for r in ranked for label in r.config.groups}):
         every = [_lr(r, label) for r in ranked]
@@ -190,7 +192,7 @@ def _by_scheme(
     return out
 
 
-def _lr(row: Trained, label: str) -> float | None:
+def _lr(row: FinishedTrial, label: str) -> float | None:
     group = row.config.groups.get(label)
     value = group.hyperparameters.get("lr") if group else None
     return float(value) if isinstance(value, int | float) else None
@@ -252,7 +254,7 @@ def compare_studies(studies: Sequence[str], storage: Source = None) -> list[Stud
     return summaries
 
 
-def _trials_to(rows: Sequence[Trained], target: float, sign: float) -> int | None:
+def _trials_to(rows: Sequence[FinishedTrial], target: float, sign: float) -> int | None:
     """How many trials (in order) until one reached ``target`` (``sign``: 1 to minimize)."""
     ordered = sorted(rows, key=lambda r: r.number)
     hits = (

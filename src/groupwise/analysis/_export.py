@@ -1,9 +1,10 @@
 """All runs, or all epochs, of a study as flat rows: CSV or JSON, for the ``csv`` module or
 pandas (``pd.read_csv("runs.csv")`` after ``groupwise export STUDY --runs -o runs.csv``).
 
-Runs come from groupwise's tables: one row per attempt, with where and how long it ran and
-one column per group setting (``<label>.optimizer``, ``<label>.lr``, ...). Epochs: one row
-per trained epoch with the loss, metrics and each group's lr (``lr.<label>``).
+Runs come from groupwise's tables: one row per attempt, with where and how long it ran, and
+from its trial's config (the trial records it): the scheme and one column per group setting
+(``<label>.optimizer``, ``<label>.lr``, ...). Epochs: one row per trained epoch with the
+loss, metrics and each group's lr (``lr.<label>``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from groupwise.config import TrialConfig
 from groupwise.errors import ConfigError
 from groupwise.store import epochs_of, open_study, runs_of
 
@@ -29,12 +31,14 @@ _RUN_COLUMNS = (
     "state",
     "value",
     "reason",
-    "scheme",
     "duplicate_of",
     "driver",
     "host",
+    "pid",
     "node",
     "device",
+    "gpu_ids",
+    "visible_devices",
     "started_at",
     "ended_at",
     "wall_s",
@@ -47,12 +51,14 @@ def run_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for run in runs_of(storage, study):
         row: dict[str, Any] = {"study": run["study"], "trial": run["trial_number"]}
-        row |= {key: run[key] for key in _RUN_COLUMNS}
+        row |= {key: _cell(run[key]) for key in _RUN_COLUMNS}
         row["started_at"], row["ended_at"] = _iso(run["started_at"]), _iso(run["ended_at"])
-        for label, group in sorted(run["config"].get("groups", {}).items()):
+        config = run["config"]
+        row["scheme"] = None if config is None else str(TrialConfig.from_dict(config).scheme)
+        for label, group in sorted((config or {}).get("groups", {}).items()):
             for key, value in group.items():
-                row[f"{label}.{key}"] = json.dumps(value) if isinstance(value, list) else value
-        row["config"] = json.dumps(run["config"], sort_keys=True)
+                row[f"{label}.{key}"] = _cell(value)
+        row["config"] = json.dumps(config, sort_keys=True)
         rows.append(row)
     return rows
 
@@ -67,6 +73,11 @@ def epoch_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
         row |= {f"lr.{label}": lr for label, lr in sorted(epoch["lrs"].items())}
         rows.append(row)
     return rows
+
+
+def _cell(value: Any) -> Any:
+    """A list (betas, GPU ids) as JSON text: one CSV cell, the same in JSON."""
+    return json.dumps(value) if isinstance(value, list) else value
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

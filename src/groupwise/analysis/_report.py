@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from groupwise import _yaml
 from groupwise.analysis._best import (
     BestTrial,
-    Trained,
+    FinishedTrial,
     best_first,
     best_trials,
     study_status,
@@ -100,7 +100,7 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
     return Report(directory, page, tuple(paths))
 
 
-def _history(ax: Axes, rows: Sequence[Trained], result: Comparison) -> None:
+def _history(ax: Axes, rows: Sequence[FinishedTrial], result: Comparison) -> None:
     complete = [(r.number, r.value) for r in rows if r.value is not None]
     pick = min if result.direction == "minimize" else max
     ax.scatter([n for n, _ in complete], [v for _, v in complete], s=14, label="complete")
@@ -142,7 +142,7 @@ def _schemes(ax: Axes, result: Comparison) -> None:
     ax.legend(fontsize=8)
 
 
-def _lr(ax: Axes, rows: Sequence[Trained], result: Comparison) -> None:
+def _lr(ax: Axes, rows: Sequence[FinishedTrial], result: Comparison) -> None:
     """Every group's lr in every complete trial; the top trials drawn large and outlined."""
     markers = "osD^v<>p*h"
     labels = sorted({label for r in rows if r.value is not None for label in r.config.groups})
@@ -207,7 +207,7 @@ def _curves(
     ax: Axes,
     study: str,
     storage: str | None,
-    rows: Sequence[Trained],
+    rows: Sequence[FinishedTrial],
     result: Comparison,
 ) -> None:
     top = [r.trial for r in best_first(rows, result.direction)[: result.top]]

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from groupwise.execution._progress import Progress
     from groupwise.execution._protocol import (
         Lost,
+        Placement,
         Reply,
         Stopped,
         Trained,
-        Where,
         WorkerSettings,
     )
     from groupwise.execution._worker import Worker, pick_device
@@ -42,7 +42,7 @@ _LAZY = {
     "Reply": "_protocol",
     "Stopped": "_protocol",
     "Trained": "_protocol",
-    "Where": "_protocol",
+    "Placement": "_protocol",
     "WorkerSettings": "_protocol",
     "Worker": "_worker",
     "pick_device": "_worker",
@@ -64,11 +64,11 @@ __all__ = [
     "LaunchResult",
     "LocalHead",
     "Lost",
+    "Placement",
     "Progress",
     "Reply",
     "Stopped",
     "Trained",
-    "Where",
     "Worker",
     "WorkerSettings",
     "check_launch",

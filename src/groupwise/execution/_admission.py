@@ -34,9 +34,9 @@ def estimate_memory(config: TrialConfig, facts: PartitionFacts) -> MemoryEstimat
     params = state = 0
     for label, names in groups_of(config, facts).items():
         group = config.groups[label]
-        spec = get_optimizer(group.optimizer)
+        info = get_optimizer(group.optimizer)
         for name in names:
             shape, itemsize = facts.tensors[name]
             params += math.prod(shape) * itemsize
-            state += spec.state_elements(group.hyperparameters, shape) * itemsize
+            state += info.state_elements(group.hyperparameters, shape) * itemsize
     return MemoryEstimate(parameters=params, gradients=params, optimizer_state=state)

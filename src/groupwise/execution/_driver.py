@@ -27,7 +27,7 @@ from groupwise.execution._proposal import propose
 from groupwise.execution._protocol import Lost, Reply, Stopped, Trained
 from groupwise.plan import Plan
 from groupwise.sampling import Suggester
-from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, Settled
+from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, RunFacts, Settled
 
 if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports it
     from groupwise.execution._pool import WorkerPool
@@ -82,7 +82,7 @@ class Driver:
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
         target = self.spec.budget.trials
-        self.ran += len(self.ledger.adopt_running(self._stale_reason()))  # a dead driver's
+        self.ran += len(self.ledger.liveness.adopt_running(self._stale_reason()))  # dead driver's
         next_tick = 0.0
         while True:
             interrupts.check()  # a safe point: nothing half-written
@@ -90,7 +90,7 @@ class Driver:
                 self._tick()
                 next_tick = time.perf_counter() + self.spec.faults.heartbeat_s
             self._check_timeouts()
-            if self.pool.free() and self.ledger.shared:
+            if self.pool.free() and self.ledger.liveness.shared:
                 self._share()
             if self._round_may_start():
                 self._follow()
@@ -110,17 +110,18 @@ class Driver:
     def _share(self) -> None:
         """A shared study: see the other drivers' trials before starting one, and sample from
         a seed of this driver's own (one seed for all would propose the same configs)."""
-        self.ledger.sync()
+        self.ledger.liveness.sync()
         if not self.reseeded:
-            self.ledger.use_sampler(self.plan.sampler.reseeded(DRIVER, len(self.endings)).build())
+            self.ledger.reseed(DRIVER, len(self.endings))
             self.reseeded = True
 
     def _follow(self) -> None:
         """Queue the recipes that follow the best trial (their base lr is its) once the
         recipes before them have all finished; in reproducible rounds that is at a round's
         start, so which lr they take never depends on timing."""
-        if self.followers and not self.ledger.recipes_pending():
-            self.ledger.enqueue_following([(s.recipe, s.params, s.follows) for s in self.followers])
+        warm = self.ledger.warm_start
+        if self.followers and not warm.recipes_pending():
+            warm.enqueue_following([(s.recipe, s.params, s.follows) for s in self.followers])
             self.followers = []
 
     def _may_start(self, target: int | None) -> bool:
@@ -157,12 +158,13 @@ class Driver:
         (and retry) trials whose driver has stopped beating, and heed a stop request (the
         service's: no new trials; the running ones finish and are recorded)."""
         ours = {run.opened.number for run in self.running.values()}
-        self.ledger.heartbeat(ours)
-        self.ledger.sync()
-        for number in self.ledger.stale():
+        live = self.ledger.liveness
+        live.heartbeat(ours)
+        live.sync()
+        for number in live.stale():
             if number not in ours and self.ledger.lose(number, self._stale_reason()):
                 self.ran += 1
-        if not self.note and self.ledger.stop_requested():
+        if not self.note and live.stop_requested():
             self.note = STOPPED
 
     def _stale_reason(self) -> str:
@@ -240,13 +242,13 @@ class Driver:
             reason = f"diverged: {metric} is {value} at epoch {report.epoch}"
             self._close(slot, "FAIL", reason=reason, remember=True)
             return
-        facts = EpochFacts(
+        epoch = EpochFacts(
             report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
-        where = self._where(run) | reply.where.record()
-        where["peak_memory_bytes"] = reply.peak_memory_bytes
         last = report.epoch >= self.spec.training.epochs
-        ending = self.ledger.record_epoch(run.opened, facts, last=last, where=where)
+        ending = self.ledger.record_epoch(
+            run.opened, epoch, last=last, facts=self._facts(run, reply)
+        )
         if ending is None:
             self.pool.submit(slot, None)
             return
@@ -255,17 +257,29 @@ class Driver:
         del self.running[slot]
 
     @staticmethod
-    def _where(run: _Running) -> dict[str, Any]:
-        return {"wall_s": round(time.perf_counter() - run.started, 3), "driver": DRIVER}
+    def _facts(run: _Running, reply: Trained | None = None) -> RunFacts:
+        """The run as this driver saw it, and where its worker trained it (when it said)."""
+        wall_s = round(time.perf_counter() - run.started, 3)
+        if reply is None:
+            return RunFacts(wall_s=wall_s, driver=DRIVER)
+        at = reply.placement
+        return RunFacts(
+            wall_s=wall_s,
+            driver=DRIVER,
+            host=at.host,
+            pid=at.pid,
+            node=at.node,
+            device=at.device,
+            gpu_ids=at.gpu_ids,
+            visible_devices=at.visible_devices,
+            peak_memory_bytes=reply.peak_memory_bytes,
+        )
 
-    def _close(
-        self, slot: int, state: Ending, where: dict[str, Any] | None = None, **how: Any
-    ) -> None:
+    def _close(self, slot: int, state: Ending, **how: Any) -> None:
         """End the trial on ``slot`` in the ledger, then forget it (in that order: a trial
         whose ending did not reach the database is still ours to fail when we stop)."""
         run = self.running[slot]
-        where = self._where(run) | (where or {})
-        if self.ledger.close(run.opened.number, state, where=where, **how):
+        if self.ledger.close(run.opened.number, state, facts=self._facts(run), **how):
             self.ran += 1
             self.endings.append((state, str(how.get("reason", ""))))
         del self.running[slot]

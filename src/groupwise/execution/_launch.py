@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
@@ -20,8 +20,16 @@ from groupwise.execution._driver import DRIVER, Driver
 from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
 from groupwise.plan import Plan, identity, make_plan
-from groupwise.spec import StudySpec
-from groupwise.store import CONFIG_ATTR, Ledger, StudyIdentity, Tally, open_study, resolve_url
+from groupwise.store import (
+    Ledger,
+    StudyIdentity,
+    Tally,
+    check_source,
+    check_study,
+    resolve_url,
+    stored_config,
+)
+from groupwise.studyfiles import StudySpec
 
 if TYPE_CHECKING:  # the pool brings Ray: imported only once the study needs workers
     from groupwise.execution._pool import WorkerPool
@@ -70,9 +78,9 @@ def check_launch(plan: Plan, storage: str | None = None) -> Tally | None:
     this name must be this study (else StudyError naming what changed), and every warm-start
     study must be one it can start from. Returns the study's counts, None if it is new."""
     url, who = resolve_url(storage), _identity(plan)
-    known = Ledger.check(url, who)
+    known = check_study(url, who)
     for source in plan.spec.warm_start.studies:
-        Ledger.check_source(url, who, source)
+        check_source(url, who, source)
     return known
 
 
@@ -87,8 +95,8 @@ def _drive(
     land only at its safe points; the trials running then are recorded as interrupted."""
     ledger = _ledger(plan, url, who)
     for source in plan.spec.warm_start.studies:
-        ledger.seed_from(source)
-    ledger.enqueue([(seed.recipe, seed.params) for seed in plan.seeds if not seed.follows])
+        ledger.warm_start.seed_from(source)
+    ledger.warm_start.enqueue([(s.recipe, s.params) for s in plan.seeds if not s.follows])
     driver = Driver(plan, ledger, pool, on_progress, _memory_budget(plan.spec, pool))
     try:
         driver.run()
@@ -117,8 +125,8 @@ def _already_finished(plan: Plan, url: str, counts: Tally) -> LaunchResult:
     target = plan.spec.budget.trials
     best = None
     if counts.best_trial is not None:
-        trial = open_study(plan.spec.name, url).trials[counts.best_trial]
-        best = TrialConfig.from_json(trial.user_attrs[CONFIG_ATTR])
+        config = stored_config(plan.spec.name, counts.best_trial, url)
+        best = None if config is None else TrialConfig.from_json(config)
     note = (
         f"study {plan.spec.name!r} already has {counts.finished} finished trials, its budget "
         f"of {target}; to run more, pass --trials N with N the new total (above {target})"
@@ -162,18 +170,13 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
 
 
 def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
+    """The study opened for this launch; the ledger builds the plan's sampler and pruner."""
     spec = plan.spec
-
-    def sampler(existing: int) -> Any:
-        # A first launch samples as the seed says; a relaunch continues the search from a
-        # seed of its own (the same seed would replay the first launch's proposals).
-        return plan.sampler.reseeded(*([existing] if existing else [])).build()
-
     return Ledger.open(
         url,
         who,
-        sampler=sampler,
-        pruner=plan.pruner.build(),
+        sampler=plan.sampler,
+        pruner=plan.pruner,
         heartbeat=(spec.faults.heartbeat_s, spec.faults.stale_after_s),
         max_retries=spec.faults.max_retries,
         driver=DRIVER,

@@ -22,7 +22,7 @@ import ray
 
 from groupwise.errors import StudyError
 from groupwise.execution._address import unreachable
-from groupwise.execution._protocol import Lost, Reply, Where, WorkerSettings
+from groupwise.execution._protocol import Lost, Placement, Reply, WorkerSettings
 from groupwise.execution._worker import Worker
 
 __all__ = ["WorkerPool"]
@@ -44,10 +44,10 @@ class _RayWorker(Worker):
 @dataclass
 class _Slot:
     actor: Any
-    call: ray.ObjectRef[Any] | None = None  # its step() or, while starting, its where()
+    call: ray.ObjectRef[Any] | None = None  # its step() or, while starting, its placement()
     starting: bool = True
     since: float = 0.0  # when the current step was submitted (perf_counter)
-    where: Where | None = None
+    placement: Placement | None = None
 
 
 class WorkerPool:
@@ -116,7 +116,7 @@ class WorkerPool:
     def _new_slot(self) -> _Slot:
         actor_class = ray.remote(_RayWorker).options(num_cpus=self.cpus, num_gpus=self.gpus)
         actor: Any = actor_class.remote(self.settings)
-        return _Slot(actor, call=actor.where.remote())
+        return _Slot(actor, call=actor.placement.remote())
 
     def close(self) -> None:
         """Stop every worker; shut Ray down if this pool started it."""
@@ -163,7 +163,7 @@ class WorkerPool:
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
             return self._died(index, e)
         if slot.starting:
-            slot.starting, slot.where = False, answer
+            slot.starting, slot.placement = False, answer
             self._start_failures = 0
             return None
         reply: Reply = answer
@@ -185,7 +185,7 @@ class WorkerPool:
 
     def device_memory(self) -> list[int | None]:
         """Each started worker's device memory in bytes (None on a CPU)."""
-        return [s.where.device_memory_bytes for s in self.slots if s.where is not None]
+        return [s.placement.device_memory_bytes for s in self.slots if s.placement is not None]
 
     def wait_started(self) -> None:
         """Block until every slot has started (or died starting too often)."""

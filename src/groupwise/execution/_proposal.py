@@ -8,8 +8,8 @@ import math
 from groupwise.config import TrialConfig
 from groupwise.execution._admission import estimate_memory
 from groupwise.sampling import PartitionFacts, Suggester, canonical_key, groups_of, sample
-from groupwise.spec import SearchSpace
-from groupwise.store import GroupRecord, Proposal, Refusal
+from groupwise.store import GroupFacts, Proposal, Refusal
+from groupwise.studyfiles import SearchSpace
 
 __all__ = ["propose"]
 
@@ -23,18 +23,15 @@ def propose(
         config=config.to_dict(),
         config_json=config.to_json(),
         canonical=canonical_key(config, facts),
-        scheme=str(config.scheme),
-        groups=_group_records(config, facts),
+        groups=_group_facts(config, facts),
         refusal=_admit(config, facts, memory_budget),
     )
 
 
-def _group_records(config: TrialConfig, facts: PartitionFacts) -> list[GroupRecord]:
+def _group_facts(config: TrialConfig, facts: PartitionFacts) -> list[GroupFacts]:
     return [
-        GroupRecord(
+        GroupFacts(
             label=label,
-            optimizer=config.groups[label].optimizer,
-            hyperparameters=dict(config.groups[label].hyperparameters),
             parameter_names=names,
             parameter_count=sum(math.prod(facts.tensors[n][0]) for n in names),
         )

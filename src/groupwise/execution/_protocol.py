@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from groupwise.training import EpochReport
 
-__all__ = ["Lost", "Reply", "Stopped", "Trained", "Where", "WorkerSettings"]
+__all__ = ["Lost", "Placement", "Reply", "Stopped", "Trained", "WorkerSettings"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
-class Where:
+class Placement:
     """Where a worker trains: recorded with every trial it runs."""
 
     host: str
@@ -40,17 +40,6 @@ class Where:
     visible_devices: str | None = None
     device_memory_bytes: int | None = None
 
-    def record(self) -> dict[str, Any]:
-        """The fields stored with a run (``groupwise.run``)."""
-        return {
-            "host": self.host,
-            "pid": self.pid,
-            "device": self.device,
-            "node": self.node,
-            "gpu_ids": list(self.gpu_ids),
-            "visible_devices": self.visible_devices,
-        }
-
 
 @dataclass(frozen=True)
 class Trained:
@@ -58,7 +47,7 @@ class Trained:
 
     report: EpochReport
     peak_memory_bytes: int
-    where: Where
+    placement: Placement
 
 
 @dataclass(frozen=True)

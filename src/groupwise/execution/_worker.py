@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from groupwise.config import TrialConfig
-from groupwise.execution._protocol import Stopped, Trained, Where, WorkerSettings
+from groupwise.execution._protocol import Placement, Stopped, Trained, WorkerSettings
 from groupwise.tasks import resolve_task
 from groupwise.training import DivergedError, Trainer
 
@@ -40,12 +40,12 @@ class Worker:
         self.device = pick_device(list(self.gpu_ids), torch.cuda.is_available())
         self.trainer: Trainer | None = None
 
-    def where(self) -> Where:
+    def placement(self) -> Placement:
         """Where this worker trains; answering it also says the worker has started."""
         memory = None
         if self.device.type == "cuda":
             memory = torch.cuda.get_device_properties(self.device).total_memory
-        return Where(
+        return Placement(
             host=socket.gethostname(),
             pid=os.getpid(),
             device=str(self.device),
@@ -72,7 +72,7 @@ class Worker:
             if self.trainer is None:
                 return Stopped("failed", "worker has no trial to continue")
             report = self.trainer.run_epoch()
-            return Trained(report, self.trainer.peak_memory_bytes(), self.where())
+            return Trained(report, self.trainer.peak_memory_bytes(), self.placement())
         except DivergedError as e:
             return Stopped("diverged", str(e))
         except (torch.OutOfMemoryError, MemoryError) as e:

@@ -49,9 +49,9 @@ def build_optimizer(model: nn.Module, config: ConfigLike) -> MultiOptimizer:
     plans = []
     for label, names in groups.items():
         group = cfg.groups[label]
-        spec = get_optimizer(group.optimizer, where=f"groups.{label}.optimizer")
+        info = get_optimizer(group.optimizer, where=f"groups.{label}.optimizer")
         plans.append(
-            check_group(label, spec, names, [named[n] for n in names], group.hyperparameters)
+            check_group(label, info, names, [named[n] for n in names], group.hyperparameters)
         )
     all_names: dict[Tensor, str] = {
         p: n for n, p in reversed(list(model.named_parameters(remove_duplicate=False)))

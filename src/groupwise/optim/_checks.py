@@ -24,7 +24,7 @@ class GroupPlan:
     """A validated group, ready to hand to torch: label, optimizer kind, named tensors, settings."""
 
     label: str
-    spec: OptimizerInfo
+    info: OptimizerInfo
     names: tuple[str, ...]
     params: tuple[Tensor, ...]
     hyperparameters: Mapping[str, Any]
@@ -32,7 +32,7 @@ class GroupPlan:
 
 def check_group(
     label: str,
-    spec: OptimizerInfo,
+    info: OptimizerInfo,
     names: Sequence[str],
     params: Sequence[Tensor],
     hyperparameters: Mapping[str, Any],
@@ -40,29 +40,29 @@ def check_group(
     """Check one group's settings and tensors against its optimizer's registry record."""
     where = f"groups.{label}"
     for key, value in hyperparameters.items():
-        if key not in spec.accepts:
+        if key not in info.accepts:
             raise UnknownNameError(
-                f"hyperparameter for optimizer {spec.name!r}", key, spec.accepts, where
+                f"hyperparameter for optimizer {info.name!r}", key, info.accepts, where
             )
         if key == "lr":
             _check_lr(where, value)
-    _check_with_torch(where, spec, hyperparameters)
-    violations = spec.violations(zip(names, params, strict=True))
+    _check_with_torch(where, info, hyperparameters)
+    violations = info.violations(zip(names, params, strict=True))
     if violations:
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-        raise ConstraintError(f"{where}: optimizer {spec.name!r} cannot take {violations[0]}{more}")
-    return GroupPlan(label, spec, tuple(names), tuple(params), dict(hyperparameters))
+        raise ConstraintError(f"{where}: optimizer {info.name!r} cannot take {violations[0]}{more}")
+    return GroupPlan(label, info, tuple(names), tuple(params), dict(hyperparameters))
 
 
-def _check_with_torch(where: str, spec: OptimizerInfo, hyperparameters: Mapping[str, Any]) -> None:
+def _check_with_torch(where: str, info: OptimizerInfo, hyperparameters: Mapping[str, Any]) -> None:
     """torch validates settings only when they are constructor defaults, never per group, so
     try them as defaults on a throwaway 2-D tensor (which every optimizer kind accepts)."""
     probe = torch.zeros(2, 2, requires_grad=True)
     try:
-        spec.make([probe], **hyperparameters)
+        info.make([probe], **hyperparameters)
     except (ValueError, TypeError, RuntimeError) as e:
         raise ConfigError(
-            f"{where}: {spec.cls.__name__} ({spec.name}) rejects these settings "
+            f"{where}: {info.cls.__name__} ({info.name}) rejects these settings "
             f"{dict(hyperparameters)}: {e}"
         ) from e
 

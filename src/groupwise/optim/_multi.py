@@ -28,7 +28,7 @@ from groupwise.config import TrialConfig
 from groupwise.errors import CheckpointMismatchError, ConfigError, format_names
 from groupwise.optim._checks import GroupPlan, check_group
 from groupwise.optim._registry import OptimizerInfo, get_optimizer
-from groupwise.partition import GroupRow, PartitionSummary
+from groupwise.partition import GroupSummary, PartitionSummary
 
 __all__ = ["GroupPlan", "MultiOptimizer", "partition_fingerprint"]
 
@@ -79,10 +79,10 @@ class MultiOptimizer(torch.optim.Optimizer):
 
         by_kind: dict[str, list[GroupPlan]] = {}
         for plan in plans:
-            by_kind.setdefault(plan.spec.name, []).append(plan)
+            by_kind.setdefault(plan.info.name, []).append(plan)
         for kind, kind_plans in by_kind.items():
-            spec = kind_plans[0].spec
-            inner = _construct(spec, [_group_dict(p) for p in kind_plans])
+            info = kind_plans[0].info
+            inner = _construct(info, [_group_dict(p) for p in kind_plans])
             self._adopt(inner, kind_plans)
             self.optimizers[kind] = inner
 
@@ -120,7 +120,7 @@ class MultiOptimizer(torch.optim.Optimizer):
                 f"add_param_group needs a new 'label' (existing: {sorted(self.partition)}); "
                 f"got {label!r}"
             )
-        spec = get_optimizer(str(kind), where=f"add_param_group label {label!r}")
+        info = get_optimizer(str(kind), where=f"add_param_group label {label!r}")
         params = group.pop("params")
         params = [params] if isinstance(params, Tensor) else list(params)
         names: list[str] = []
@@ -131,16 +131,16 @@ class MultiOptimizer(torch.optim.Optimizer):
                     f"{self._label_of(p)!r}"
                 )
             names.append(self._known_names.get(p, f"{label}.{len(names)}"))
-        plan = check_group(label, spec, names, params, group)
-        if spec.name in self.optimizers:
-            self.optimizers[spec.name].add_param_group(_group_dict(plan))
-            self._adopt(self.optimizers[spec.name], [plan])
+        plan = check_group(label, info, names, params, group)
+        if info.name in self.optimizers:
+            self.optimizers[info.name].add_param_group(_group_dict(plan))
+            self._adopt(self.optimizers[info.name], [plan])
         else:
-            inner = _construct(spec, [_group_dict(plan)])
+            inner = _construct(info, [_group_dict(plan)])
             self._adopt(inner, [plan])
-            self.optimizers[spec.name] = inner
+            self.optimizers[info.name] = inner
             self.defaults = _common_defaults(self.optimizers.values())
-        self.param_groups.append(self.optimizers[spec.name].param_groups[-1])
+        self.param_groups.append(self.optimizers[info.name].param_groups[-1])
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for inner in self.optimizers.values():
@@ -247,7 +247,7 @@ class MultiOptimizer(torch.optim.Optimizer):
             shown = {k: group[k] for k in self._given[label] if k in group}
             shown["lr"] = group["lr"]
             rows.append(
-                GroupRow(
+                GroupSummary(
                     label=label,
                     names=self.partition[label],
                     shapes=tuple(tuple(p.shape) for p in group["params"]),
@@ -286,17 +286,17 @@ def _group_dict(plan: GroupPlan) -> dict[str, Any]:
         "params": list(plan.params),
         **plan.hyperparameters,
         "label": plan.label,
-        "optimizer": plan.spec.name,
+        "optimizer": plan.info.name,
     }
 
 
-def _construct(spec: OptimizerInfo, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+def _construct(info: OptimizerInfo, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     try:
-        return spec.make(groups)
+        return info.make(groups)
     except (ValueError, TypeError, RuntimeError) as e:
         labels = ", ".join(repr(g["label"]) for g in groups)
         raise ConfigError(
-            f"groups {labels}: {spec.cls.__name__} ({spec.name}) rejected the settings: {e}"
+            f"groups {labels}: {info.cls.__name__} ({info.name}) rejected the settings: {e}"
         ) from e
 
 

@@ -108,12 +108,12 @@ class OptimizerInfo:
 OPTIMIZERS: Registry[OptimizerInfo] = Registry("optimizer")
 
 
-def register_optimizer(spec: OptimizerInfo) -> OptimizerInfo:
+def register_optimizer(info: OptimizerInfo) -> OptimizerInfo:
     """Add an optimizer kind; every test parametrized over the registry then covers it."""
-    unknown = sorted(set(spec.search) - set(spec.defaults))
+    unknown = sorted(set(info.search) - set(info.defaults))
     if unknown:
-        raise ValueError(f"optimizer {spec.name!r}: search ranges for unknown keys {unknown}")
-    return OPTIMIZERS.add(spec.name, spec)
+        raise ValueError(f"optimizer {info.name!r}: search ranges for unknown keys {unknown}")
+    return OPTIMIZERS.add(info.name, info)
 
 
 def get_optimizer(name: str, where: str = "") -> OptimizerInfo:
@@ -169,7 +169,7 @@ def torch_defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
     }
 
 
-def _info(
+def _make_info(
     name: str,
     cls: type[torch.optim.Optimizer],
     search: Mapping[str, Domain],
@@ -178,13 +178,14 @@ def _info(
     fixed: Mapping[str, Any] | None = None,
     modes: bool = False,
 ) -> OptimizerInfo:
+    """The registry record of a torch optimizer class: its defaults read from the class."""
     defaults = {**torch_defaults(cls), **(fixed or {})}
     return OptimizerInfo(
         name, cls, defaults, dict(search), constraints, state, dict(fixed or {}), modes
     )
 
 
-def _spec(
+def _builtin(
     name: str,
     cls: type[torch.optim.Optimizer],
     search: Mapping[str, Domain],
@@ -192,7 +193,8 @@ def _spec(
     constraints: tuple[ParamConstraint, ...] = (),
     fixed: Mapping[str, Any] | None = None,
 ) -> OptimizerInfo:
-    return register_optimizer(_info(name, cls, search, state, constraints, fixed))
+    """Register one of the optimizers groupwise ships with."""
+    return register_optimizer(_make_info(name, cls, search, state, constraints, fixed))
 
 
 def _buffers(count: int) -> Callable[[Mapping[str, Any], tuple[int, ...]], int]:
@@ -230,7 +232,7 @@ _ADAM_LIKE: dict[str, Domain] = {
     "betas": _BETAS,
 }
 
-_spec(
+_builtin(
     "sgd",
     torch.optim.SGD,
     {
@@ -240,14 +242,16 @@ _spec(
     },
     _sgd_state,
 )
-_spec("adam", torch.optim.Adam, _ADAM_LIKE, _adam_state)
-_spec("adamw", torch.optim.AdamW, _ADAM_LIKE, _adam_state)
-_spec("nadam", torch.optim.NAdam, _ADAM_LIKE, _buffers(2))
+_builtin("adam", torch.optim.Adam, _ADAM_LIKE, _adam_state)
+_builtin("adamw", torch.optim.AdamW, _ADAM_LIKE, _adam_state)
+_builtin("nadam", torch.optim.NAdam, _ADAM_LIKE, _buffers(2))
 # NAdamW: NAdam with AdamW's decoupled weight decay, one of the AlgoPerf baselines.
-_spec("nadamw", torch.optim.NAdam, _ADAM_LIKE, _buffers(2), fixed={"decoupled_weight_decay": True})
-_spec("radam", torch.optim.RAdam, _ADAM_LIKE, _buffers(2))
-_spec("adamax", torch.optim.Adamax, _ADAM_LIKE, _buffers(2))
-_spec(
+_builtin(
+    "nadamw", torch.optim.NAdam, _ADAM_LIKE, _buffers(2), fixed={"decoupled_weight_decay": True}
+)
+_builtin("radam", torch.optim.RAdam, _ADAM_LIKE, _buffers(2))
+_builtin("adamax", torch.optim.Adamax, _ADAM_LIKE, _buffers(2))
+_builtin(
     "rmsprop",
     torch.optim.RMSprop,
     {
@@ -258,7 +262,7 @@ _spec(
     },
     _rmsprop_state,
 )
-_spec(
+_builtin(
     "adagrad",
     torch.optim.Adagrad,
     {
@@ -267,7 +271,7 @@ _spec(
     },
     _buffers(1),
 )
-_spec(
+_builtin(
     "adadelta",
     torch.optim.Adadelta,
     {
@@ -277,7 +281,7 @@ _spec(
     },
     _buffers(2),
 )
-_spec(
+_builtin(
     "adafactor",
     torch.optim.Adafactor,
     {
@@ -287,7 +291,7 @@ _spec(
     },
     _adafactor_state,
 )
-_spec(
+_builtin(
     "asgd",
     torch.optim.ASGD,
     {
@@ -296,8 +300,8 @@ _spec(
     },
     _buffers(1),
 )
-_spec("rprop", torch.optim.Rprop, {"lr": FloatRange(1e-4, 1e-1, log=True)}, _buffers(2))
-_spec(
+_builtin("rprop", torch.optim.Rprop, {"lr": FloatRange(1e-4, 1e-1, log=True)}, _buffers(2))
+_builtin(
     "muon",
     torch.optim.Muon,
     {
@@ -340,7 +344,7 @@ def _optional(
     modes: bool = False,
 ) -> None:
     def make(kind: str, cls: type[torch.optim.Optimizer]) -> OptimizerInfo:
-        info = _info(kind, cls, search, state, modes=modes)
+        info = _make_info(kind, cls, search, state, modes=modes)
         # Only what the class keeps per param group can differ between groups; constructor-only
         # arguments (pytorch-optimizer's maximize, foreach) are left at their defaults.
         per_group = cls([torch.zeros(2, 2, requires_grad=True)]).defaults  # type: ignore[call-arg]

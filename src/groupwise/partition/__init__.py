@@ -17,10 +17,10 @@ from groupwise.partition._base import (
     scheme_options,
     trainable_parameters,
 )
-from groupwise.partition._summary import GroupRow, PartitionSummary, summarize
+from groupwise.partition._summary import GroupSummary, PartitionSummary, summarize
 
 __all__ = [
-    "GroupRow",
+    "GroupSummary",
     "ParamInfo",
     "PartitionSummary",
     "Scheme",

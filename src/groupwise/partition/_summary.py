@@ -11,7 +11,7 @@ from torch import nn
 
 
 @dataclass(frozen=True)
-class GroupRow:
+class GroupSummary:
     label: str
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
@@ -34,7 +34,7 @@ class GroupRow:
 
 @dataclass(frozen=True)
 class PartitionSummary:
-    rows: tuple[GroupRow, ...]
+    rows: tuple[GroupSummary, ...]
 
     @property
     def total_params(self) -> int:
@@ -86,7 +86,7 @@ def summarize(
     for label, names in groups.items():
         opt, hyper = (optimizers or {}).get(label, (None, {}))
         rows.append(
-            GroupRow(
+            GroupSummary(
                 label=label,
                 names=tuple(names),
                 shapes=tuple(tuple(params[n].shape) for n in names),

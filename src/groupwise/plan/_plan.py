@@ -20,7 +20,7 @@ from groupwise.errors import GroupwiseError, SpecError, UnknownNameError
 from groupwise.plan._components import Component, component
 from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
 from groupwise.sampling import BASE_LR, PartitionFacts, base_kinds, partition_facts
-from groupwise.spec import StudySpec
+from groupwise.studyfiles import StudySpec
 from groupwise.tasks import resolve_task
 
 __all__ = ["Plan", "Seed", "fingerprint", "identity", "make_plan"]

@@ -9,7 +9,7 @@ from typing import Any
 from groupwise.config import GroupConfig, TrialConfig
 from groupwise.sampling._facts import PartitionFacts, Variant
 from groupwise.sampling._suggest import Suggester, suggest, widest
-from groupwise.spec import SearchSpace, Sharing
+from groupwise.studyfiles import SearchSpace, Sharing
 
 __all__ = ["sample_absolute"]
 

@@ -20,7 +20,7 @@ from groupwise.sampling._facts import PartitionFacts
 from groupwise.sampling._relative import BASE, base_kinds
 from groupwise.sampling._sample import sample
 from groupwise.sampling._suggest import widest
-from groupwise.spec import SearchSpace
+from groupwise.studyfiles import SearchSpace
 
 __all__ = ["NotRepresentableError", "encode"]
 

@@ -17,7 +17,7 @@ from groupwise.domains import Categorical, Domain, IntRange
 from groupwise.errors import PartitionError, SpecError
 from groupwise.optim import get_optimizer
 from groupwise.partition import partition_with_notes, trainable_parameters
-from groupwise.spec import Choices, IntSpan, SchemeRange, SearchSpace
+from groupwise.studyfiles import Choices, IntSpan, SchemeRange, SearchSpace
 
 __all__ = ["PartitionFacts", "Variant", "partition_facts", "variant_id"]
 

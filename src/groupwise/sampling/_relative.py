@@ -26,7 +26,7 @@ from typing import Any
 from groupwise.config import GroupConfig, TrialConfig
 from groupwise.sampling._facts import PartitionFacts, Variant
 from groupwise.sampling._suggest import Suggester, suggest, widest
-from groupwise.spec import Relative, SearchSpace
+from groupwise.studyfiles import Relative, SearchSpace
 
 __all__ = ["BASE", "BASE_LR", "base_kinds", "override_choices", "sample_relative"]
 

@@ -8,7 +8,7 @@ from groupwise.sampling._absolute import sample_absolute
 from groupwise.sampling._facts import PartitionFacts, Variant
 from groupwise.sampling._relative import sample_relative
 from groupwise.sampling._suggest import Suggester, suggest
-from groupwise.spec import SearchSpace
+from groupwise.studyfiles import SearchSpace
 
 __all__ = ["sample", "sample_scheme"]
 

@@ -2,9 +2,13 @@
 whose submitted studies run as jobs (one launch process each) that outlive the server.
 
 FastAPI and uvicorn are imported here and nowhere else; the app never imports Ray (each
-job's launch does, in its own process)."""
+job's launch does, in its own process). optuna-dashboard is served here too: behind the API's
+login, or alone (``groupwise dashboard``, :func:`run_dashboard`)."""
 
-from groupwise.service._app import MAX_BODY, ServiceSettings, create_app
+from groupwise.service._app import create_app
 from groupwise.service._auth import Tokens, digest
+from groupwise.service._dashboard import run_dashboard
+from groupwise.service._deps import ServiceSettings
+from groupwise.service._errors import MAX_BODY
 
-__all__ = ["MAX_BODY", "ServiceSettings", "Tokens", "create_app", "digest"]
+__all__ = ["MAX_BODY", "ServiceSettings", "Tokens", "create_app", "digest", "run_dashboard"]

@@ -16,12 +16,16 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
 
 from a2wsgi import WSGIMiddleware
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from groupwise.service._auth import Access, Tokens
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = [
     "COOKIE",
@@ -30,6 +34,7 @@ __all__ = [
     "DashboardGate",
     "Sessions",
     "login_page",
+    "run_dashboard",
     "safe_next",
 ]
 
@@ -132,3 +137,10 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/dashboard") and "//" not in target and "\\" not in target:
         return target
     return "/dashboard"
+
+
+def run_dashboard(storage: optuna.storages.BaseStorage, host: str, port: int) -> None:
+    """optuna-dashboard alone on a study database, with no login (``groupwise dashboard``)."""
+    from optuna_dashboard import run_server
+
+    run_server(storage, host=host, port=port)

@@ -1,48 +1,48 @@
 """Where studies live: Optuna's storage (opened, mirrored, reconnected), the ledger of each
 trial's life, the one count of a study's trials, and, beside Optuna's tables in the same
-database, groupwise's own (runs, epochs, groups; Alembic-migrated). The only stage that
-speaks SQL, and the only one that touches Optuna's private API (``_internals``)."""
+database, groupwise's own (runs, epochs, groups, jobs; Alembic-migrated). The only stage that
+speaks SQL, and the only one that touches Optuna's private API (``_internals``).
+
+One job a module:
+
+- ``_identity``: what makes a launch the same study (create, claim, read-only checks);
+- ``_ledger``: a trial's life, each step one transaction (``_trial``: its records);
+- ``_replays``: what trained, so an identical config replays it instead of training again;
+- ``_warmstart``: recipes and earlier studies a study starts from;
+- ``_liveness``: heartbeats, stale trials, other drivers, the service's stop request;
+- ``_counts``: the one count (tally);
+- ``_mirror`` (over ``_replica``): one study in memory, every write through to SQL;
+- ``_reader``: a long-lived reader's mirrors (the service);
+- ``_records``, ``_tables``, ``_migrate``: groupwise's tables; ``_jobs``: the service's jobs;
+- ``_open``: URLs, opening, reconnecting; ``_attrs``: the attribute names;
+- ``_internals``: every use of Optuna's private API.
+
+Exported here is what the stages above call: execution (the ledger and its records),
+analysis (reads, counts, attribute names) and the service and CLI (jobs, readers, URLs).
+Tests reach into the private modules for the rest.
+"""
 
 from groupwise.store._attrs import (
-    ATTEMPT_ATTR,
-    CANONICAL_ATTR,
     CONFIG_ATTR,
     DUPLICATE_ATTR,
-    FINGERPRINT_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
-    RECIPE_ATTR,
     RETRIED_ATTR,
-    RETRY_OF_ATTR,
-    RUN_ATTR,
     SEEDED_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
 )
 from groupwise.store._counts import Tally, TrialClass, classify, tally
+from groupwise.store._identity import StudyIdentity, check_source, check_study
 from groupwise.store._jobs import ACTIVE, FINAL, Job, Jobs, JobState
-from groupwise.store._ledger import (
-    Ending,
-    EpochFacts,
-    Ledger,
-    Opened,
-    Proposal,
-    Refusal,
-    Settled,
-    StudyIdentity,
-)
-from groupwise.store._migrate import VERSION_TABLE, head_revision, migrate, revision_of
-from groupwise.store._mirror import WriteThroughStorage
+from groupwise.store._ledger import Ledger
 from groupwise.store._open import (
     DEFAULT_STORAGE,
-    Outage,
     check_exists,
-    connection_lost,
     mask,
     open_storage,
     ping,
     quiet_optuna,
-    reconnecting,
     resolve_url,
     study_names,
 )
@@ -52,88 +52,57 @@ from groupwise.store._reader import (
     open_study,
     opened,
     source_url,
+    stored_config,
     study_names_in,
 )
-from groupwise.store._records import (
-    GroupRecord,
-    add_epoch,
-    end_run,
-    epochs_of,
-    has_run_tables,
-    read_epochs,
-    read_groups,
-    read_runs,
-    runs_of,
-    start_run,
-)
-from groupwise.store._tables import Base, EpochRow, GroupRow, JobRow, RunRow
+from groupwise.store._records import GroupFacts, RunFacts, epochs_of, has_run_tables, runs_of
+from groupwise.store._trial import Ending, EpochFacts, Opened, Proposal, Refusal, Settled
 
 __all__ = [
     "ACTIVE",
-    "ATTEMPT_ATTR",
-    "CANONICAL_ATTR",
     "CONFIG_ATTR",
     "DEFAULT_STORAGE",
     "DUPLICATE_ATTR",
     "FINAL",
-    "FINGERPRINT_ATTR",
     "METRIC_ATTR",
     "REASON_ATTR",
-    "RECIPE_ATTR",
     "RETRIED_ATTR",
-    "RETRY_OF_ATTR",
-    "RUN_ATTR",
     "SEEDED_ATTR",
     "SPACE_ATTR",
     "TASK_ATTR",
-    "VERSION_TABLE",
-    "Base",
     "Ending",
     "EpochFacts",
-    "EpochRow",
-    "GroupRecord",
-    "GroupRow",
+    "GroupFacts",
     "Job",
-    "JobRow",
     "JobState",
     "Jobs",
     "Ledger",
     "Opened",
-    "Outage",
     "Proposal",
     "Refusal",
-    "RunRow",
+    "RunFacts",
     "Settled",
     "Source",
     "StudyIdentity",
     "StudyReader",
     "Tally",
     "TrialClass",
-    "WriteThroughStorage",
-    "add_epoch",
     "check_exists",
+    "check_source",
+    "check_study",
     "classify",
-    "connection_lost",
-    "end_run",
     "epochs_of",
     "has_run_tables",
-    "head_revision",
     "mask",
-    "migrate",
     "open_storage",
     "open_study",
     "opened",
     "ping",
     "quiet_optuna",
-    "read_epochs",
-    "read_groups",
-    "read_runs",
-    "reconnecting",
     "resolve_url",
-    "revision_of",
     "runs_of",
     "source_url",
-    "start_run",
+    "stored_config",
     "study_names",
     "study_names_in",
     "tally",

@@ -30,13 +30,14 @@ from optuna.trial import TrialState
 from groupwise.errors import StudyError
 from groupwise.store import _internals
 from groupwise.store._open import Outage, begin, reconnecting
+from groupwise.store._replica import MemoryReads, Replica
 
 __all__ = ["WriteThroughStorage"]
 
 T = TypeVar("T")
 
 
-class WriteThroughStorage(optuna.storages.BaseStorage):
+class WriteThroughStorage(MemoryReads):
     """One study of an RDBStorage, mirrored in memory. Mirror ids are trial numbers."""
 
     def __init__(
@@ -44,7 +45,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
     ) -> None:
         self.backend = backend
         self.study_name = study_name
-        self._backend_study = backend.get_study_id_from_name(study_name)
+        self.backend_study = backend.get_study_id_from_name(study_name)
         self._connection: sqlalchemy.Connection | None = None  # inside transaction()
         self._stale_memory = False
         self._pending: list[int] = []  # created in this transaction, not yet written
@@ -52,30 +53,37 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         self.rebuilds = 0  # times the mirror was rebuilt after a rolled-back transaction
         self.version = 0  # bumped by every change to the mirror: a cache key for readers
         self.foreign_trials = 0  # trials other drivers created while this one ran
-        self._seen: frozenset[int] | None = None  # inside seeing_only(): the trials listed
         self.outage = Outage(patience_s)  # one deadline for a whole outage, every call
         self._load()
 
     def _load(self) -> None:
         """(Re)build the mirror from the database. Trial ids come out the same each time:
         the mirror holds one study, so its ids are the trial numbers."""
-        self.memory = optuna.storages.InMemoryStorage()
-        self._study = self.memory.create_new_study(
-            self.backend.get_study_directions(self._backend_study),
-            self.backend.get_study_name_from_id(self._backend_study),
-        )
-        for key, value in self.backend.get_study_user_attrs(self._backend_study).items():
-            self.memory.set_study_user_attr(self._study, key, value)
-        for key, value in self.backend.get_study_system_attrs(self._backend_study).items():
-            self.memory.set_study_system_attr(self._study, key, value)
-        self._to_backend: dict[int, int] = {}
-        self._from_backend: dict[int, int] = {}
+        self.replica = Replica(self.backend, self.backend_study)
+        self.memory = self.replica.memory
+        self._study = self.replica.study
         foreign = self.foreign_trials
         self.sync()
         self.foreign_trials = foreign
         self.version += 1
 
-    def _write(self, what: str, call: Callable[[], T]) -> T:
+    @property
+    def study_id(self) -> int:
+        """The mirrored study's id (in memory)."""
+        return self._study
+
+    def backend_id(self, trial_id: int) -> int | None:
+        """The database id of a trial (None: created in this transaction, not yet written)."""
+        self._fresh()
+        return self.replica.to_backend.get(trial_id)
+
+    def numbers_of(self, backend_ids: set[int] | list[int]) -> set[int]:
+        """The trials (numbers) of these database ids, of those the mirror holds."""
+        self._fresh()
+        return self.replica.numbers_of(backend_ids)
+
+    def write(self, what: str, call: Callable[[], T]) -> T:
+        """A call on the database (``what`` it does, for the error), waiting out a restart."""
         self.version += 1
         if self._connection is not None:  # inside transaction(): it retries as a whole
             return call()
@@ -107,7 +115,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         if self._connection is not None:
             yield self._connection  # nested: part of the outer transaction
             return
-        self._write("re-read the study", self._refresh_if_stale)
+        self.write("re-read the study", self._refresh_if_stale)
         self._written = {}
         try:
             with (
@@ -148,7 +156,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
             template = self.memory.get_trial(trial_id)
             heartbeat = bool(self.backend.get_heartbeat_interval())
             backend_id, number = _internals.insert_trial(
-                self.backend, self._backend_study, template, heartbeat
+                self.backend, self.backend_study, template, heartbeat
             )
             self._written[trial_id] = number
             if number != template.number:
@@ -156,8 +164,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
                 # only a rebuild does (after this commits; the caller uses stored_number).
                 self._stale_memory = True
                 self.foreign_trials += 1
-            self._to_backend[trial_id] = backend_id
-            self._from_backend[backend_id] = trial_id
+            self.replica.link(trial_id, backend_id)
 
     def _refresh_if_stale(self) -> None:
         """Rebuild the mirror from the database after a transaction that did not commit."""
@@ -174,25 +181,9 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
     def _check(self, study_id: int) -> int:
         if study_id != self._study:
             raise StudyError("WriteThroughStorage mirrors one study; use the database for others")
-        return self._backend_study
+        return self.backend_study
 
     # -- keeping the mirror in step with the database ------------------------------------------
-    def same_study(self) -> bool:
-        """Whether the database's study is still the one mirrored. A study deleted and made
-        again under its name has a new id on PostgreSQL, but on SQLite it (and its trials) may
-        take the old ids: its first trial, read back by id, tells the two apart."""
-        if self.backend.get_study_id_from_name(self.study_name) != self._backend_study:
-            return False
-        first = self._to_backend.get(0)
-        if first is None:
-            return True  # nothing mirrored yet: a sync reads whatever is there
-        try:
-            stored = self._write("read the study", lambda: self.backend.get_trial(first))
-        except KeyError:
-            return False
-        held = self.memory.get_trial(0)
-        return (stored.number, stored.datetime_start) == (held.number, held.datetime_start)
-
     def sync(self) -> None:
         """Bring in trials other drivers created or changed since the last sync.
 
@@ -200,90 +191,17 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         unfinished (finished trials never change).
         """
         self._fresh()
-        unfinished = {
-            self._to_backend[i]
-            for i in (
-                _internals.trial_id(t)
-                for t in self.memory.get_all_trials(self._study, deepcopy=False)
-                if not t.state.is_finished()
-            )
-            if i in self._to_backend
-        }
-        newest = max(self._from_backend, default=-1)
-        trials = self._write(
+        unfinished, newest = self.replica.unfinished(), self.replica.newest()
+        trials = self.write(
             "read the study",
-            lambda: _internals.changed_trials(
-                self.backend, self._backend_study, unfinished, newest
-            ),
+            lambda: _internals.changed_trials(self.backend, self.backend_study, unfinished, newest),
         )
-        for trial in sorted(trials, key=lambda t: t.number):
-            mine = self._from_backend.get(_internals.trial_id(trial))
-            if mine is None:
-                self._mirror(trial)
-                self.foreign_trials += 1
-            else:
-                self._update(mine, trial)
-
-    def _mirror(self, trial: optuna.trial.FrozenTrial) -> int:
-        trial_id = self.memory.create_new_trial(self._study, template_trial=trial)
-        number = self.memory.get_trial_number_from_id(trial_id)
-        if number != trial.number:
-            raise StudyError(
-                f"study mirror out of step (trial {trial.number} became {number}); "
-                "this is a bug in groupwise"
-            )
-        self._to_backend[trial_id] = _internals.trial_id(trial)
-        self._from_backend[_internals.trial_id(trial)] = trial_id
-        return trial_id
-
-    def _update(self, trial_id: int, fresh: optuna.trial.FrozenTrial) -> None:
-        held = self.memory.get_trial(trial_id)
-        if held.state.is_finished() or (held.state == fresh.state and held.params == fresh.params):
-            return  # finished trials never change; an unchanged one needs nothing
-        for name, value in fresh.params.items():
-            if name not in held.params:
-                dist = fresh.distributions[name]
-                self.memory.set_trial_param(trial_id, name, dist.to_internal_repr(value), dist)
-        for step, value in fresh.intermediate_values.items():
-            self.memory.set_trial_intermediate_value(trial_id, step, value)
-        for key, value in fresh.user_attrs.items():
-            self.memory.set_trial_user_attr(trial_id, key, value)
-        for key, value in fresh.system_attrs.items():
-            self.memory.set_trial_system_attr(trial_id, key, value)
-        if fresh.state != held.state:
-            self.memory.set_trial_state_values(trial_id, fresh.state, fresh.values)
-
-    # -- heartbeats (Optuna's table in the database) --------------------------------------------
-    def record_heartbeat(self, trial_id: int) -> None:
-        self._fresh()
-        backend_id = self._to_backend.get(trial_id)
-        if backend_id is not None:  # a pending trial gets its first one when it is written
-            self._write(
-                "record a heartbeat", lambda: _internals.record_heartbeat(self.backend, backend_id)
-            )
+        self.foreign_trials += self.replica.take(trials)
 
     def _beat(self, backend_id: int, state: TrialState) -> None:
         """A trial that starts RUNNING gets its first heartbeat at once, in the same call."""
         if state == TrialState.RUNNING and self.backend.get_heartbeat_interval():
             _internals.record_heartbeat(self.backend, backend_id)
-
-    def beating(self) -> set[int]:
-        """RUNNING trials (mirror ids) that have a heartbeat at all, live or stale."""
-        self._fresh()
-        ids = self._write(
-            "read the heartbeats",
-            lambda: _internals.with_heartbeat(self.backend, self._backend_study),
-        )
-        return {self._from_backend[i] for i in ids if i in self._from_backend}
-
-    def stale_trials(self) -> list[int]:
-        """RUNNING trials whose driver stopped sending heartbeats (mirror ids)."""
-        self._fresh()
-        stale = self._write(
-            "look for stale trials",
-            lambda: _internals.stale_trial_ids(self.backend, self._backend_study),
-        )
-        return [self._from_backend[i] for i in stale if i in self._from_backend]
 
     # -- writes: the database first, then memory ----------------------------------------------
     def create_new_study(self, directions: Any, study_name: str | None = None) -> int:
@@ -296,14 +214,14 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
 
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
         backend = self._check(study_id)
-        self._write(
+        self.write(
             "set a study attribute", lambda: self.backend.set_study_user_attr(backend, key, value)
         )
         self.memory.set_study_user_attr(study_id, key, value)
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
         backend = self._check(study_id)
-        self._write(
+        self.write(
             "set a study attribute", lambda: self.backend.set_study_system_attr(backend, key, value)
         )
         self.memory.set_study_system_attr(study_id, key, value)
@@ -315,26 +233,26 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
             trial_id = self.memory.create_new_trial(study_id)
             self._pending.append(trial_id)  # written whole when the transaction ends
             return trial_id
-        trial = self._write(
+        trial = self.write(
             "create a trial",
             lambda: self.backend.get_trial(self.backend.create_new_trial(backend, template_trial)),
         )
         # Stale-able from its first moment (its own call: a retry must not create it twice).
-        self._write(
+        self.write(
             "record a heartbeat", lambda: self._beat(_internals.trial_id(trial), trial.state)
         )
         if trial.number > len(self.memory.get_all_trials(self._study, deepcopy=False)):
             self.sync()  # another driver created trials in between: bring them in first
-            return self._from_backend[_internals.trial_id(trial)]
-        return self._mirror(trial)
+            return self.replica.from_backend[_internals.trial_id(trial)]
+        return self.replica.mirror(trial)
 
     def _through(self, trial_id: int, what: str, call: Callable[[int], object]) -> None:
         """Write to the database unless the trial is pending (then it is written whole)."""
         if trial_id in self._pending:
             self.version += 1
             return
-        backend = self._to_backend[trial_id]
-        self._write(what, lambda: call(backend))
+        backend = self.replica.to_backend[trial_id]
+        self.write(what, lambda: call(backend))
 
     def set_trial_param(
         self, trial_id: int, param_name: str, param_value_internal: float, distribution: Any
@@ -352,7 +270,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         if trial_id in self._pending:
             self.version += 1
             return self.memory.set_trial_state_values(trial_id, state, values)
-        backend = self._to_backend[trial_id]
+        backend = self.replica.to_backend[trial_id]
         attempts = 0
 
         def write() -> bool:
@@ -369,7 +287,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
                 self._beat(backend, state)
             return updated
 
-        updated = self._write("set a trial's state", write)
+        updated = self.write("set a trial's state", write)
         if updated:
             self.memory.set_trial_state_values(trial_id, state, values)
         return updated
@@ -400,46 +318,7 @@ class WriteThroughStorage(optuna.storages.BaseStorage):
         )
         self.memory.set_trial_system_attr(trial_id, key, value)
 
-    # -- reads: memory --------------------------------------------------------------------------
-    def get_study_id_from_name(self, study_name: str) -> int:
-        return self.memory.get_study_id_from_name(study_name)
-
-    def get_study_name_from_id(self, study_id: int) -> str:
-        return self.memory.get_study_name_from_id(study_id)
-
-    def get_study_directions(self, study_id: int) -> Any:
-        return self.memory.get_study_directions(study_id)
-
-    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return self.memory.get_study_user_attrs(study_id)
-
-    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self.memory.get_study_system_attrs(study_id)
-
-    def get_all_studies(self) -> list[Any]:
-        return self.memory.get_all_studies()
-
-    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
-        self._fresh()
-        return self.memory.get_trial(trial_id)
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[Any]:
-        self._fresh()
-        trials = self.memory.get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        if self._seen is None:
-            return trials
-        return [t for t in trials if t.number in self._seen]
-
-    @contextmanager
-    def seeing_only(self, numbers: frozenset[int]) -> Iterator[None]:
-        """Reads of the study's trials list only ``numbers`` for the duration (a pruner that
-        must not see a round-mate's result: see :meth:`Ledger.begin_round`)."""
-        self._seen = numbers
-        try:
-            yield
-        finally:
-            self._seen = None
-
     def _fresh(self) -> None:
+        """Rebuild memory first if a transaction that did not commit left it stale."""
         if self._stale_memory and self._connection is None:
-            self._write("re-read the study", self._refresh_if_stale)
+            self.write("re-read the study", self._refresh_if_stale)

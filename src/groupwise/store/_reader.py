@@ -20,10 +20,19 @@ import threading
 
 import optuna
 
+from groupwise.store._attrs import CONFIG_ATTR
 from groupwise.store._mirror import WriteThroughStorage
 from groupwise.store._open import check_exists, open_storage, resolve_url, study_names
 
-__all__ = ["Source", "StudyReader", "open_study", "opened", "source_url", "study_names_in"]
+__all__ = [
+    "Source",
+    "StudyReader",
+    "open_study",
+    "opened",
+    "source_url",
+    "stored_config",
+    "study_names_in",
+]
 
 PATIENCE_S = 10.0  # a read waits this long for a database that restarts, not a launch's 120 s
 
@@ -49,7 +58,7 @@ class StudyReader:
     def _mirror(self, name: str) -> WriteThroughStorage:
         try:
             held = self._mirrors.get(name)
-            if held is not None and held.same_study():
+            if held is not None and _same_study(held):
                 held.sync()
                 return held
             mirror = WriteThroughStorage(self.storage, name, patience_s=PATIENCE_S)
@@ -59,6 +68,24 @@ class StudyReader:
             raise
         self._mirrors[name] = mirror
         return mirror
+
+
+def _same_study(mirror: WriteThroughStorage) -> bool:
+    """Whether the database's study is still the one ``mirror`` holds. A study deleted and
+    made again under its name has a new id on PostgreSQL, but on SQLite it (and its trials) may
+    take the old ids: its first trial, read back by id, tells the two apart."""
+    backend = mirror.backend
+    if backend.get_study_id_from_name(mirror.study_name) != mirror.backend_study:
+        return False
+    first = mirror.backend_id(0)
+    if first is None:
+        return True  # nothing mirrored yet: a sync reads whatever is there
+    try:
+        stored = mirror.write("read the study", lambda: backend.get_trial(first))
+    except KeyError:
+        return False
+    held = mirror.get_trial(0)
+    return (stored.number, stored.datetime_start) == (held.number, held.datetime_start)
 
 
 # a database URL (opened per call), a reader, an opened storage, or the default
@@ -95,3 +122,9 @@ def study_names_in(storage: Source) -> list[str]:
     if isinstance(storage, StudyReader):
         return storage.names()
     return study_names(_rdb(storage))
+
+
+def stored_config(study: str, number: int, storage: Source) -> str | None:
+    """Trial ``number``'s config as JSON, as the study records it (None: not groupwise's)."""
+    config = open_study(study, storage).trials[number].user_attrs.get(CONFIG_ATTR)
+    return None if config is None else str(config)

@@ -5,21 +5,26 @@ transaction as the Optuna writes it goes with. Readers outside ``store`` get pla
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import optuna
 import sqlalchemy
 from sqlalchemy import delete, insert, select, update
 
 from groupwise.errors import StudyError
+from groupwise.store._attrs import CONFIG_ATTR, REASON_ATTR
 from groupwise.store._migrate import revision_of
 from groupwise.store._open import open_storage
 from groupwise.store._tables import EpochRow, GroupRow, RunRow
 
 __all__ = [
-    "GroupRecord",
+    "GroupFacts",
+    "RunFacts",
     "add_epoch",
     "end_run",
     "epochs_of",
@@ -34,12 +39,38 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class GroupRecord:
+class GroupFacts:
+    """A group of a trial's partition: its label, and the tensors it holds. (Its optimizer and
+    settings are the trial's config, on the Optuna trial: not copied here.)"""
+
     label: str
-    optimizer: str
-    hyperparameters: Mapping[str, Any]
     parameter_names: Sequence[str]
     parameter_count: int
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Where and how long a trial's run went, as its driver saw it. The record is its row in
+    ``groupwise_runs``; :meth:`attribute` is the copy optuna-dashboard shows (``groupwise.run``),
+    written beside it by the ledger in the same transaction."""
+
+    wall_s: float
+    driver: str
+    host: str | None = None
+    pid: int | None = None
+    node: str | None = None
+    device: str | None = None
+    gpu_ids: tuple[str, ...] = ()
+    visible_devices: str | None = None
+    peak_memory_bytes: int | None = None
+
+    def attribute(self) -> dict[str, Any]:
+        """As the ``groupwise.run`` trial attribute (JSON)."""
+        return {**dataclasses.asdict(self), "gpu_ids": list(self.gpu_ids)}
+
+    def columns(self) -> dict[str, Any]:
+        """As ``groupwise_runs`` columns (the driver's is written when the run starts)."""
+        return {k: v for k, v in self.attribute().items() if k != "driver"}
 
 
 def utcnow() -> dt.datetime:
@@ -53,9 +84,7 @@ def start_run(
     trial_number: int,
     attempt: int,
     retry_of: int | None,
-    scheme: str,
-    config: Mapping[str, Any],
-    groups: Sequence[GroupRecord],
+    groups: Sequence[GroupFacts],
     driver: str,
     duplicate_of: int | None = None,
 ) -> int:
@@ -68,8 +97,6 @@ def start_run(
             retry_of=retry_of,
             state="RUNNING",
             started_at=utcnow(),
-            scheme=scheme,
-            config=dict(config),
             driver=driver,
             duplicate_of=duplicate_of,
         )
@@ -82,8 +109,6 @@ def start_run(
                 {
                     "run_id": run_id,
                     "label": g.label,
-                    "optimizer": g.optimizer,
-                    "hyperparameters": dict(g.hyperparameters),
                     "parameter_names": list(g.parameter_names),
                     "parameter_count": g.parameter_count,
                 }
@@ -121,30 +146,21 @@ def add_epoch(
 def end_run(
     connection: sqlalchemy.Connection,
     study: str,
-    trial_number: int,
-    *,
-    state: str,
-    value: float | None = None,
-    reason: str | None = None,
-    where: Mapping[str, Any] | None = None,
+    trial: optuna.trial.FrozenTrial,
+    facts: RunFacts | None = None,
 ) -> None:
-    """Close a trial's run row. ``where``: what the worker reported (host, node, device,
-    wall_s, peak_memory_bytes). A trial with no row (started before these tables existed)
-    is left alone."""
-    where = where or {}
+    """Close a trial's run row from the trial as Optuna recorded its end (state, value and
+    fail reason are copied from there, the one place they are decided), with ``facts`` of
+    where it ran. A trial with no row (started before these tables existed) is left alone."""
     connection.execute(
         update(RunRow)
-        .where(RunRow.study == study, RunRow.trial_number == trial_number)
+        .where(RunRow.study == study, RunRow.trial_number == trial.number)
         .values(
-            state=state,
-            value=_finite(value),
-            reason=reason or None,
+            state=trial.state.name,
+            value=_finite(trial.value),
+            reason=str(trial.user_attrs.get(REASON_ATTR, "")) or None,
             ended_at=utcnow(),
-            wall_s=where.get("wall_s"),
-            peak_memory_bytes=where.get("peak_memory_bytes"),
-            host=where.get("host"),
-            node=where.get("node"),
-            device=where.get("device"),
+            **(facts.columns() if facts else {}),
         )
     )
 
@@ -203,9 +219,24 @@ def has_run_tables(storage: str | None) -> bool:
 
 
 def runs_of(storage: str | None, study: str) -> list[dict[str, Any]]:
-    """Every run of ``study`` (column -> value), by trial number."""
+    """Every run of ``study`` (column -> value), by trial number, each with ``config``: its
+    trial's TrialConfig as plain data (None for a trial groupwise did not sample), read from
+    the Optuna trial that records it."""
+    configs = _configs(storage, study)
     with _connect(storage, study) as connection:
-        return [_plain(run) for run in read_runs(connection, study)]
+        runs = read_runs(connection, study)
+        return [_plain(run) | {"config": configs.get(run.trial_number)} for run in runs]
+
+
+def _configs(storage: str | None, study: str) -> dict[int, dict[str, Any]]:
+    trials = optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(
+        deepcopy=False
+    )
+    return {
+        t.number: json.loads(t.user_attrs[CONFIG_ATTR])
+        for t in trials
+        if CONFIG_ATTR in t.user_attrs
+    }
 
 
 def epochs_of(storage: str | None, study: str) -> list[dict[str, Any]]:

@@ -5,12 +5,15 @@ is); these hold what Optuna has no place for. They are created and upgraded by A
 (``store/migrations``, version table ``groupwise_alembic_version``), never by create_all.
 
 - ``groupwise_runs``: one row per attempt of a trial (a retry is a new Optuna trial and a
-  new run with its ``attempt``): where it ran, when, how long, peak memory, its state and
-  failure reason, and its TrialConfig.
+  new run with its ``attempt``): where it ran (driver, host, pid, node, device, GPUs), when,
+  how long, peak memory. Its state, value and failure reason are copied from the Optuna
+  trial when it ends, so SQL sees each attempt's outcome beside its run.
 - ``groupwise_epochs``: per run and epoch, the train loss, validation metrics, each group's
   lr and the elapsed time.
-- ``groupwise_groups``: per run and group label, the optimizer, its settings, the parameter
-  names and their count.
+- ``groupwise_groups``: per run and group label, the parameter names and their count (the
+  group's optimizer and settings are in the trial's config, on the Optuna trial).
+
+Which copy of a fact is its record, and why the others exist: ARCHITECTURE.md.
 - ``groupwise_jobs``: studies submitted to the service (``groupwise serve``): the study as
   submitted, its state (queued, running, stopping, finished, stopped, failed) and why, and a
   stop request. A job's state lives here so that it outlives the server.
@@ -58,19 +61,21 @@ class RunRow(Base):
     trial_number: Mapped[int] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     retry_of: Mapped[int | None] = mapped_column(Integer)  # the first attempt's trial number
-    state: Mapped[str] = mapped_column(String(16))  # RUNNING, COMPLETE, PRUNED, FAIL
+    # copied from the Optuna trial as it ends (the record): RUNNING, COMPLETE, PRUNED, FAIL
+    state: Mapped[str] = mapped_column(String(16))
     value: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str | None] = mapped_column(Text)
     driver: Mapped[str] = mapped_column(String(255))  # host:pid of the driver that ran it
-    host: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(String(255))  # of the worker
+    pid: Mapped[int | None] = mapped_column(Integer)  # of the worker
     node: Mapped[str | None] = mapped_column(String(255))
     device: Mapped[str | None] = mapped_column(String(64))
+    gpu_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    visible_devices: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))  # UTC
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     wall_s: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    scheme: Mapped[str] = mapped_column(String(255))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
     duplicate_of: Mapped[int | None] = mapped_column(Integer)  # replayed from this trial
 
 
@@ -96,8 +101,6 @@ class GroupRow(Base):
         ForeignKey("groupwise_runs.id", ondelete="CASCADE"), primary_key=True
     )
     label: Mapped[str] = mapped_column(String(255), primary_key=True)
-    optimizer: Mapped[str] = mapped_column(String(64))
-    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     parameter_names: Mapped[list[str]] = mapped_column(JSON)
     parameter_count: Mapped[int] = mapped_column(BigInteger)
 

@@ -27,7 +27,7 @@ from groupwise.errors import format_names
 from groupwise.optim import available_optimizers, get_optimizer
 from groupwise.partition import available_schemes, scheme_options
 from groupwise.registry import check_options
-from groupwise.spec._frozen import Frozen
+from groupwise.studyfiles._frozen import Frozen
 
 __all__ = [
     "Choices",

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from groupwise import _yaml
 from groupwise.errors import SpecError, quote
-from groupwise.spec._space import SearchSpace
-from groupwise.spec._study import StudySpec
+from groupwise.studyfiles._space import SearchSpace
+from groupwise.studyfiles._study import StudySpec
 
 __all__ = [
     "parse_yaml_text",

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from groupwise.spec._frozen import Frozen
-from groupwise.spec._space import SearchSpace
+from groupwise.studyfiles._frozen import Frozen
+from groupwise.studyfiles._space import SearchSpace
 
 __all__ = [
     "Budget",

@@ -1,6 +1,5 @@
-"""The CLI as a client of the service (``--server URL``): the same commands, answered by a
-``groupwise serve`` elsewhere. Standard library only (urllib); the token comes from
-``GROUPWISE_API_TOKEN``. A refusal is the server's own one-line error."""
+"""HTTP to a ``groupwise serve`` (``--server URL``), standard library only (urllib). The token
+comes from ``GROUPWISE_API_TOKEN``; a refusal is the server's own one-line error."""
 
 from __future__ import annotations
 

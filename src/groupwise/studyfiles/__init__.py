@@ -3,7 +3,7 @@
 Errors name the file, the key path, the bad value and what is allowed.
 """
 
-from groupwise.spec._load import (
+from groupwise.studyfiles._load import (
     parse_yaml_text,
     read_search_space,
     read_study,
@@ -11,7 +11,7 @@ from groupwise.spec._load import (
     study_document,
     validate_file,
 )
-from groupwise.spec._space import (
+from groupwise.studyfiles._space import (
     Choices,
     FloatSpan,
     IntSpan,
@@ -20,7 +20,7 @@ from groupwise.spec._space import (
     SearchSpace,
     Sharing,
 )
-from groupwise.spec._study import (
+from groupwise.studyfiles._study import (
     Budget,
     Faults,
     Named,

@@ -1,0 +1,200 @@
+"""The commands that read studies (``status``, ``studies``, ``best``, ``export``, ``compare``,
+``report``), from the database or, with ``--server``, from a service. None needs torch or
+Ray."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from groupwise.cli._common import (
+    Format,
+    ServerOption,
+    StorageOption,
+    app,
+    out,
+    render,
+    user_errors,
+)
+from groupwise.errors import ConfigError
+
+__all__ = ["best", "compare", "export", "report", "status", "studies"]
+
+
+@app.command()
+def status(
+    study: Annotated[
+        str | None, typer.Argument(metavar="STUDY", help="One study; default: all of them.")
+    ] = None,
+    storage: StorageOption = None,
+    server: ServerOption = None,
+) -> None:
+    """Trial counts, best value and failure reasons per study."""
+    from groupwise import remote
+    from groupwise.analysis import status_table, study_status
+
+    with user_errors():
+        if server:
+            rows = remote.study_statuses(remote.Remote.of(server), study)
+        else:
+            rows = study_status(storage, study)
+    render(status_table(rows))
+    for r in rows:
+        for number, reason in r.fail_reasons[-10:] if study else ():
+            out.print(f"trial {number} {reason}")
+
+
+@app.command()
+def studies(storage: StorageOption = None) -> None:
+    """List the studies in the database."""
+    from groupwise.store import open_storage, study_names
+
+    with user_errors():
+        names = study_names(open_storage(storage))
+    for name in names:
+        out.print(name)
+
+
+@app.command()
+def best(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    top: Annotated[int, typer.Option(min=1, metavar="N", help="How many of the best trials.")] = 1,
+    format: Annotated[
+        Format, typer.Option("--format", metavar="table|json|yaml", help="Output format.")
+    ] = Format.table,
+    storage: StorageOption = None,
+    server: ServerOption = None,
+) -> None:
+    """The best trials and their configs (json/yaml output feeds build_optimizer)."""
+    from groupwise import _yaml, remote
+    from groupwise.analysis import best_document, best_table, best_trials
+
+    with user_errors():
+        if server:
+            rows = remote.best_trials(remote.Remote.of(server), study, top)
+        else:
+            rows = best_trials(study, storage, top)
+    document = best_document(rows, top)
+    if format is Format.json:
+        typer.echo(json.dumps(document, indent=2))
+    elif format is Format.yaml:
+        typer.echo(_yaml.dump(document).rstrip())
+    else:
+        render(best_table(rows))
+
+
+@app.command()
+def export(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="File to write: .yaml/.json, or .csv/.json."
+        ),
+    ],
+    trial: Annotated[
+        int | None, typer.Option(metavar="N", help="A trial number; default: the best.")
+    ] = None,
+    runs: Annotated[bool, typer.Option("--runs", help="Every run, one row each.")] = False,
+    epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+    storage: StorageOption = None,
+    server: ServerOption = None,
+) -> None:
+    """Write a trial's config for build_optimizer(model, "best.yaml"), or with --runs or
+    --epochs every run or epoch of the study as CSV or JSON (for pandas)."""
+    from groupwise import remote
+    from groupwise.analysis import epoch_rows, load_best, run_rows, trial_config, write_rows
+
+    with user_errors():
+        _writable(output, force)
+        if runs and epochs:
+            raise ConfigError("--runs and --epochs write different tables; give one of them")
+        if server:
+            if runs or epochs:
+                raise ConfigError("--runs and --epochs read the database; drop --server")
+            config = remote.trial_config(remote.Remote.of(server), study, trial)
+            out.print(f"wrote {config.save(output)}")
+            return
+        if runs or epochs:
+            rows = run_rows(study, storage) if runs else epoch_rows(study, storage)
+            path = write_rows(rows, output)
+            out.print(f"wrote {path} ({len(rows)} {'runs' if runs else 'epochs'})")
+            return
+        config = load_best(study, storage) if trial is None else trial_config(study, trial, storage)
+        path = config.save(output)
+    out.print(f"wrote {path}")
+
+
+def _writable(path: Path, force: bool) -> None:
+    """Never overwrite a file without --force, and never write through a symlink (a dangling
+    one would create a file wherever it points)."""
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; write to the file it names instead")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it, or choose another path")
+
+
+class By(StrEnum):
+    scheme = "scheme"
+    optimizer = "optimizer"
+    group = "group"
+
+
+@app.command()
+def compare(
+    studies: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="STUDY", help="A study; or several on one task, the first the baseline."
+        ),
+    ],
+    by: Annotated[
+        By,
+        typer.Option(
+            "--by", metavar="scheme|optimizer|group", help="What to compare within one study."
+        ),
+    ] = By.scheme,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            min=1, metavar="N", help="How many best trials give the lr ranges [default: a fifth]."
+        ),
+    ] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Which scheme won, which optimizer won per group, each group's lr among the best; or
+    several studies on one task side by side."""
+    from groupwise import analysis
+
+    with user_errors():
+        if len(studies) > 1:
+            render(analysis.studies_table(analysis.compare_studies(studies, storage)))
+            return
+        result = analysis.compare(studies[0], storage, top)
+    tables = {
+        By.scheme: analysis.scheme_table,
+        By.optimizer: analysis.optimizer_table,
+        By.group: analysis.lr_table,
+    }
+    render(tables[by](result))
+
+
+@app.command()
+def report(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="DIR", help="Folder to write into.")
+    ],
+    storage: StorageOption = None,
+) -> None:
+    """An HTML report (index.html) with plots, and the plots as PNG files."""
+    from groupwise.analysis import write_report
+
+    with user_errors():
+        written = write_report(study, output, storage)
+    out.print(f"wrote {written.page} and {len(written.plots)} plots (PNG) in {written.directory}")

@@ -1,0 +1,122 @@
+"""The read and launch commands against a service: its JSON answers as the records the local
+commands return, so the CLI prints a remote study as it prints a local one."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from groupwise import _yaml
+from groupwise.config import TrialConfig
+
+if TYPE_CHECKING:  # each loads Optuna: only a command that needs one imports it
+    from groupwise.analysis import BestTrial, StudyStatus
+    from groupwise.execution import Progress
+    from groupwise.remote._client import Remote
+    from groupwise.store import Tally
+
+__all__ = [
+    "Followed",
+    "best_trials",
+    "follow",
+    "study_statuses",
+    "submit",
+    "tally_of",
+    "trial_config",
+]
+
+
+def submit(
+    remote: Remote, document: dict[str, Any], *, trials: int | None, workers: int | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Submit a study document (its space inlined), with the CLI's overrides applied:
+    (the document as sent, the server's answer)."""
+    if trials is not None:
+        document["budget"] = {**(document.get("budget") or {}), "trials": trials}
+    if workers is not None:
+        document["workers"] = {**(document.get("workers") or {}), "count": workers}
+    return document, remote.submit(document)
+
+
+@dataclass(frozen=True)
+class Followed:
+    """How a followed study ended, as the service said."""
+
+    body: Mapping[str, Any]  # GET /studies/{name} at the end
+    counts: Tally
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.body["state"] == "failed")
+
+
+def follow(
+    remote: Remote,
+    name: str,
+    budget: int | None,
+    on_progress: Callable[[Progress], None],
+    poll_s: float = 1.0,
+) -> Followed:
+    """Poll the study until its job ends, reporting its progress each time."""
+    from groupwise.execution import Progress
+    from groupwise.store import FINAL
+
+    while (body := remote.study(name))["state"] not in FINAL:
+        on_progress(Progress(tally_of(body), budget, body.get("elapsed_s") or 0.0))
+        time.sleep(poll_s)
+    return Followed(body, tally_of(body))
+
+
+def tally_of(body: Mapping[str, Any]) -> Tally:
+    """The counts a service answers with, as the one count's record."""
+    from groupwise.store import Tally
+
+    fields = {f.name for f in dataclasses.fields(Tally)}  # not "finished", a property
+    return Tally(**{k: v for k, v in (body.get("counts") or {}).items() if k in fields})
+
+
+def study_statuses(remote: Remote, study: str | None) -> list[StudyStatus]:
+    """``groupwise status`` of one study, or of all (a queued job has no counts yet)."""
+    from groupwise.analysis import StudyStatus
+
+    names = [study] if study else [s["name"] for s in remote.get("/studies")]
+    return [
+        StudyStatus(
+            study=body["name"],
+            task=body["task"],
+            metric=body["metric"],
+            direction=body["direction"],
+            counts=tally_of(body),
+            fail_reasons=(),
+        )
+        for body in (remote.study(name) for name in names)
+        if "counts" in body
+    ]
+
+
+def best_trials(remote: Remote, study: str, top: int) -> list[BestTrial]:
+    """``groupwise best`` as the service answers it."""
+    from groupwise.analysis import BestTrial
+
+    document = remote.get(f"/studies/{quote(study)}/best", top=top)
+    return [
+        BestTrial(
+            d["study"],
+            d["trial"],
+            d["value"],
+            d["direction"],
+            d["metric"],
+            TrialConfig.from_dict(d["config"]),
+        )
+        for d in document.get("top", [document])
+    ]
+
+
+def trial_config(remote: Remote, study: str, trial: int | None) -> TrialConfig:
+    """A trial's config (default: the best), as ``groupwise export`` writes it."""
+    text = remote.text(f"/studies/{quote(study)}/config", trial=trial)
+    return TrialConfig.from_dict(_yaml.load(text), source=f"{remote.server} {study}")

@@ -1,0 +1,95 @@
+"""Liveness: which trials are alive, and who else writes the study.
+
+A driver beats for its running trials (Optuna's heartbeat table, so the optuna CLI agrees);
+a RUNNING trial whose heartbeat went stale lost its driver, and whichever driver sees that
+first fails it and retries it (through the ledger's ``lose``). Other drivers' trials reach
+this one's mirror at each :meth:`Liveness.sync`. A service's stop request is read here too: it
+is the one other writer a launch listens to.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from optuna.trial import TrialState
+
+from groupwise.store import _internals
+from groupwise.store._jobs import stop_requested
+from groupwise.store._open import reconnecting
+
+if TYPE_CHECKING:
+    from groupwise.store._ledger import Ledger
+
+__all__ = ["Liveness"]
+
+
+class Liveness:
+    """The heartbeats and syncs of one ledger's study."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.mirror = ledger.mirror
+
+    def heartbeat(self, numbers: Iterable[int]) -> None:
+        """Mark these running trials alive (a trial not yet written gets its first beat when
+        it is)."""
+        for number in numbers:
+            backend_id = self.mirror.backend_id(number)
+            if backend_id is not None:
+                beat = functools.partial(
+                    _internals.record_heartbeat, self.mirror.backend, backend_id
+                )
+                self.mirror.write("record a heartbeat", beat)
+
+    def beating(self) -> set[int]:
+        """RUNNING trials that have a heartbeat at all, live or stale."""
+        ids = self.mirror.write(
+            "read the heartbeats",
+            lambda: _internals.with_heartbeat(self.mirror.backend, self.mirror.backend_study),
+        )
+        return self.mirror.numbers_of(ids)
+
+    def stale(self) -> list[int]:
+        """Numbers of RUNNING trials whose driver stopped beating."""
+        ids = self.mirror.write(
+            "look for stale trials",
+            lambda: _internals.stale_trial_ids(self.mirror.backend, self.mirror.backend_study),
+        )
+        return sorted(self.mirror.numbers_of(ids))
+
+    def adopt_running(self, stale_reason: str) -> list[int]:
+        """The RUNNING trials found at open. Those whose heartbeat is already stale (their
+        driver died) are failed and retried at once, with ``stale_reason``; those that never had
+        a heartbeat (a crash before the first one, an older groupwise) get one, so they go stale
+        in their turn instead of being waited for forever; a live driver's are left alone.
+        Returns the numbers failed."""
+        stale = self.stale()
+        failed = [number for number in stale if self.ledger.lose(number, stale_reason)]
+        beating = self.beating()
+        running = self.mirror.get_all_trials(
+            self.mirror.study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        )
+        self.heartbeat(
+            t.number for t in running if t.number not in beating and t.number not in stale
+        )
+        return failed
+
+    def sync(self) -> None:
+        """Take in other drivers' writes."""
+        self.mirror.sync()
+
+    @property
+    def shared(self) -> bool:
+        """Whether other drivers have created trials in this study while it ran."""
+        return self.mirror.foreign_trials > 0
+
+    def stop_requested(self) -> bool:
+        """Whether the service asked this study to start no more trials (its job's stop)."""
+
+        def read() -> bool:
+            with self.mirror.backend.engine.connect() as connection:
+                return stop_requested(connection, self.ledger.identity.name)
+
+        return reconnecting(read, "read the study's stop request", self.mirror.outage)

@@ -1,0 +1,82 @@
+"""A trial as the ledger takes it and gives it back: the records that cross between the
+ledger and the driver (plain data, no Optuna), and what the ledger needs of the plan's
+sampler and pruner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from groupwise.store._records import GroupFacts
+
+__all__ = [
+    "Buildable",
+    "Ending",
+    "EpochFacts",
+    "Opened",
+    "Proposal",
+    "Refusal",
+    "Settled",
+]
+
+Ending = Literal["COMPLETE", "PRUNED", "FAIL"]
+
+
+class Buildable(Protocol):
+    """A sampler or pruner as the plan records it (``groupwise.plan.Component``): plain data
+    the ledger builds the live Optuna object from."""
+
+    def build(self) -> Any: ...
+
+    def reseeded(self, *salt: object) -> Buildable: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A trial not started because it cannot fit: PRUNED with a violated ``memory``
+    constraint, ``over`` (the fraction it is over) so the sampler learns where not to go."""
+
+    reason: str
+    over: float
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the caller made of a new trial's suggestions."""
+
+    config: Mapping[str, Any]  # the TrialConfig as plain data
+    config_json: str  # the record, on the Optuna trial (``groupwise.config``)
+    canonical: str  # equal for configs that train identically
+    groups: Sequence[GroupFacts]
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A trial to train."""
+
+    number: int
+    run_id: int
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A trial recorded without training: a replay of trial ``replay_of``, or refused."""
+
+    number: int
+    state: Ending
+    replay_of: int | None = None
+
+
+@dataclass(frozen=True)
+class EpochFacts:
+    """One trained epoch, as the ledger records it."""
+
+    epoch: int
+    value: float  # the study's objective metric
+    train_loss: float
+    metrics: Mapping[str, float]
+    lrs: Mapping[str, float]
+    elapsed_s: float
