@@ -81,6 +81,9 @@ METHODS: dict[str, tuple[str, str | None, str | None]] = {
         None,
     ),
     "per_group.yaml, random": ("per_group.yaml", "{name: random}", None),
+    # Muon offered the output head too (a space's roles), against per_group.yaml's hidden
+    # matrices alone (the registry's rule since 2026-12-06)
+    "per_group.yaml, Muon on the head too": ("bench/spaces/per_group_muon_head.yaml", None, None),
     "per_group.yaml, GP": ("per_group.yaml", "{name: gp}", None),
     "per_group.yaml, lr sweep first": (
         "per_group.yaml",
@@ -102,7 +105,7 @@ def study_text(name: str, task: str, method: str, args: Any, seed: int) -> str:
     lines = [
         f"name: {name}",
         f"task: {task}",
-        f"search_space: {ROOT / 'search_spaces' / space}",
+        f"search_space: {ROOT / space if '/' in space else ROOT / 'search_spaces' / space}",
         f"budget: {{trials: {args.trials}}}",
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
         "workers: {count: 2, cpus_per_trial: 1, reproducible: true}",

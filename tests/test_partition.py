@@ -8,6 +8,7 @@ from torch import nn
 
 import zoo
 from groupwise import Scheme, available_schemes, partition, register_scheme, summarize
+from groupwise.errors import PartitionError
 from groupwise.partition._depth import balanced_cuts
 
 
@@ -55,6 +56,20 @@ def test_decay_split_excludes_biases_norms_and_scalars():
     assert "tok.weight" in groups["decay"] and "pos" in groups["decay"]
     assert all(params[n].ndim < 2 or ".ln" in n for n in groups["no_decay"])
     assert "blocks.0.ln1.weight" in groups["no_decay"]
+
+
+def test_decay_split_can_exempt_embeddings_as_an_option():
+    """nanoGPT and the HF Trainer decay embeddings (the default); ``embeddings: no_decay``
+    exempts the tables and the learned positional embedding with the biases and norms."""
+    model = zoo.TinyTransformer()
+    exempt = partition(model, "decay_split", embeddings="no_decay")
+    assert {"tok.weight", "pos"} <= set(exempt["no_decay"])
+    assert "blocks.0.mlp.0.weight" in exempt["decay"] and "tok.weight" not in exempt["decay"]
+    default = partition(model, "decay_split")
+    assert default == partition(model, "decay_split", embeddings="decay")
+    assert set(default["decay"]) - set(exempt["decay"]) == {"tok.weight", "pos"}
+    with pytest.raises(PartitionError, match=r"embeddings must be one of \[decay, no_decay\]"):
+        partition(model, "decay_split", embeddings="none")
 
 
 def test_role_is_the_muon_split():

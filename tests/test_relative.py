@@ -158,6 +158,10 @@ def test_every_recipe_adapts_to_every_model_or_says_why_not(model):
     assert set(skipped) <= {"muon_split"} and all(
         "no hidden matrices" in w for w in skipped.values()
     )
+    decayed = adapted["decay_split"]  # nanoGPT's split: no decay on biases and norms only
+    for label, group in decayed.groups.items():
+        exempt = label in ("no_decay", "vector")
+        assert (group.hyperparameters.get("weight_decay") == 0.0) == exempt, label
     if "muon_split" in adapted:
         matrix = adapted["muon_split"].groups["matrix"]
         assert matrix.optimizer == "muon" and matrix.hyperparameters["lr"] == 0.02

@@ -82,6 +82,79 @@ def test_muon_is_never_offered_to_groups_with_non_matrices():
     assert muon_groups > 0  # offered where it fits
 
 
+def _every_model():
+    from groupwise.tasks import available_tasks, resolve_task
+
+    built = {name: resolve_task(name).make_model() for name in available_tasks()}
+    zoo_models = {
+        "zoo.MyModel": zoo.MyModel(),
+        "zoo.seed_sequential": zoo.seed_sequential(),
+        "zoo.seed_conv": zoo.seed_conv(),
+        "zoo.TinyTransformer": zoo.TinyTransformer(),
+        "zoo.deep_mlp": zoo.deep_mlp(4),
+        "zoo.matrices_only": zoo.matrices_only(),
+        "zoo.mixed_model": zoo.mixed_model(),
+    }
+    return {**built, **zoo_models}
+
+
+EVERY_SCHEME = [
+    "single",
+    "module_type",
+    "decay_split",
+    {"name": "decay_split", "embeddings": "no_decay"},
+    "role",
+    {"name": "depth", "blocks": {"low": 1, "high": 3}},
+    {"name": "by_name", "patterns": {"inner": "attn|rnn|mlp|lstm|1"}},
+]
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative"])
+def test_muon_is_offered_hidden_matrices_only_on_every_model_and_scheme(kind):
+    """Muon is for hidden matrices: a group is offered it only when every tensor it holds is
+    one (not an embedding, a learned positional table, or the output head, even though each
+    is 2-D), in absolute and relative spaces alike, for every built-in task's model and every
+    test-zoo model under every scheme."""
+    from groupwise.partition import tensor_roles
+
+    sharing = {"relative": {"base": ["adamw"], "override": ["muon"]}} if kind == "relative" else {}
+    sp = space(schemes=EVERY_SCHEME, optimizers={"adamw": {}, "muon": {}}, sharing=sharing)
+    offered = 0
+    for name, model in _every_model().items():
+        facts = partition_facts(model, sp)
+        roles = tensor_roles(model)
+        for variant in facts.variants.values():
+            for label, names in variant.groups.items():
+                if "muon" in facts.valid[label]:
+                    offered += 1
+                    bad = {n: roles[n] for n in names if roles[n] != "matrix"}
+                    assert not bad, (name, variant.key, label, bad)
+        _, drawn = draw(model, sp, n=12)
+        for _, config in drawn:  # and what is drawn builds, with Muon on matrices only
+            built = build_optimizer(model, config)
+            for label, group in config.groups.items():
+                if group.optimizer == "muon":
+                    assert {roles[n] for n in built.partition[label]} == {"matrix"}
+    assert offered > 0
+
+
+def test_a_space_may_offer_muon_more_roles_explicitly():
+    model = zoo.TinyTransformer()  # tied head: the tied matrix is listed once, as 'tok'
+    narrow = space(schemes=["role"], optimizers={"adamw": {}, "muon": {}})
+    facts = partition_facts(model, narrow)
+    assert "muon" in facts.valid["matrix"] and "muon" not in facts.valid["embedding"]
+    wide = space(
+        schemes=["role"],
+        optimizers={"adamw": {}, "muon": {}},
+        roles={"muon": ["matrix", "embedding"]},
+    )
+    assert "muon" in partition_facts(model, wide).valid["embedding"]
+    with pytest.raises(ValueError, match="roles names optimizer 'sgd'"):
+        space(schemes=["role"], optimizers={"adamw": {}}, roles={"sgd": ["matrix"]})
+    with pytest.raises(ValueError, match="Input should be 'matrix'"):
+        space(schemes=["role"], optimizers={"muon": {}}, roles={"muon": ["hidden"]})
+
+
 def test_fixed_values_and_registry_defaults():
     sp = space(
         schemes=["single"],

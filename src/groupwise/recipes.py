@@ -2,7 +2,7 @@
 
 A search that starts from nothing spends its first trials on random configs. Most models
 already have a few configs worth trying: one AdamW everywhere; AdamW without weight decay on
-biases, norms and embeddings (nanoGPT's and Hugging Face's split); Muon on the hidden matrices
+biases and norms (nanoGPT's and Hugging Face's split); Muon on the hidden matrices
 (modded-nanogpt); layer-wise lr decay. A study lists them under ``warm_start:`` (study or
 space file); each is built for the study's model from its partition facts, encoded into the
 space's parameters, and enqueued before the sampler proposes anything. A recipe that does not
@@ -160,19 +160,33 @@ def _everywhere(space: SearchSpace, facts: PartitionFacts, adamw: GroupConfig) -
     return _config(variant, dict.fromkeys(variant.groups, adamw))
 
 
-# nanoGPT's configure_optimizers and Hugging Face's Trainer: weight decay (0.1, betas
-# 0.9/0.95 as nanoGPT) on matrices, none on biases, norm gains and embeddings.
-_NO_DECAY = {"no_decay", "vector", "embedding", "norm"}
+# nanoGPT's configure_optimizers and Hugging Face's Trainer: weight decay (0.1, betas 0.9/0.95
+# as nanoGPT) on every tensor of 2+ dimensions, embeddings included; none on biases and norm
+# gains (decay_split with its default embeddings: decay; under role, vector holds those).
+_DECAY_SPLIT_EXEMPT = {"no_decay", "vector"}
 
 
 def _decay_split(space: SearchSpace, facts: PartitionFacts) -> tuple[TrialConfig, ...]:
     variant = _variant(facts, "decay_split", "role")
+    if variant.choice.name == "decay_split" and variant.choice.options.get("embeddings"):
+        nanogpt = [  # the space searches the embeddings option: take nanoGPT's value
+            v
+            for v in facts.variants.values()
+            if v.choice.name == "decay_split" and v.choice.options["embeddings"] == "decay"
+        ]
+        if not nanogpt:
+            raise RecipeSkippedError("the space offers decay_split only with embeddings: no_decay")
+        variant = nanogpt[0]
     adamw = _settings(space, "adamw", weight_decay=0.1, betas=(0.9, 0.95))
     groups = {
-        label: _with(adamw, weight_decay=0.0) if label in _NO_DECAY else adamw
+        label: _with(adamw, weight_decay=0.0) if label in _DECAY_SPLIT_EXEMPT else adamw
         for label in variant.groups
     }
     return (_config(variant, groups),)
+
+
+# modded-nanogpt's AdamW groups: no decay on vectors and embeddings.
+_NO_DECAY = {"no_decay", "vector", "embedding", "norm"}
 
 
 # modded-nanogpt: Muon (lr 0.02, momentum 0.95, Nesterov) on hidden matrices; AdamW (betas
@@ -215,7 +229,7 @@ register_recipe(
     Recipe("lr_sweep", "AdamW everywhere at 0.3x, 3x, 10x its default lr", _lr_sweep, leads=True)
 )
 register_recipe(
-    Recipe("decay_split", "AdamW, no decay on biases/norms/embeddings", _decay_split, follows=True)
+    Recipe("decay_split", "AdamW, no decay on biases and norms", _decay_split, follows=True)
 )
 register_recipe(
     Recipe("muon_split", "Muon on hidden matrices, AdamW elsewhere", _muon_split, follows=True)

@@ -69,6 +69,12 @@ class OptimizerInfo:
             a config cannot change them.
         modes: whether the optimizer keeps train and eval modes (schedule-free methods keep
             the weights to evaluate apart from those to step); MultiOptimizer switches them.
+        roles: the roles of tensor (``groupwise.partition.tensor_roles``: matrix, embedding,
+            head, vector, other) a search offers this kind to; None: any it fits. Muon is
+            made for hidden matrices: an embedding is a lookup table, not a linear map whose
+            spectrum to orthogonalize, and the output head wants Adam's per-coordinate steps
+            (Muon's authors; modded-nanogpt). A search space may widen it (``roles:``);
+            ``build_optimizer`` takes any config a user writes.
     """
 
     name: str
@@ -79,6 +85,7 @@ class OptimizerInfo:
     state: Callable[[Mapping[str, Any], tuple[int, ...]], int] = lambda settings, shape: 0
     fixed: Mapping[str, Any] = field(default_factory=dict)
     modes: bool = False
+    roles: frozenset[str] | None = None
 
     def make(self, params: Any, **settings: Any) -> torch.optim.Optimizer:
         """The torch optimizer over ``params`` (tensors or group dicts), pinned args applied."""
@@ -192,9 +199,11 @@ def _builtin(
     state: Callable[[Mapping[str, Any], tuple[int, ...]], int],
     constraints: tuple[ParamConstraint, ...] = (),
     fixed: Mapping[str, Any] | None = None,
+    roles: frozenset[str] | None = None,
 ) -> OptimizerInfo:
     """Register one of the optimizers groupwise ships with."""
-    return register_optimizer(_make_info(name, cls, search, state, constraints, fixed))
+    info = _make_info(name, cls, search, state, constraints, fixed)
+    return register_optimizer(dataclasses.replace(info, roles=roles))
 
 
 def _buffers(count: int) -> Callable[[Mapping[str, Any], tuple[int, ...]], int]:
@@ -318,6 +327,7 @@ _builtin(
             real_only=True,
         ),
     ),
+    roles=frozenset({"matrix"}),
 )
 
 

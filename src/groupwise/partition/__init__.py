@@ -17,9 +17,11 @@ from groupwise.partition._base import (
     scheme_options,
     trainable_parameters,
 )
+from groupwise.partition._role import ROLES, tensor_roles
 from groupwise.partition._summary import GroupSummary, PartitionSummary, summarize
 
 __all__ = [
+    "ROLES",
     "GroupSummary",
     "ParamInfo",
     "PartitionSummary",
@@ -31,5 +33,6 @@ __all__ = [
     "register_scheme",
     "scheme_options",
     "summarize",
+    "tensor_roles",
     "trainable_parameters",
 ]

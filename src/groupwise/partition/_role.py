@@ -6,16 +6,21 @@ from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
+from groupwise.config import SchemeChoice
 from groupwise.partition._base import (
     ParamInfo,
     Scheme,
     assign_by,
     iter_modules_of,
+    partition_with_notes,
     register_scheme,
 )
 from groupwise.partition._by_name import compile_pattern
+from groupwise.partition._simple import is_embedding
 
 _HeadRule = Callable[[ParamInfo], bool]
+
+ROLES = ("matrix", "embedding", "head", "vector", "other")
 
 
 @register_scheme
@@ -33,7 +38,7 @@ class Role(Scheme):
     """
 
     name = "role"
-    labels = ("matrix", "embedding", "head", "vector", "other")
+    labels = ROLES
 
     def __init__(self, *, head: str | None = None) -> None:
         self.head = None if head is None else compile_pattern("role option 'head'", head)
@@ -44,10 +49,8 @@ class Role(Scheme):
         def label(info: ParamInfo) -> str:
             if is_head(info):
                 return "head"
-            if isinstance(info.owner, nn.Embedding | nn.EmbeddingBag):
+            if is_embedding(info):  # a table, or 2+ dims on the model itself (class docstring)
                 return "embedding"
-            if info.owner_name == "" and info.ndim >= 2:
-                return "embedding"  # registered on the model itself: see the class docstring
             if info.ndim < 2:
                 return "vector"
             return "other" if info.ndim > 2 else "matrix"
@@ -82,3 +85,11 @@ class Role(Scheme):
             return lambda info: False
         last = linears[-1]
         return lambda info: info.owner_name == last
+
+
+def tensor_roles(model: nn.Module) -> dict[str, str]:
+    """Each trainable parameter's role (``matrix``, ``embedding``, ``head``, ``vector`` or
+    ``other``) by the ``role`` scheme's rule with its default head: what decides whether an
+    optimizer meant for some roles (Muon: hidden matrices) may be offered a tensor."""
+    groups = partition_with_notes(model, SchemeChoice("role"))[0]
+    return {name: label for label, names in groups.items() for name in names}

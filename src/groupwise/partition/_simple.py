@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 
+from groupwise.errors import PartitionError
 from groupwise.partition._base import ParamInfo, Scheme, assign_by, register_scheme
 
 # _NormBase covers every BatchNorm, SyncBatchNorm and InstanceNorm (lazy ones too).
@@ -57,14 +58,41 @@ def module_type_of(info: ParamInfo) -> str:
 
 @register_scheme
 class DecaySplit(Scheme):
-    """Decay only where it regularises: matrices and kernels, not biases, norms, scalars."""
+    """Decay only where it regularises: matrices and kernels, not biases, norms, scalars.
+
+    ``embeddings``: ``decay`` (the default) keeps embedding tables with the matrices, as
+    nanoGPT's ``configure_optimizers`` and the Hugging Face Trainer do (they exempt only biases
+    and norm weights); ``no_decay`` exempts them too, as other codebases do (an embedding row
+    is only updated when its token appears, so decay shrinks rare tokens' rows between their
+    updates). Embeddings are ``nn.Embedding``/``EmbeddingBag`` tables and tensors of 2+
+    dimensions registered on the model itself (a learned positional table), as ``role`` tells
+    them; a head tied to an embedding is that embedding.
+    """
 
     name = "decay_split"
     labels = ("decay", "no_decay")
 
+    def __init__(self, *, embeddings: str = "decay") -> None:
+        if embeddings not in ("decay", "no_decay"):
+            raise PartitionError(
+                f"decay_split option embeddings must be one of [decay, no_decay]; got "
+                f"{embeddings!r}"
+            )
+        self.embeddings = embeddings
+
     def assign(self, model: nn.Module, params: Sequence[ParamInfo]) -> dict[str, list[str]]:
-        return assign_by(params, _decay_label)
+        exempt = self.embeddings == "no_decay"
+        return assign_by(params, lambda info: _decay_label(info, exempt))
 
 
-def _decay_label(info: ParamInfo) -> str:
+def _decay_label(info: ParamInfo, exempt_embeddings: bool) -> str:
+    if exempt_embeddings and is_embedding(info):
+        return "no_decay"
     return "decay" if info.ndim >= 2 and not isinstance(info.owner, NORM_TYPES) else "no_decay"
+
+
+def is_embedding(info: ParamInfo) -> bool:
+    """A lookup table, or a tensor of 2+ dimensions on the model itself (no layer to say what
+    it is: most often a learned positional embedding)."""
+    owned = isinstance(info.owner, nn.Embedding | nn.EmbeddingBag)
+    return owned or (info.owner_name == "" and info.ndim >= 2)

@@ -16,7 +16,7 @@ from groupwise.config import SchemeChoice
 from groupwise.domains import Categorical, Domain, IntRange
 from groupwise.errors import PartitionError, SpecError
 from groupwise.optim import get_optimizer
-from groupwise.partition import partition_with_notes, trainable_parameters
+from groupwise.partition import partition_with_notes, tensor_roles, trainable_parameters
 from groupwise.studyfiles import Choices, IntSpan, SchemeRange, SearchSpace
 
 __all__ = ["PartitionFacts", "Variant", "partition_facts", "variant_id"]
@@ -58,7 +58,7 @@ def partition_facts(
     named = {p.name: p.param for p in trainable_parameters(model)}
     variants, option_ranges, notes = _variants(model, space, source)
     allowed = list(space.optimizers)
-    valid = _valid_optimizers(variants, named, allowed, source)
+    valid = _valid_optimizers(variants, _Tensors(named, tensor_roles(model)), space, source)
     shared = set(allowed).intersection(*valid.values())
     if space.sharing.optimizer == "shared" and not shared:
         raise SpecError(
@@ -139,21 +139,39 @@ def _span(domain: Domain) -> str:
     return str(domain)
 
 
+@dataclass(frozen=True)
+class _Tensors:
+    """The model's trainable tensors by name, and each one's role (``tensor_roles``)."""
+
+    named: Mapping[str, Any]
+    roles: Mapping[str, str]
+
+    def fit(self, space: SearchSpace, kind: str, names: tuple[str, ...]) -> bool:
+        """Whether every one of ``names`` meets ``kind``'s constraints (torch's Muon: 2-D) and
+        plays a role the space offers ``kind`` to (Muon: hidden matrices, unless widened)."""
+        roles = space.roles_for(kind)
+        if roles is not None and any(self.roles[n] not in roles for n in names):
+            return False
+        return bool(get_optimizer(kind).fits(self.named[n] for n in names))
+
+
 def _valid_optimizers(
-    variants: Mapping[str, Variant], named: Mapping[str, Any], allowed: list[str], source: str
+    variants: Mapping[str, Variant], tensors: _Tensors, space: SearchSpace, source: str
 ) -> dict[str, set[str]]:
     """Label -> the allowed optimizers every tensor it holds, in every variant, can take."""
+    allowed = list(space.optimizers)
     valid: dict[str, set[str]] = {}
     for variant in variants.values():
         for label, names in variant.groups.items():
-            fits = {o for o in allowed if get_optimizer(o).fits(named[n] for n in names)}
+            fits = {o for o in allowed if tensors.fit(space, o, names)}
             valid[label] = valid.get(label, fits) & fits
     for label, kinds in valid.items():
         if not kinds:
             raise SpecError(
                 f"{source}: group {label!r} can take none of the allowed optimizers {allowed} "
-                "(torch's Muon takes 2-D tensors only); allow an optimizer without constraints, "
-                "such as adamw"
+                "(torch's Muon takes 2-D tensors only, and a search offers it hidden matrices "
+                "only unless the space's roles say otherwise); allow an optimizer without "
+                "constraints, such as adamw"
             )
     return valid
 

@@ -14,6 +14,8 @@ ranges, and how groups share choices.
       lr: per_group               # or shared, or layerwise (depth: one lr and a decay factor)
       hyperparameters: per_group  # or shared: every setting but lr
       max_groups: 6               # schemes that would make more groups are not offered
+    roles:                        # optional: the tensors an optimizer may be offered, by role
+      muon: [matrix, head]        # (default: the registry's; Muon's is hidden matrices alone)
 """
 
 from __future__ import annotations
@@ -186,6 +188,11 @@ class SearchSpace(Frozen):
     schemes: tuple[SchemeRange, ...] = Field(min_length=1)
     optimizers: dict[str, dict[str, HyperValue] | None] = Field(min_length=1)
     sharing: Sharing = Sharing()
+    # The roles of tensor (groupwise.partition.tensor_roles) each optimizer may be offered;
+    # an optimizer not listed takes the registry's (OptimizerInfo.roles).
+    roles: dict[str, tuple[Literal["matrix", "embedding", "head", "vector", "other"], ...]] = Field(
+        default_factory=dict
+    )
     # Recipes (groupwise.recipes) to try first, in order; a study file's warm_start wins.
     warm_start: tuple[str, ...] = ()
     description: str = ""
@@ -218,6 +225,12 @@ class SearchSpace(Frozen):
                 f"sharing.lr 'layerwise' ties the lrs of depth blocks; it needs every scheme to "
                 f"be depth, but the space also lists {others}"
             )
+        listed = [k for k in self.roles if k not in self.optimizers]
+        if listed:
+            raise ValueError(
+                f"roles names optimizer {listed[0]!r}, which the space does not list under "
+                f"optimizers [{', '.join(self.optimizers)}]; list it there or drop its roles"
+            )
         relative = self.sharing.relative
         if relative is not None:
             unknown = [k for k in (*relative.base, *relative.override) if k not in self.optimizers]
@@ -238,6 +251,13 @@ class SearchSpace(Frozen):
         if relative.base:
             return relative.base
         return tuple(k for k in self.optimizers if k not in relative.override)
+
+    def roles_for(self, optimizer: str) -> frozenset[str] | None:
+        """The roles of tensor ``optimizer`` may be offered: the file's, else the registry's
+        (None: any it fits)."""
+        if optimizer in self.roles:
+            return frozenset(self.roles[optimizer])
+        return get_optimizer(optimizer).roles
 
     def domains(self, optimizer: str) -> dict[str, Domain]:
         """The hyperparameters searched for ``optimizer``: the file's, else the registry's."""
