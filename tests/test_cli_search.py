@@ -157,6 +157,59 @@ def test_unknown_study_in_an_existing_database(tmp_path):
     assert "no study 'nope'" in result.output and "studies there: [other]" in result.output
 
 
+@pytest.mark.parametrize(
+    ("task", "fragment"),
+    [
+        (":fn", "task ':fn' names no module; write it as 'package.module:function'"),
+        (".my_tasks:tiny", "task '.my_tasks:tiny' names a relative module '.my_tasks'"),
+        ("./nowhere.py:tiny", "task './nowhere.py:tiny': no Python file './nowhere.py'"),
+        ("./my_tasks.py:absent", "module './my_tasks.py' has no function 'absent'"),
+        ("./broken.py:tiny", "importing"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "launch"])
+def test_a_task_written_as_a_path_is_one_line_or_works(tmp_path, task, fragment, command):
+    """Users write a task as a file path, or as a relative module; each form that cannot
+    work is one line naming the form that does (it was a 45-line traceback, exit 1)."""
+    shutil.copy(Path(__file__).parent / "user_tasks.py", tmp_path / "my_tasks.py")
+    (tmp_path / "broken.py").write_text("def tiny(*, seed=0):\n    return 1 +\n")
+    (tmp_path / "space.yaml").write_text("schemes: [single]\noptimizers: {adamw: {}}\n")
+    (tmp_path / "study.yaml").write_text(
+        f"name: local\ntask: '{task}'\nsearch_space: space.yaml\nbudget: {{trials: 2}}\n"
+    )
+    result = run(command, "study.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: study.yaml: task: ") and fragment in line, line
+    if task == "./broken.py:tiny":
+        assert "SyntaxError" in line and "broken.py:2" in line
+    assert not (tmp_path / "groupwise.db").exists()
+
+
+def test_a_task_file_by_its_path_trains(tmp_path):
+    """``path/to/file.py:function``, relative to where the launch runs: the workers load the
+    same file."""
+    folder = tmp_path / "code"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "user_tasks.py", folder / "my_tasks.py")
+    (tmp_path / "space.yaml").write_text("schemes: [single]\noptimizers: {adamw: {}}\n")
+    (tmp_path / "study.yaml").write_text(
+        "name: byfile\ntask: code/my_tasks.py:tiny\nsearch_space: space.yaml\n"
+        "budget: {trials: 2}\ntraining: {epochs: 1}\npruner: none\nworkers: {count: 1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GROUPWISE_STORAGE")}
+    result = subprocess.run(
+        [groupwise_exe(), "launch", "study.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 finished (2 complete" in result.stdout
+
+
 def test_a_task_module_in_the_launch_directory(tmp_path):
     """Like `python -m`, a "module:function" task next to the study file just works."""
     shutil.copy(Path(__file__).parent / "user_tasks.py", tmp_path / "my_tasks.py")

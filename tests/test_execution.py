@@ -174,14 +174,43 @@ def test_a_relaunch_continues_the_search_instead_of_replaying_it(tmp_path, stora
     assert len({t.user_attrs["groupwise.canonical"] for t in trials}) == len(trials) == 12
 
 
-def test_a_launch_whose_first_trials_all_fail_alike_stops_with_the_reason(tmp_path):
+def test_a_launch_whose_first_trials_all_fail_alike_stops_and_spends_no_budget(tmp_path):
+    """A task broken where it runs (it passes the launch's own check): the first 5 trials
+    fail alike and the launch stops with the reason. Those failures are the task's, not the
+    configs': voided, they spend none of the budget, so the relaunch after the fix runs the
+    whole budget (before, it ran 3 of 8)."""
     db = f"sqlite:///{tmp_path}/g.db"
-    path = make_study(tmp_path, task="user_tasks:always_fails", trials=40)
-    with pytest.raises(StudyError, match=r"first 5 trials of this launch all failed .*boom"):
+    marker = tmp_path / "broken"
+    marker.write_text("")
+    task = f"{{name: 'user_tasks:broken_while', options: {{marker: '{marker}'}}}}"
+    path = make_study(tmp_path, task=task, trials=8)
+    with pytest.raises(StudyError, match=r"first 5 trials of this launch all failed .*mounted"):
         launch(read_study(path), storage=db)
     failed = [t for t in trials_of(db) if t.state == TrialState.FAIL]
-    counted = [t for t in failed if not t.user_attrs.get("groupwise.retried")]
-    assert len(counted) == 5  # trials in flight at the stop are retried next time, not counted
+    lost = [t for t in failed if t.user_attrs.get("groupwise.retried")]  # in flight at the stop
+    assert len(failed) - len(lost) == 5
+    from groupwise.analysis import study_status
+
+    (stopped,) = study_status(db, "s")
+    assert stopped.counts.voided == 5 and stopped.counts.failed == stopped.counts.finished == 0
+    marker.unlink()  # the fix
+    result = launch(read_study(path), storage=db)
+    assert result.progress.finished == result.ran == 8 and result.progress.complete == 8
+    assert result.progress.counts.voided == 5
+
+
+def test_a_model_that_cannot_train_is_one_line_before_anything_runs(tmp_path):
+    """A forward that raises is found by the launch's (and validate's) one training step on
+    a few samples, with the file and line that raised: no Ray, no database, no trial."""
+    db = tmp_path / "g.db"
+    path = make_study(tmp_path, task="user_tasks:always_fails", trials=8)
+    with pytest.raises(SpecError) as raised:
+        launch(read_study(path), storage=f"sqlite:///{db}")
+    message = str(raised.value)
+    assert "task 'user_tasks:always_fails': a training step on 4 samples failed" in message
+    assert "RuntimeError: boom: this model fails on purpose" in message
+    assert "user_tasks.py:" in message and "\n" not in message
+    assert not db.exists()
 
 
 def test_bad_input_writes_nothing(tmp_path):
@@ -282,3 +311,32 @@ def test_reproducible_dispatch_gives_the_same_study_twice(tmp_path):
         runs.append([(t.number, t.state, t.params, t.value, t.intermediate_values) for t in trials])
     assert runs[0] == runs[1]
     assert len(runs[0]) == 8
+
+
+def test_the_search_seed_does_not_split_the_data_again(tmp_path):
+    """The study's seed is the search's (sampler, initialisation, batch order); the task's
+    data comes from task.data_seed, fixed by default, so two seeds of a search search the same
+    problem. A study whose seed was its data's (before data_seed existed) keeps its identity;
+    studies on other data say so when compared."""
+    from groupwise.analysis import compare_studies
+    from groupwise.plan import identity
+    from groupwise.store import epochs_of
+
+    db = f"sqlite:///{tmp_path}/g.db"
+    seen = {}
+    for name, seed, data in (("a", 0, None), ("b", 3, None), ("c", 3, 5)):
+        task = (
+            "{name: 'user_tasks:seeded'"
+            + (f", data_seed: {data}" if data is not None else "")
+            + "}"
+        )
+        path = make_study(tmp_path, name=name, task=task, trials=2, epochs=1)
+        path.write_text(path.read_text().replace("seed: 0", f"seed: {seed}"))
+        spec = read_study(path)
+        launch(spec, storage=db)
+        seen[name] = {e["metrics"]["val_data_seed"] for e in epochs_of(db, name)}
+        assert ("data_seed" in identity(spec)["task"]) == (spec.task.data_seed != seed)
+    assert seen == {"a": {0.0}, "b": {0.0}, "c": {5.0}}
+    a, b, c = compare_studies(["a", "b", "c"], db)
+    assert a.task_differs == b.task_differs == ""  # same data, another search seed
+    assert c.task_differs == "data_seed: 0 -> 5"

@@ -48,3 +48,68 @@ def test_report_errors_are_one_line(tmp_path):
     db = f"sqlite:///{tmp_path}/none.db"
     done = run("report", "x", "-o", str(tmp_path / "out"), "--storage", db, cwd=tmp_path)
     assert done.returncode == 2 and "no study database" in done.stderr
+
+
+def test_the_scheme_and_lr_plots_show_the_differences(tmp_path):
+    """Values between 2.0 and 2.7 look different (the axis spans them, not 0 to 2.7), and
+    Muon's lrs and AdamW's are drawn on panels of their own, one per optimizer kind."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from groupwise.analysis._best import trained_trials
+    from groupwise.analysis._report import _by_kind, _by_scheme
+    from groupwise.store import CONFIG_ATTR
+
+    url = f"sqlite:///{tmp_path}/p.db"
+    study = optuna.create_study(study_name="p", storage=url)
+    adamw = {"optimizer": "adamw", "lr": 1e-3}
+    configs = [
+        ({"scheme": "single", "groups": {"all": adamw}}, 2.0),
+        ({"scheme": "single", "groups": {"all": adamw | {"lr": 3e-3}}}, 2.1),
+        (
+            {
+                "scheme": "role",
+                "groups": {"matrix": {"optimizer": "muon", "lr": 0.02}, "vector": adamw},
+            },
+            2.6,
+        ),
+        (
+            {
+                "scheme": "role",
+                "groups": {"matrix": {"optimizer": "muon", "lr": 0.05}, "vector": adamw},
+            },
+            2.7,
+        ),
+    ]
+    for i, (config, value) in enumerate(configs):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={"x": float(i)},
+                distributions={"x": FloatDistribution(0, 10)},
+                user_attrs={CONFIG_ATTR: json.dumps(config)},
+            )
+        )
+    result = compare("p", url)
+    rows = trained_trials(optuna.load_study(study_name="p", storage=url))
+
+    fig = plt.figure()
+    _by_scheme(rows, result)(fig)
+    (ax,) = fig.axes
+    low, high = ax.get_xlim()
+    assert 1.9 < low < 2.0 and 2.7 < high < 2.8  # not from 0
+    plt.close(fig)
+
+    fig = plt.figure()
+    _by_kind(rows, result)(fig)
+    assert [ax.get_title() for ax in fig.axes] == ["adamw", "muon"]
+    adam_lrs = {x for ax in fig.axes[:1] for c in ax.collections for x, _ in c.get_offsets()}
+    muon_lrs = {x for ax in fig.axes[1:] for c in ax.collections for x, _ in c.get_offsets()}
+    assert adam_lrs == {1e-3, 3e-3} and muon_lrs == {0.02, 0.05}
+    plt.close(fig)

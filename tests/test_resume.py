@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,8 +18,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from groupwise.store import REASON_ATTR, RETRIED_ATTR, open_storage
-from groupwise.store._attrs import ATTEMPT_ATTR, RETRY_OF_ATTR, RUN_ATTR
+from groupwise.store import DUPLICATE_ATTR, REASON_ATTR, RETRIED_ATTR, open_storage
+from groupwise.store._attrs import (
+    ATTEMPT_ATTR,
+    CANONICAL_ATTR,
+    RECIPE_ATTR,
+    RETRY_OF_ATTR,
+    RUN_ATTR,
+)
 from groupwise.store._records import read_epochs, read_runs
 from paths import default_sigint, subprocess_env
 
@@ -38,16 +45,21 @@ def study_file(
     name: str = "resume",
     delay_s: float = 0.04,
     faults: str = "heartbeat_s: 1, stale_after_s: 3",
+    sampler: str = "random",
+    recipes: bool = False,
 ) -> Path:
     """A slow, fault-free task (about a second per trial at the default delay), quick
     heartbeats."""
-    (tmp_path / "space.yaml").write_text(SPACE)
+    space = SPACE.replace("[single, module_type]", "[single, module_type, decay_split]")
+    (tmp_path / "space.yaml").write_text(
+        space + "warm_start: [adamw, decay_split]\n" if recipes else SPACE
+    )
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"name: {name}\n"
         f"task: {{name: 'user_tasks:faulty', options: {{fault: none, delay_s: {delay_s}}}}}\n"
         f"search_space: space.yaml\nbudget: {{trials: {trials}}}\n"
-        "training: {epochs: 3, batch_size: 32}\nsampler: {name: random}\npruner: none\n"
+        f"training: {{epochs: 3, batch_size: 32}}\nsampler: {{name: {sampler}}}\npruner: none\n"
         f"workers: {{count: {workers}}}\nfaults: {{{faults}}}\nseed: 0\n"
     )
     return path
@@ -150,10 +162,15 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
     assert left_running and len(done) >= 2 and len(before) <= len(at_kill)
     time.sleep(4)  # past stale_after_s (3 s) since the dead driver's last heartbeat
 
-    finish(start_launch(path, storage_url))
+    out, _ = finish(start_launch(path, storage_url))
 
     trials = trials_of(storage_url)
     by_number = {t.number: t for t in trials}
+    # "N this launch" counts the trials the relaunch trained to a counted end, not the dead
+    # driver's stale attempts it failed (they are retried, and their retries are what count).
+    finished_before = len(counted(list(at_kill.values())))
+    (this_launch,) = re.findall(r"(\d+) this launch", out)
+    assert int(this_launch) == 8 - finished_before, out
     # Nothing finished was lost or changed.
     assert {n: by_number[n].value for n in done} == done
     # Already stale when the relaunch opened the study: failed (and retried) before it started
@@ -194,13 +211,23 @@ def test_the_study_survives_a_postgresql_restart(tmp_path, private_postgres):
     assert_recorded_alike(url, trials)
 
 
-def test_two_drivers_share_one_study(tmp_path, storage_url):
-    path = study_file(tmp_path, trials=10, workers=1)
+@pytest.mark.parametrize(("sampler", "recipes"), [("random", False), ("tpe", True)])
+def test_two_drivers_share_one_study(tmp_path, storage_url, sampler, recipes):
+    """Two drivers started at once on one study: the same seed, the same recipes. A config
+    that trains identically is trained once (before, both drivers' first proposals were the
+    same config, and both counted)."""
+    path = study_file(tmp_path, trials=10, workers=1, sampler=sampler, recipes=recipes)
     procs = [start_launch(path, storage_url) for _ in range(2)]
     for proc in procs:
         finish(proc)
 
     trials = trials_of(storage_url)
+    trained = [t for t in trials if t.state.is_finished() and DUPLICATE_ATTR not in t.user_attrs]
+    keys = [t.user_attrs[CANONICAL_ATTR] for t in trained if not t.user_attrs.get(RETRIED_ATTR)]
+    assert len(keys) == len(set(keys)), sorted(keys)
+    if recipes:  # each recipe once, whichever driver took it
+        names = [t.user_attrs[RECIPE_ATTR] for t in trials if RECIPE_ATTR in t.user_attrs]
+        assert sorted(names) == ["adamw", "decay_split"], names
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
     # Each driver stops when the study-wide count reaches the budget; two drivers racing
@@ -256,6 +283,41 @@ def test_an_interrupted_launch_enqueues_its_running_trials_for_the_next(tmp_path
         assert retry.state == TrialState.COMPLETE and retry.params == t.params
 
 
+def test_ctrl_c_however_often_loses_no_config(tmp_path, storage_url):
+    """Ctrl-C, relaunch, Ctrl-C again as the relaunch retries the interrupted configs, four
+    times over, with max_retries 1. An interrupt is not the trial's fault: it never counts
+    against max_retries, so no config ends FAIL "interrupted" unretried (before, the second
+    interrupt of one config failed it for good and spent the budget), and the study ends
+    with exactly its budget, every trial complete."""
+    faults = "heartbeat_s: 1, stale_after_s: 3, max_retries: 1"
+    path = study_file(tmp_path, trials=6, delay_s=0.1, faults=faults)
+    for attempt in range(1, 5):  # each launch is interrupted while attempt N of a config runs
+        proc = start_launch(path, storage_url)
+        try:
+            wait_for(
+                storage_url,
+                lambda ts, n=attempt: any(
+                    t.state == TrialState.RUNNING and t.user_attrs.get(ATTEMPT_ATTR, 1) == n
+                    for t in ts
+                ),
+                timeout=300,
+            )
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            kill_group(proc)
+        assert proc.returncode == 130, err[-2000:]
+    finish(start_launch(path, storage_url))
+    trials = trials_of(storage_url)
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert lost and all(t.user_attrs.get(RETRIED_ATTR) for t in lost)
+    assert all(t.user_attrs[REASON_ATTR].startswith("interrupted") for t in lost)
+    assert max(t.user_attrs.get(ATTEMPT_ATTR, 1) for t in trials) >= 4  # past max_retries
+    assert len(counted(trials)) == 6
+    assert all(t.state == TrialState.COMPLETE for t in counted(trials))
+    assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
+
+
 def test_a_database_gone_past_its_patience_stops_the_launch_in_one_line(tmp_path, private_postgres):
     """PostgreSQL stops and stays down. The launch waits faults.database_patience_s for the
     whole outage (one deadline, however many writes meet it), then stops with one line and
@@ -277,6 +339,7 @@ def test_a_database_gone_past_its_patience_stops_the_launch_in_one_line(tmp_path
     assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: lost the study database") and "within 5 s" in last, last
+    assert err.count("lost the study database") == 1, err[-3000:]  # said once
     at_stop = {t.number: t for t in trials_of(url)}
     left_running = [n for n, t in at_stop.items() if t.state == TrialState.RUNNING]
     time.sleep(4)  # past stale_after_s since the stopped driver's last heartbeat

@@ -197,6 +197,7 @@ def test_tokens_full_read_and_none(serve, tmp_path):
         (study("bad", trials=0), 422, "budget.trials"),
         (study("bad", task="os:system"), 422, "'os:system' is not allowed"),
         (study("bad", task="{name: 'user_tasks:faulty'}"), 422, "--allow-task-module"),
+        (study("bad", task="{name: './user_tasks.py:tiny'}"), 422, "names a file"),
         (study("bad").replace("seeds_mixed.yaml", "../studies/x.yaml"), 422, "no folders"),
         (study("bad").replace("seeds_mixed.yaml", "nope.yaml"), 422, "no space named"),
         ("name: [unclosed", 422, "not valid YAML"),
@@ -290,16 +291,55 @@ def test_a_server_killed_mid_study_resumes_it_with_nothing_lost_or_counted_twice
         "resumed",
         lambda ts: count(ts, TrialState.COMPLETE) >= 2 and count(ts, TrialState.RUNNING) >= 1,
     )
+    with server.client() as client:
+        before = client.get("/studies/resumed").json()
     server.kill(signal.SIGKILL)  # no clean-up of its own: its job's launch is told by the kernel
     server.start()
     with server.client() as client:
+        after = client.get("/studies/resumed").json()
         done = wait_state(client, "resumed", "finished", "failed")
     assert done["state"] == "finished", done
+    # The job's clock goes on from where it was: its first start is kept, and the time its
+    # launches ran still counts (a restart is not a new start).
+    assert after["started_at"] == before["started_at"] == done["started_at"]
+    assert after["submitted_at"] == before["submitted_at"]
+    assert after["elapsed_s"] >= before["elapsed_s"] and done["elapsed_s"] >= after["elapsed_s"]
     trials = optuna.load_study(study_name="resumed", storage=storage_url).get_trials()
     assert count(trials, TrialState.RUNNING) == 0
     assert done["counts"]["finished"] == 8  # the budget, exactly: no trial counted twice
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len({t.number for t in complete}) == len(complete)
+    err = server.kill(signal.SIGINT)  # the restarted server's log says it took the job over
+    assert "job resumed resumed (its server stopped while it ran)" in err, err
+    assert "job resumed finished" in err
+
+
+def test_the_server_logs_each_jobs_life_and_its_own(serve, tmp_path):
+    """One line as a job is submitted, starts, ends or fails, and as the server starts and
+    stops; no token, no password, and not Optuna's 'new study created in memory' (the
+    server's mirror of a study, not a study created)."""
+    server = serve(f"sqlite:///{tmp_path}/s.db", "--allow-task-module", "user_tasks")
+    with server.client() as client:
+        assert post(client, study("fine", trials=2)).status_code == 201
+        broken = study("broken", trials=6, task="user_tasks:fails_in_workers")
+        assert post(client, broken).status_code == 201
+        assert wait_state(client, "fine", "finished", "failed")["state"] == "finished"
+        assert wait_state(client, "broken", "finished", "failed")["state"] == "failed"
+        client.get("/studies/fine/best")  # a read mirrors the study in memory
+    err = server.kill(signal.SIGINT)
+    lines = err.splitlines()
+    for fragment in (
+        "running the jobs of sqlite:///",
+        "study fine submitted",
+        "job fine started",
+        "job fine finished",
+        "study broken submitted",
+        "job broken started",
+        "job broken failed: the first 5 trials",
+        "groupwise service: stopped",
+    ):
+        assert sum(fragment in line for line in lines) == 1, (fragment, err)
+    assert "created in memory" not in err and FULL not in err and READ not in err
 
 
 def test_serve_refuses_to_start_without_tokens(tmp_path):
@@ -373,6 +413,58 @@ def test_the_cli_talks_to_the_service(serve, tmp_path):
     assert gone.returncode == 2 and "cannot reach the groupwise service" in gone.stderr
     assert gone.stderr.count("\n") == 1
 
+    # Every read command takes --server, and answers as it does from the database.
+    wider = study("wider", trials=3, task="{name: digits_mlp, options: {hidden: 32}}")
+    (tmp_path / "wider.yaml").write_text(wider)
+    assert cli("launch", "wider.yaml", "--server", server.url).returncode == 0
+    local = f"sqlite:///{tmp_path}/served.db"
+    for command in (
+        ["studies"],
+        ["compare", "remote"],
+        ["compare", "remote", "--by", "group", "--top", "2"],
+        ["compare", "remote", "wider"],
+    ):
+        there = cli(*command, "--server", server.url)
+        here = cli(*command, "--storage", local)
+        assert there.returncode == here.returncode == 0, (command, there.stderr)
+        assert there.stdout == here.stdout and there.stderr == here.stderr, command
+    # studies of one task with other options: said, as a warning, both ways
+    assert "ran its task with other settings" in there.stderr and "hidden" in there.stderr
+    reported = cli("report", "remote", "-o", "report", "--server", server.url)
+    assert reported.returncode == 0, reported.stderr
+    pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert (tmp_path / "report" / "index.html").exists() and "history.png" in pngs
+    assert cli("report", "remote", "-o", "here", "--storage", local).returncode == 0
+    assert pngs == sorted(p.name for p in (tmp_path / "here").glob("*.png"))
+
+
+def test_a_follower_whose_server_dies_says_the_study_resumes(serve, tmp_path, storage_url):
+    """`launch --server` follows the study; the server dying under it is one line saying the
+    study is not lost (its job resumes with the server), exit 2, no traceback."""
+    server = serve(storage_url, "--allow-task-module", "user_tasks")
+    shutil.copy(ROOT / "search_spaces" / "seeds_mixed.yaml", tmp_path / "seeds_mixed.yaml")
+    (tmp_path / "followed.yaml").write_text(study("followed", trials=8, task=SLOW))
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith("GROUPWISE_")}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "groupwise", "launch", "followed.yaml", "--server", server.url],
+        cwd=tmp_path,
+        env=env | {"GROUPWISE_API_TOKEN": FULL},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_trials(storage_url, "followed", lambda ts: count(ts, TrialState.COMPLETE) >= 1)
+    server.kill(signal.SIGKILL)
+    _, err = follower.communicate(timeout=600)
+    assert follower.returncode == 2, err
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "Traceback" not in err and "lost the service while following study 'followed'" in line
+    assert "its job resumes when the server is back" in line
+    assert f"groupwise status followed --server {server.url}" in line
+    server.start()  # and it does
+    with server.client() as client:
+        assert wait_state(client, "followed", "finished", "failed")["state"] == "finished"
+
 
 def test_tokens_from_the_environment_and_a_file_of_hashes(tmp_path):
     from groupwise.errors import ConfigError
@@ -411,11 +503,26 @@ def test_a_job_moves_through_its_states_in_the_database(storage_url):
     with pytest.raises(StudyError, match="another task, search space"):
         jobs.submit("j", {}, "f2")  # another study under the same name
     assert jobs.claim("j", "here:1") and jobs.get("j").state == "running"
+    first = jobs.get("j")
     assert jobs.request_stop("j").state == "stopping"
     again = jobs.submit("j", {"budget": {"trials": 4}}, "f1")  # resubmitted: the stop is withdrawn
     assert again.state == "running" and not again.stop_requested
-    assert again.document["budget"]["trials"] == 4 and again.submitted_at > again.started_at
+    assert again.document["budget"]["trials"] == 4 and again.resubmitted_at > again.run_started_at
+    # resubmitting (a new budget, or to follow it) is not a new study: its clock goes on
+    assert (again.submitted_at, again.started_at) == (first.submitted_at, first.started_at)
     jobs.end("j", "finished")
-    assert jobs.get("j").state == "finished" and not jobs.claim("j", "here:1")
+    ended = jobs.get("j")
+    assert ended.state == "finished" and not jobs.claim("j", "here:1")
+    assert ended.run_started_at is None and ended.elapsed_s() == ended.run_s > 0
     assert jobs.submit("j", {}, "f1").state == "queued"  # a finished study continues
+    assert jobs.claim("j", "there:2")
+    resumed = jobs.get("j")
+    assert resumed.started_at == first.started_at and resumed.elapsed_s() >= ended.run_s
+    assert jobs.claim("j", "after-a-crash:3")  # its server died: its launch's time counts
+    assert jobs.get("j").run_s > ended.run_s
+    jobs.pause("j")  # its server stopped cleanly: the clock stops until the next one
+    paused = jobs.get("j")
+    assert paused.state == "running" and paused.elapsed_s() == paused.run_s
+    jobs.end("j", "stopped", "stopped on request")
+    assert jobs.submit("j", {}, "f1").state == "queued"
     assert jobs.request_stop("j").state == "stopped"  # queued: stops at once

@@ -95,9 +95,35 @@ def test_unknown_key_in_a_study(tmp_path):
 def test_unknown_nested_key(tmp_path):
     message = error(write(tmp_path, study_text(training="{epochs: 3, epoch: 4}")))
     assert (
-        ": training.epoch: unknown key; allowed keys: epochs, steps_per_epoch, batch_size"
-        in message
+        ": training.epoch: unknown key; did you mean 'epochs'? "
+        "(allowed keys: epochs, steps_per_epoch, batch_size)" in message
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        # a misspelt required key is one mistake: the unknown key, the missing one beside it
+        ({"budget": None, "bugdet": "{trials: 3}"}, "bugdet: unknown key; did you mean 'budget'?"),
+        ({"budget": "{trails: 3}"}, "budget.trails: unknown key; did you mean 'trials'?"),
+    ],
+)
+def test_a_typo_in_a_key_says_did_you_mean_first(tmp_path, overrides, said):
+    message = error(write(tmp_path, study_text(**overrides)))
+    assert message.split(": ", 1)[1].startswith(said), message
+    assert "more]" not in message and "\n" not in message
+
+
+def test_one_wrong_value_is_one_problem_however_many_forms_it_could_take(tmp_path):
+    """An inverted lr range: pydantic tries every form a hyperparameter may take (a range,
+    a choice, a list, a value) and errs in each; that is one problem, said by the range."""
+    space = (ROOT / "search_spaces" / "per_group.yaml").read_text()
+    inverted = space.replace("lr: {low: 1.0e-4, high: 3.0e-2", "lr: {low: 3.0e-2, high: 1.0e-4", 1)
+    message = error(write(tmp_path, study_text(), space=inverted))
+    assert message.endswith(
+        "space.yaml: optimizers.adamw.lr: low 0.03 is above high 0.0001; swap them "
+        "(got {'high': 0.0001, 'log': True, 'low': 0.03})"
+    ), message
 
 
 def test_low_above_high(tmp_path):

@@ -40,10 +40,13 @@ class _Exploding(nn.Module):
 
 
 def every_other_fails(*, seed: int = 0) -> Task:
-    """Every second model a worker builds raises in forward: trial errors as data."""
+    """Every second model a worker builds raises in forward: trial errors as data. (The
+    driver's own check of the task trains one that does not.)"""
 
     def build() -> nn.Module:
         global _built
+        if not _in_an_actor():
+            return _Exploding(fail=False)
         _built += 1
         return _Exploding(fail=_built % 2 == 0)
 
@@ -223,4 +226,65 @@ def lazy(*, seed: int = 0) -> Task:
         ),
         data=_data(seed),
         loss=nn.functional.cross_entropy,
+    )
+
+
+class _FailsInWorkers(nn.Module):
+    """Trains in the driver (a check's one batch passes) and raises in every worker: a task
+    broken only where it runs, as one whose data lives on the cluster's nodes alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(8, 2)
+
+    def forward(self, x):
+        if _in_an_actor():
+            raise RuntimeError("the dataset is not on this node")
+        return self.net(x)
+
+
+def fails_in_workers(*, seed: int = 0) -> Task:
+    return Task(
+        name="fails_in_workers",
+        build_model=_FailsInWorkers,
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )
+
+
+class _BrokenWhile(nn.Module):
+    """Raises in every worker while the ``marker`` file exists (a task the user then fixes);
+    in the driver's check it trains."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.net = nn.Linear(8, 2)
+
+    def forward(self, x):
+        from pathlib import Path
+
+        if _in_an_actor() and Path(self.marker).exists():
+            raise RuntimeError("the dataset is not mounted")
+        return self.net(x)
+
+
+def broken_while(*, seed: int = 0, marker: str = "") -> Task:
+    return Task(
+        name="broken_while",
+        build_model=lambda: _BrokenWhile(marker),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )
+
+
+def seeded(*, seed: int = 0) -> Task:
+    """``tiny`` reporting the seed it was built with as a metric (``val_data_seed``)."""
+    task = tiny(seed=seed)
+    return Task(
+        name="seeded",
+        build_model=task.build_model,
+        data=task.data,
+        loss=task.loss,
+        metrics={"data_seed": lambda out, y: float(seed)},
     )

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from groupwise.config import TrialConfig
+from groupwise.errors import TaskError
 from groupwise.optim import MultiOptimizer, build_optimizer
-from groupwise.tasks import Task
+from groupwise.tasks import Task, raised_at
 
-__all__ = ["DivergedError", "EpochReport", "Trainer"]
+__all__ = ["DivergedError", "EpochReport", "Trainer", "check_step"]
 
 # Checking the loss forces a device sync; on a GPU that costs, so look every few steps.
 _CHECK_EVERY = 8
@@ -42,6 +43,36 @@ class EpochReport:
     metrics: Mapping[str, float]  # val_loss and val_<metric> for each task metric
     lrs: Mapping[str, float]  # label -> lr at the end of the epoch
     elapsed_s: float
+
+
+# Samples in the one batch a check trains on: enough for batch statistics, cheap on any model.
+CHECK_BATCH = 4
+
+
+def check_step(task: Task, model: torch.nn.Module, batch_size: int) -> None:
+    """One training step's forward and backward and one evaluation batch on a few samples,
+    as a trial makes them, without an optimizer: what ``validate`` and a launch run before
+    any worker starts, so a model that cannot train is one line naming the file and line
+    that raised (not five failed trials). Raises TaskError."""
+    generator = torch.Generator().manual_seed(0)
+    size = min(batch_size, CHECK_BATCH)
+    try:
+        model.train()
+        x, y = next(iter(task.data.train_batches(generator, size, 1)))
+        loss = task.loss(model(x), y)
+        loss.backward()  # type: ignore[no-untyped-call]
+        model.eval()
+        with torch.no_grad():
+            x, y = next(iter(task.data.eval_batches(size)))
+            out = model(x)
+            task.loss(out, y)
+            for metric in task.metrics.values():
+                metric(out, y)
+    except Exception as e:
+        raise TaskError(f"a training step on {size} samples failed: {raised_at(e)}") from e
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train()
 
 
 def _reset_peak_rss() -> bool:

@@ -33,6 +33,7 @@ from groupwise.store import (
     source_url,
     study_names_in,
     tally,
+    voided_of,
 )
 
 __all__ = [
@@ -80,7 +81,7 @@ class FinishedTrial:
     """A finished trial this study trained, with its config. Left out of every query: copies
     from an earlier study (``groupwise.seeded_from``), replays of
     a config already trained (``groupwise.duplicate_of``), attempts superseded by a retry,
-    and trials groupwise did not sample."""
+    a broken task's voided failures, and trials groupwise did not sample."""
 
     trial: optuna.trial.FrozenTrial
     config: TrialConfig
@@ -109,6 +110,7 @@ def config_of(text: str) -> TrialConfig:
 
 
 def trained_trials(study: optuna.Study) -> list[FinishedTrial]:
+    voided = voided_of(study.user_attrs)
     return [
         FinishedTrial(t, config_of(t.user_attrs[CONFIG_ATTR]))
         for t in study.get_trials(deepcopy=False)
@@ -117,6 +119,7 @@ def trained_trials(study: optuna.Study) -> list[FinishedTrial]:
         and DUPLICATE_ATTR not in t.user_attrs
         and SEEDED_ATTR not in t.user_attrs
         and not t.user_attrs.get(RETRIED_ATTR)
+        and t.number not in voided
     ]
 
 
@@ -181,7 +184,7 @@ def study_status(storage: Source = None, study: str | None = None) -> list[Study
                 task=str(loaded.user_attrs.get(TASK_ATTR, "?")),
                 metric=str(loaded.user_attrs.get(METRIC_ATTR, "value")),
                 direction=direction,
-                counts=tally(trials, direction),
+                counts=tally(trials, direction, voided_of(loaded.user_attrs)),
                 fail_reasons=reasons,
             )
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 
@@ -17,14 +18,17 @@ from groupwise.analysis._best import FinishedTrial, best_first, config_of, train
 from groupwise.errors import StudyError
 from groupwise.store import (
     CONFIG_ATTR,
+    IDENTITY_ATTR,
     METRIC_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
     Source,
     Tally,
+    differences,
     open_study,
     opened,
     tally,
+    voided_of,
 )
 
 __all__ = [
@@ -116,7 +120,7 @@ def compare(study: str, storage: Source = None, top: int | None = None) -> Compa
         study,
         str(loaded.user_attrs.get(METRIC_ATTR, "value")),
         direction,
-        tally(loaded.get_trials(deepcopy=False), direction),
+        tally(loaded.get_trials(deepcopy=False), direction, voided_of(loaded.user_attrs)),
         top,
         _scheme_summaries(loaded, rows, direction),
         _optimizer_summaries(ranked, direction),
@@ -134,7 +138,7 @@ def _scheme_summaries(
         if r.value is not None:
             values.setdefault(r.config.scheme.key, []).append(r.value)
     for key, (display, trials) in sorted(_by_scheme(study).items(), key=lambda kv: kv[1][0]):
-        counts = tally(trials, direction)
+        counts = tally(trials, direction, voided_of(study.user_attrs))
         best, median = _stats(values.get(key, []), direction)
         names[display] = names.get(display, 0) + 1  # two schemes shown alike: number them
         shown = display if names[display] == 1 else f"{display} #{names[display]}"
@@ -209,6 +213,9 @@ class StudySummary:
     best_trial: int | None
     median: float | None
     trials_to_baseline: int | None  # trials (in order) until one matched the first study's best
+    # how its task differs from the baseline's, though the same task: its options or the seed
+    # of its data ("" when the same); values of studies on different data do not compare
+    task_differs: str = ""
 
 
 def compare_studies(studies: Sequence[str], storage: Source = None) -> list[StudySummary]:
@@ -230,6 +237,7 @@ def compare_studies(studies: Sequence[str], storage: Source = None) -> list[Stud
     sign = 1.0 if direction == "minimize" else -1.0
     summaries = []
     baseline_best: float | None = None
+    baseline_task = _task_record(loaded[0])
     for name, study in zip(studies, loaded, strict=True):
         rows = trained_trials(study)
         ranked = best_first(rows, direction)
@@ -237,7 +245,7 @@ def compare_studies(studies: Sequence[str], storage: Source = None) -> list[Stud
         if baseline_best is None:
             baseline_best = best
         reach = None if baseline_best is None else _trials_to(rows, baseline_best, sign)
-        counts = tally(study.get_trials(deepcopy=False), direction)
+        counts = tally(study.get_trials(deepcopy=False), direction, voided_of(study.user_attrs))
         summaries.append(
             StudySummary(
                 name,
@@ -249,9 +257,19 @@ def compare_studies(studies: Sequence[str], storage: Source = None) -> list[Stud
                 ranked[0].number if ranked else None,
                 median,
                 reach,
+                "; ".join(differences(baseline_task, _task_record(study))),
             )
         )
     return summaries
+
+
+def _task_record(study: optuna.Study) -> dict[str, Any]:
+    """The task as the study's launch recorded it: name, options and the seed of its data."""
+    record = study.user_attrs.get(IDENTITY_ATTR)
+    if not isinstance(record, dict) or not isinstance(record.get("task"), dict):
+        return {}  # an older groupwise's study: nothing recorded to compare
+    task = record["task"]
+    return {**task, "data_seed": task.get("data_seed", record.get("seed"))}
 
 
 def _trials_to(rows: Sequence[FinishedTrial], target: float, sign: float) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from groupwise.store import epochs_of, has_run_tables, open_study
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["PLOTS", "Report", "write_report"]
 
@@ -64,28 +66,27 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
     except OSError as e:
         raise ConfigError(f"cannot write the report to {directory}: {e.strerror or e}") from e
     trials = trained_trials(loaded)
-    drawers: dict[str, tuple[str, Callable[[Axes], None]]] = {
-        "history": ("Optimization history", lambda ax: _history(ax, trials, result)),
-        "schemes": ("Best value by scheme", lambda ax: _schemes(ax, result)),
-        "lr": ("Each group's lr against the objective", lambda ax: _lr(ax, trials, result)),
+    labels = {label for r in trials for label in r.config.groups}
+    drawers: dict[str, tuple[str, Callable[[Figure], None]]] = {
+        "history": ("Optimization history", _on_axes(lambda ax: _history(ax, trials, result))),
+        "schemes": ("Each scheme's trials: best, median, all", _by_scheme(trials, result)),
+        "lr": ("Each group's lr against the objective, per optimizer", _by_kind(trials, result)),
         "importances": (
             "Importances per group (Optuna's default evaluator, PED-ANOVA)",
-            lambda ax: _importances(
-                ax, loaded, {label for r in trials for label in r.config.groups}
-            ),
+            _on_axes(lambda ax: _importances(ax, loaded, labels)),
         ),
         "curves": (
             f"Learning curves of the top {result.top} trials",
-            lambda ax: _curves(ax, study, storage, trials, result),
+            _on_axes(lambda ax: _curves(ax, study, storage, trials, result)),
         ),
     }
     figures, paths = [], []
     for name, (title, draw) in drawers.items():
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig = plt.figure(figsize=(8, 4.5))
         with warnings.catch_warnings():  # matplotlib's layout notes are not the user's to read
             warnings.filterwarnings("ignore", category=UserWarning, module="matplotlib")
-            draw(ax)
-            ax.set_title(title, fontsize=10, wrap=True)
+            draw(fig)
+            fig.suptitle(title, fontsize=10, wrap=True)
             fig.tight_layout()
             path = directory / f"{name}.png"
             fig.savefig(path, dpi=120)
@@ -132,48 +133,102 @@ def _whole_numbers(ax: Axes) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _schemes(ax: Axes, result: Comparison) -> None:
-    rows = [s for s in result.by_scheme if s.best is not None]
-    names = [f"{s.scheme}\n(n={s.complete}{', tentative' if s.tentative else ''})" for s in rows]
-    ax.barh(names, [s.best or 0.0 for s in rows], color="tab:blue", label="best")
-    ax.scatter([s.median or 0.0 for s in rows], names, color="black", zorder=3, label="median")
+def _on_axes(draw: Callable[[Axes], None]) -> Callable[[Figure], None]:
+    """A plot of one panel."""
+    return lambda fig: draw(fig.add_subplot())
+
+
+def _by_scheme(rows: Sequence[FinishedTrial], result: Comparison) -> Callable[[Figure], None]:
+    return _on_axes(lambda ax: _schemes(ax, rows, result))
+
+
+def _schemes(ax: Axes, rows: Sequence[FinishedTrial], result: Comparison) -> None:
+    """Per scheme, every complete trial's value (a dot), the median (a bar) and the best (a
+    diamond), on an axis that spans the values, not from 0: losses of 2.0 and 2.7 must look
+    different."""
+    shown = [s for s in result.by_scheme if s.best is not None]
+    values = {s.scheme: [r.value for r in rows if str(r.config.scheme) == s.scheme] for s in shown}
+    names = [f"{s.scheme}\n(n={s.complete}{', tentative' if s.tentative else ''})" for s in shown]
+    for y, s in enumerate(shown):
+        dots = [v for v in values[s.scheme] if v is not None]
+        ax.scatter(dots, [y] * len(dots), s=12, color="tab:blue", alpha=0.35, zorder=2)
+    best = "lowest" if result.direction == "minimize" else "highest"
+    ys = list(range(len(shown)))
+    medians = [math.nan if s.median is None else float(s.median) for s in shown]
+    bests = [math.nan if s.best is None else float(s.best) for s in shown]
+    ax.scatter(medians, ys, marker="|", s=400, color="black", zorder=3, label="median")
+    ax.scatter(bests, ys, marker="D", s=40, color="tab:red", zorder=4, label=f"best ({best})")
+    ax.set_yticks(range(len(shown)), names)
+    everything = [v for vs in values.values() for v in vs if v is not None]
+    if everything:
+        low, high = min(everything), max(everything)
+        pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
+        ax.set_xlim(low - pad, high + pad)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel(result.metric)
     ax.legend(fontsize=8)
 
 
-def _lr(ax: Axes, rows: Sequence[FinishedTrial], result: Comparison) -> None:
-    """Every group's lr in every complete trial; the top trials drawn large and outlined."""
-    markers = "osD^v<>p*h"
-    labels = sorted({label for r in rows if r.value is not None for label in r.config.groups})
-    kinds = sorted({g.optimizer for r in rows for g in r.config.groups.values()})
-    palette = {kind: f"C{i % 10}" for i, kind in enumerate(kinds)}
+def _by_kind(rows: Sequence[FinishedTrial], result: Comparison) -> Callable[[Figure], None]:
+    """One panel per optimizer kind: Muon's lrs and Adam's live on different scales."""
+
+    def draw(fig: Figure) -> None:
+        kinds = sorted({g.optimizer for r in rows for g in r.config.groups.values()})
+        labels = sorted({label for r in rows for label in r.config.groups})
+        palette = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one per group
+        axes = fig.subplots(1, max(len(kinds), 1), sharey=True, squeeze=False)[0]
+        for ax, kind in zip(axes, kinds, strict=False):
+            _lr(ax, rows, result, kind, palette)
+            ax.set_title(kind, fontsize=9)
+        for ax in axes[1:]:
+            ax.set_ylabel("")
+
+    return draw
+
+
+def _lr(
+    ax: Axes,
+    rows: Sequence[FinishedTrial],
+    result: Comparison,
+    kind: str,
+    palette: dict[str, str],
+) -> None:
+    """Every ``kind`` group's lr in every complete trial, a colour per group; the top trials
+    drawn large and outlined."""
+    from matplotlib.ticker import NullFormatter
+
+    labels = sorted(
+        {
+            label
+            for r in rows
+            if r.value is not None
+            for label, g in r.config.groups.items()
+            if g.optimizer == kind
+        }
+    )
     top = {r.number for r in best_first(rows, result.direction)[: result.top]}
     for r in rows:
-        for i, label in enumerate(labels):
-            group = r.config.groups.get(label)
-            lr = group.hyperparameters.get("lr") if group else None
-            if group is None or r.value is None or not isinstance(lr, int | float):
+        for label, group in r.config.groups.items():
+            lr = group.hyperparameters.get("lr")
+            if group.optimizer != kind or r.value is None or not isinstance(lr, int | float):
                 continue
             best = r.number in top
             ax.scatter(
                 lr,
                 r.value,
                 s=46 if best else 14,
-                marker=markers[i % len(markers)],
-                color=palette[group.optimizer],
+                color=palette[label],
                 edgecolors="black" if best else "none",
                 alpha=1.0 if best else 0.6,
             )
-    for i, label in enumerate(labels):
-        ax.scatter([], [], marker=markers[i % len(markers)], color="gray", label=f"group {label}")
-    for kind in kinds:
-        ax.scatter([], [], marker="s", color=palette[kind], label=kind)
+    for label in labels:
+        ax.scatter([], [], color=palette[label], label=f"group {label}")
     ax.scatter([], [], s=46, color="white", edgecolors="black", label=f"top {result.top}")
     ax.set_xscale("log")
-    ax.set_xlabel("lr (marker: group, colour: optimizer)")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: labels that do not collide
+    ax.set_xlabel("lr")
     ax.set_ylabel(result.metric)
-    ax.legend(fontsize=7, ncols=2)
+    ax.legend(fontsize=7)
 
 
 TOP_IMPORTANCES = 15

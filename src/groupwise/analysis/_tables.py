@@ -54,7 +54,7 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
 
 
 def status_table(statuses: Sequence[StudyStatus]) -> Table:
-    counts = ("complete", "pruned", "failed", "retried", "repeats", "seeded", "running")
+    counts = ("complete", "pruned", "failed", "retried", "repeats", "seeded", "voided", "running")
     return _table(
         ("study", "task", "metric", *counts, "best", "trial"),
         [
@@ -68,6 +68,7 @@ def status_table(statuses: Sequence[StudyStatus]) -> Table:
                 s.counts.retried,
                 s.counts.replayed,
                 s.counts.seeded,
+                s.counts.voided,
                 s.counts.running,
                 s.counts.best_value,
                 s.counts.best_trial,

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from groupwise.errors import ConfigError
-from groupwise.store import CONFIG_ATTR, REASON_ATTR, Source, TrialClass, classify, open_study
+from groupwise.store import (
+    CONFIG_ATTR,
+    REASON_ATTR,
+    Source,
+    TrialClass,
+    classify,
+    open_study,
+    voided_of,
+)
 
 __all__ = ["TrialPage", "best_document", "trial_page"]
 
@@ -34,17 +42,19 @@ def trial_page(
     """Trials by number from ``offset``, at most ``limit``; ``state`` keeps one class."""
     if state is not None and state not in STATES:
         raise ConfigError(f"state: {state!r} is not a trial state; use one of {', '.join(STATES)}")
-    trials = open_study(study, storage).get_trials(deepcopy=False)
-    kept = [t for t in trials if state is None or classify(t) == state]
+    loaded = open_study(study, storage)
+    voided = voided_of(loaded.user_attrs)
+    trials = loaded.get_trials(deepcopy=False)
+    kept = [t for t in trials if state is None or classify(t, voided) == state]
     page = kept[offset : offset + limit]
-    return TrialPage(len(kept), offset, tuple(_plain(t) for t in page))
+    return TrialPage(len(kept), offset, tuple(_plain(t, voided) for t in page))
 
 
-def _plain(trial: Any) -> dict[str, Any]:
+def _plain(trial: Any, voided: frozenset[int]) -> dict[str, Any]:
     config = trial.user_attrs.get(CONFIG_ATTR)
     return {
         "number": trial.number,
-        "state": classify(trial),
+        "state": classify(trial, voided),
         "value": trial.value,
         "reason": trial.user_attrs.get(REASON_ATTR),
         "config": json.loads(config) if isinstance(config, str) else None,

@@ -1,5 +1,5 @@
-"""The commands that check and show without a study database: ``validate``, ``demo`` and
-``version``."""
+"""The commands that check and show without a study database: ``validate``, ``partition``,
+``demo`` and ``version``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 from groupwise.cli._common import app, out, user_errors, warn
 
-__all__ = ["demo", "validate", "version"]
+__all__ = ["demo", "partition", "validate", "version"]
 
 
 @app.command()
@@ -37,6 +37,58 @@ def validate(
                 counts = f"{len(loaded.schemes)} schemes, {len(loaded.optimizers)} optimizers"
                 kind = f"search space ({counts})"
             out.print(f"{path}: ok: {kind}")
+
+
+@app.command()
+def partition(
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK",
+            help="A task (a built-in name, package.module:function or file.py:function), or "
+            "a study file: its task and its space's schemes.",
+        ),
+    ],
+    scheme: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scheme",
+            metavar="SCHEME",
+            help="A scheme, e.g. role or '{name: depth, blocks: 3}' (repeatable) [default: "
+            "every built-in scheme; for a study file, its space's].",
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", metavar="KEY=VALUE", help="A task option (repeatable), e.g. hidden=32."
+        ),
+    ] = None,
+    names: Annotated[
+        bool, typer.Option("--names/--no-names", help="List each group's tensors by name.")
+    ] = True,
+) -> None:
+    """How each scheme splits a task's model: each group's tensors, their shapes and sizes.
+    Trains nothing; the task's model is built (its code runs)."""
+    from groupwise.plan import show_partitions
+
+    with user_errors():
+        shown = show_partitions(task, scheme or [], _options(option or []), names=names)
+    out.print("\n\n".join(shown), markup=False)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    from groupwise import _yaml
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(
+                f"{pair!r}: write KEY=VALUE, e.g. hidden=32", param_hint="--option"
+            )
+        options[key.strip()] = _yaml.load(value) if value else ""
+    return options
 
 
 @app.command()

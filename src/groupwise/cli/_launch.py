@@ -96,6 +96,7 @@ def _print_result(result: LaunchResult, metric: str) -> None:
         + (f"; {p.retried} lost and retried" if p.retried else "")
         + (f"; {p.counts.replayed} repeats of a finished config" if p.counts.replayed else "")
         + (f"; {p.counts.seeded} seeded from earlier studies" if p.counts.seeded else "")
+        + (f"; {p.counts.voided} voided (a broken task's)" if p.counts.voided else "")
         + f"), {result.ran} this launch"
     )
     if result.best_config is None:

@@ -49,12 +49,16 @@ def status(
 
 
 @app.command()
-def studies(storage: StorageOption = None) -> None:
+def studies(storage: StorageOption = None, server: ServerOption = None) -> None:
     """List the studies in the database."""
+    from groupwise import remote
     from groupwise.store import open_storage, study_names
 
     with user_errors():
-        names = study_names(open_storage(storage))
+        if server:
+            names = remote.study_names(remote.Remote.of(server))
+        else:
+            names = study_names(open_storage(storage))
     for name in names:
         out.print(name)
 
@@ -166,16 +170,34 @@ def compare(
         ),
     ] = None,
     storage: StorageOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Which scheme won, which optimizer won per group, each group's lr among the best; or
     several studies on one task side by side."""
-    from groupwise import analysis
+    from groupwise import analysis, remote
 
     with user_errors():
+        client = remote.Remote.of(server) if server else None
         if len(studies) > 1:
-            render(analysis.studies_table(analysis.compare_studies(studies, storage)))
+            side_by_side = (
+                remote.compared_studies(client, studies)
+                if client
+                else analysis.compare_studies(studies, storage)
+            )
+            render(analysis.studies_table(side_by_side))
+            for s in side_by_side:
+                if s.task_differs:
+                    typer.echo(
+                        f"warning: study {s.study!r} ran its task with other settings than "
+                        f"{studies[0]!r} ({s.task_differs}): its values come from other data "
+                        "or another model, so they compare only loosely",
+                        err=True,
+                    )
             return
-        result = analysis.compare(studies[0], storage, top)
+        if client:
+            result = remote.comparison(client, studies[0], top)
+        else:
+            result = analysis.compare(studies[0], storage, top)
     tables = {
         By.scheme: analysis.scheme_table,
         By.optimizer: analysis.optimizer_table,
@@ -191,10 +213,17 @@ def report(
         Path, typer.Option("-o", "--output", metavar="DIR", help="Folder to write into.")
     ],
     storage: StorageOption = None,
+    server: ServerOption = None,
 ) -> None:
     """An HTML report (index.html) with plots, and the plots as PNG files."""
+    from groupwise import remote
     from groupwise.analysis import write_report
 
     with user_errors():
+        if server:
+            files = remote.report(remote.Remote.of(server), study, output)
+            plots = [f for f in files if f.suffix == ".png"]
+            out.print(f"wrote {output / 'index.html'} and {len(plots)} plots (PNG) in {output}")
+            return
         written = write_report(study, output, storage)
     out.print(f"wrote {written.page} and {len(written.plots)} plots (PNG) in {written.directory}")

@@ -71,7 +71,8 @@ JobsRayOption = Annotated[
     typer.Option(
         "--ray-address",
         metavar="ADDRESS",
-        help="Run every job's workers on this Ray cluster; default: each job starts its own.",
+        help="Run every job's workers on this Ray cluster; default: one local Ray head this "
+        "server starts with its first job and shares among all its jobs.",
     ),
 ]
 TokensFileOption = Annotated[
@@ -97,6 +98,14 @@ SpacesOption = Annotated[
 NoAuthOption = Annotated[
     bool, typer.Option("--no-auth", help="No tokens (only on a loopback address).")
 ]
+JobsOption = Annotated[
+    bool,
+    typer.Option(
+        "--jobs/--no-jobs",
+        help="Run submitted studies; --no-jobs records them only, for another server on the "
+        "same database to run (one server runs a database's jobs).",
+    ),
+]
 
 
 @app.command()
@@ -109,6 +118,7 @@ def serve(
     allow_task_module: AllowTaskOption = None,
     spaces: SpacesOption = Path("search_spaces"),
     no_auth: NoAuthOption = False,
+    jobs: JobsOption = True,
 ) -> None:
     """The REST API (docs at /docs): submit studies, follow and stop them, query results.
     Tokens: GROUPWISE_API_TOKENS (full) and GROUPWISE_API_READ_TOKENS (read-only)."""
@@ -133,6 +143,7 @@ def serve(
             no_auth=no_auth,
             ray_address=ray_address,
             allow_task_modules=tuple(allow_task_module or ()),
+            run_jobs=jobs,
         )
     _port_free(host, port)
     if not _loopback(host):
@@ -145,7 +156,21 @@ def serve(
         f"groupwise service for {mask(settings.storage)} on http://{host}:{port} "
         f"(docs at /docs; Ctrl-C stops, running jobs resume at the next start)"
     )
+    _log_lifecycle()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _log_lifecycle() -> None:
+    """The server's own log on stderr: a line as each job is submitted, starts, resumes,
+    ends or fails, and as the server starts and stops (never a token or a password)."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("groupwise.service")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 @app.command("hash-token")

@@ -27,7 +27,16 @@ from groupwise.execution._proposal import propose
 from groupwise.execution._protocol import Lost, Reply, Stopped, Trained
 from groupwise.plan import Plan
 from groupwise.sampling import Suggester
-from groupwise.store import Ending, EpochFacts, Ledger, Opened, Proposal, RunFacts, Settled
+from groupwise.store import (
+    Deferred,
+    Ending,
+    EpochFacts,
+    Ledger,
+    Opened,
+    Proposal,
+    RunFacts,
+    Settled,
+)
 
 if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports it
     from groupwise.execution._pool import WorkerPool
@@ -67,11 +76,15 @@ class Driver:
         self.started = time.perf_counter()
         self.deadline: float | None = None  # of the time budget, once a worker is ready
         self.running: dict[int, _Running] = {}  # by pool slot
-        self.ran = 0  # trials this launch finished (replays of a finished config not counted)
+        # trials this launch trained to an end that counts toward the budget: not replays of a
+        # finished config, not attempts lost and retried, not another driver's stale trials
+        self.ran = 0
         self.note = ""  # why the launch stopped, when not its budget
         self.repeats = 0  # proposals in a row that repeated a finished config
-        self.endings: list[tuple[str, str]] = []  # (state, reason) of this launch's trials
+        # (trial, state, reason) of the trials this launch ended, in order
+        self.endings: list[tuple[int, str, str]] = []
         self.reseeded = False
+        self.deferred = False  # the queue's next trial waits for one running: start none now
         self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
 
     def progress(self) -> Progress:
@@ -82,7 +95,7 @@ class Driver:
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
         target = self.spec.budget.trials
-        self.ran += len(self.ledger.liveness.adopt_running(self._stale_reason()))  # dead driver's
+        self.ledger.liveness.adopt_running(self._stale_reason())  # a dead driver's: retried
         next_tick = 0.0
         while True:
             interrupts.check()  # a safe point: nothing half-written
@@ -137,8 +150,11 @@ class Driver:
         return below and time.perf_counter() < self.deadline
 
     def _startable(self, target: int | None) -> bool:
-        """Whether a trial may start now: a free worker, budget left, no stop said."""
-        return bool(self.pool.free()) and self._may_start(target) and not self.note
+        """Whether a trial may start now: a free worker, budget left, no stop said, and the
+        queue not waiting on a running trial's outcome."""
+        if self.deferred or not self.pool.free():
+            return False
+        return self._may_start(target) and not self.note
 
     def _round_may_start(self) -> bool:
         """Reproducible dispatch starts trials in rounds: only when the last round has
@@ -157,13 +173,14 @@ class Driver:
         """Once per heartbeat: mark our trials alive, take in other drivers' writes, fail
         (and retry) trials whose driver has stopped beating, and heed a stop request (the
         service's: no new trials; the running ones finish and are recorded)."""
+        self.deferred = False  # another driver's trial may have ended meanwhile
         ours = {run.opened.number for run in self.running.values()}
         live = self.ledger.liveness
         live.heartbeat(ours)
         live.sync()
         for number in live.stale():
-            if number not in ours and self.ledger.lose(number, self._stale_reason()):
-                self.ran += 1
+            if number not in ours:  # another driver's: retried, not this launch's to count
+                self.ledger.lose(number, self._stale_reason())
         if not self.note and live.stop_requested():
             self.note = STOPPED
 
@@ -194,6 +211,9 @@ class Driver:
     # -- starting a trial ---------------------------------------------------------------------
     def _start_trial(self) -> None:
         opened = self.ledger.open_trial(self._propose)
+        if isinstance(opened, Deferred):  # asked again once a trial ends
+            self.deferred = True
+            return
         if isinstance(opened, Settled):  # replayed or refused: already recorded
             self._settled(opened)
             return
@@ -220,11 +240,12 @@ class Driver:
 
     # -- what a reply means -------------------------------------------------------------------
     def _handle(self, slot: int, reply: Reply) -> None:
+        self.deferred = False  # a trial may have ended: what waited for it may start
         if slot not in self.running:
             return  # a reply from a trial already closed (timed out as it answered)
         if isinstance(reply, Lost):
-            if self.ledger.lose(self.running[slot].opened.number, reply.reason):
-                self.ran += 1
+            if self.ledger.lose(self.running[slot].opened.number, reply.reason) == "failed":
+                self.ran += 1  # its worker died under it too often: it counts, as failed
             del self.running[slot]
         elif isinstance(reply, Stopped):
             if reply.kind == "out_of_memory":
@@ -253,7 +274,7 @@ class Driver:
             self.pool.submit(slot, None)
             return
         self.ran += 1  # it ended (complete or pruned) in the same transaction
-        self.endings.append((ending, ""))
+        self.endings.append((run.opened.number, ending, ""))
         del self.running[slot]
 
     @staticmethod
@@ -281,26 +302,31 @@ class Driver:
         run = self.running[slot]
         if self.ledger.close(run.opened.number, state, facts=self._facts(run), **how):
             self.ran += 1
-            self.endings.append((state, str(how.get("reason", ""))))
+            self.endings.append((run.opened.number, state, str(how.get("reason", ""))))
         del self.running[slot]
         self._check_first_failures()
 
     def _check_first_failures(self) -> None:
         """Stop when this launch's first trials all failed for one reason: the task is broken,
-        and the rest of the budget would fail the same way."""
+        and the rest of the budget would fail the same way. Those failures say nothing of
+        their configs, so they are voided: they stay recorded, but spend none of the budget."""
         first = self.endings[:FIRST_FAILURES]
-        if len(first) == FIRST_FAILURES and set(first) == {("FAIL", first[0][1])}:
+        ends = {(state, reason) for _, state, reason in first}
+        if len(first) == FIRST_FAILURES and len(ends) == 1 and first[0][1] == "FAIL":
+            reason = first[0][2]
+            self.ledger.void([number for number, _, _ in first], f"a broken task: {reason}")
+            self.ran -= FIRST_FAILURES
             raise StudyError(
                 f"the first {FIRST_FAILURES} trials of this launch all failed with the same "
-                f"reason, so the study stopped: {first[0][1]}; fix that, then launch again "
-                "(the failed trials stay recorded; `groupwise status` lists them)"
+                f"reason, so the study stopped: {reason}; fix that, then launch again (the "
+                "failed trials stay recorded, as voided: they do not count toward the budget)"
             )
 
     def stop(self, reason: str) -> None:
         """Record trials still running as lost (with ``reason``, so they are retried when the
         study is launched again)."""
         for slot, run in list(self.running.items()):
-            if self.ledger.lose(run.opened.number, reason):
+            if self.ledger.lose(run.opened.number, reason) == "failed":
                 self.ran += 1
             del self.running[slot]
 

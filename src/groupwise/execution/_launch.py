@@ -45,7 +45,7 @@ class LaunchResult:
     storage: str
     progress: Progress
     best_config: TrialConfig | None
-    ran: int  # trials finished by this launch (replays of a finished config not counted)
+    ran: int  # trials this launch trained to an end that counts toward the budget
     note: str = ""  # why it stopped, when that is not its budget
 
 
@@ -100,19 +100,22 @@ def _drive(
     driver = Driver(plan, ledger, pool, on_progress, _memory_budget(plan.spec, pool))
     try:
         driver.run()
-    except BaseException:
-        _stop(driver)
+    except BaseException as e:
+        _stop(driver, e)
         raise
     return driver
 
 
-def _stop(driver: Driver) -> None:
+def _stop(driver: Driver, cause: BaseException) -> None:
     """Record the running trials as interrupted (retried next launch), best effort: with the
-    database gone, they stay RUNNING and the next launch fails them as stale instead."""
+    database gone, they stay RUNNING and the next launch fails them as stale instead. When
+    the launch stops because the database is gone, that error is what the user reads, once:
+    the same outage met again here is not said a second time."""
     try:
         driver.stop("interrupted: the driver stopped while the trial ran")
     except StudyError as e:
-        log.warning("could not record the running trials as interrupted: %s", e)
+        if not isinstance(cause, StudyError):
+            log.warning("could not record the running trials as interrupted: %s", e)
 
 
 def _finished(spec: StudySpec, counts: Tally) -> bool:
@@ -156,6 +159,7 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
         task=spec.task.name,
         task_options=dict(spec.task.options),
         seed=spec.seed,
+        data_seed=spec.task.data_seed,
         batch_size=t.batch_size,
         steps_per_epoch=t.steps_per_epoch,
         cpus=w.cpus_per_trial,

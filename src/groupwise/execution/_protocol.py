@@ -22,10 +22,11 @@ class WorkerSettings:
 
     task: str
     task_options: dict[str, Any]
-    seed: int
+    seed: int  # the search's: each trial's initialisation and batch order
     batch_size: int
     steps_per_epoch: int | None
     cpus: float
+    data_seed: int | None = None  # the task's data (None: the search's seed, as before)
 
 
 @dataclass(frozen=True)

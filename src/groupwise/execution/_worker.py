@@ -34,7 +34,8 @@ class Worker:
     ) -> None:
         torch.set_num_threads(max(1, int(settings.cpus)))
         self.settings = settings
-        self.task = resolve_task(settings.task, settings.task_options, seed=settings.seed)
+        data_seed = settings.seed if settings.data_seed is None else settings.data_seed
+        self.task = resolve_task(settings.task, settings.task_options, seed=data_seed)
         self.gpu_ids = tuple(gpu_ids)
         self.node = node
         self.device = pick_device(list(self.gpu_ids), torch.cuda.is_available())

@@ -12,6 +12,7 @@ from groupwise.plan._components import (
     register_sampler,
 )
 from groupwise.plan._plan import Plan, Seed, fingerprint, identity, make_plan
+from groupwise.plan._show import show_partitions
 
 __all__ = [
     "PRUNERS",
@@ -26,4 +27,5 @@ __all__ = [
     "make_plan",
     "register_pruner",
     "register_sampler",
+    "show_partitions",
 ]

@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 
-from groupwise.errors import GroupwiseError, SpecError, UnknownNameError
+from groupwise.errors import GroupwiseError, SpecError, TaskError, UnknownNameError
 from groupwise.plan._components import Component, component
 from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
 from groupwise.sampling import BASE_LR, PartitionFacts, base_kinds, partition_facts
 from groupwise.studyfiles import StudySpec
-from groupwise.tasks import resolve_task
+from groupwise.tasks import raised_at, resolve_task
+from groupwise.training import check_step
 
 __all__ = ["Plan", "Seed", "fingerprint", "identity", "make_plan"]
 
@@ -105,7 +106,7 @@ def _seeds(
 
 def _facts(spec: StudySpec, where: str) -> PartitionFacts:
     try:
-        task = resolve_task(spec.task.name, spec.task.options, seed=spec.seed)
+        task = resolve_task(spec.task.name, spec.task.options, seed=spec.task.data_seed)
     except GroupwiseError as e:
         raise SpecError(f"{where}: task: {e}") from e
     if spec.objective.metric not in task.metric_names:
@@ -117,7 +118,11 @@ def _facts(spec: StudySpec, where: str) -> PartitionFacts:
     try:
         model = task.make_model()
     except Exception as e:
-        raise SpecError(f"{where}: task: building the model failed: {type(e).__name__}: {e}") from e
+        raise SpecError(f"{where}: task: building the model failed: {raised_at(e)}") from e
+    try:
+        check_step(task, model, spec.training.batch_size)
+    except TaskError as e:
+        raise SpecError(f"{where}: task {spec.task.name!r}: {e}") from e
     facts = partition_facts(model, spec.space, source=str(spec.search_space))
     _check_relative(spec, facts)
     return facts
@@ -144,9 +149,16 @@ def _check_relative(spec: StudySpec, facts: PartitionFacts) -> None:
 
 def identity(spec: StudySpec) -> dict[str, Any]:
     """What makes two launches the same study (JSON): task, space, objective, training, seed.
-    Budget, workers, faults, sampler and pruner may change between launches."""
+    Budget, workers, faults, sampler and pruner may change between launches.
+
+    The task's ``data_seed`` is recorded only where it differs from the study's seed: before
+    it existed the data came from the study's seed, so a study launched then (whose seed was
+    its data's) keeps its fingerprint, and one whose data would now differ is told so."""
+    task = spec.task.model_dump(mode="json")
+    if task["data_seed"] == spec.seed:
+        del task["data_seed"]
     return {
-        "task": spec.task.model_dump(mode="json"),
+        "task": task,
         "space": spec.space.model_dump(mode="json"),
         "objective": spec.objective.model_dump(mode="json"),
         "training": spec.training.model_dump(mode="json"),

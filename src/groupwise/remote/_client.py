@@ -13,9 +13,13 @@ from typing import Any
 
 from groupwise.errors import ConfigError, StudyError
 
-__all__ = ["TOKEN_ENV", "Remote"]
+__all__ = ["TOKEN_ENV", "Remote", "UnreachableError"]
 
 TOKEN_ENV = "GROUPWISE_API_TOKEN"
+
+
+class UnreachableError(StudyError):
+    """No answer from the service at all (it is down, or the address is wrong)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Remote:
             raise self._refusal(e) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise StudyError(
+            raise UnreachableError(
                 f"cannot reach the groupwise service at {self.server}: {reason}"
             ) from None
 
@@ -69,7 +73,7 @@ class Remote:
 
     def text(self, path: str, **query: Any) -> str:
         kept = {k: v for k, v in query.items() if v is not None}  # None: not asked
-        suffix = f"?{urllib.parse.urlencode(kept)}" if kept else ""
+        suffix = f"?{urllib.parse.urlencode(kept, doseq=True)}" if kept else ""
         return self.request("GET", path + suffix)[1].decode("utf-8")
 
     def submit(self, document: dict[str, Any]) -> dict[str, Any]:

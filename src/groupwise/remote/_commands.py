@@ -7,14 +7,17 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from groupwise import _yaml
 from groupwise.config import TrialConfig
+from groupwise.errors import ConfigError, StudyError
+from groupwise.remote._client import UnreachableError
 
 if TYPE_CHECKING:  # each loads Optuna: only a command that needs one imports it
-    from groupwise.analysis import BestTrial, StudyStatus
+    from groupwise.analysis import BestTrial, Comparison, StudyStatus, StudySummary
     from groupwise.execution import Progress
     from groupwise.remote._client import Remote
     from groupwise.store import Tally
@@ -22,7 +25,11 @@ if TYPE_CHECKING:  # each loads Optuna: only a command that needs one imports it
 __all__ = [
     "Followed",
     "best_trials",
+    "compared_studies",
+    "comparison",
     "follow",
+    "report",
+    "study_names",
     "study_statuses",
     "submit",
     "tally_of",
@@ -61,13 +68,21 @@ def follow(
     on_progress: Callable[[Progress], None],
     poll_s: float = 1.0,
 ) -> Followed:
-    """Poll the study until its job ends, reporting its progress each time."""
+    """Poll the study until its job ends, reporting its progress each time. A service that
+    stops answering meanwhile is said in one line: the study is not lost with it."""
     from groupwise.execution import Progress
     from groupwise.store import FINAL
 
-    while (body := remote.study(name))["state"] not in FINAL:
-        on_progress(Progress(tally_of(body), budget, body.get("elapsed_s") or 0.0))
-        time.sleep(poll_s)
+    try:
+        while (body := remote.study(name))["state"] not in FINAL:
+            on_progress(Progress(tally_of(body), budget, body.get("elapsed_s") or 0.0))
+            time.sleep(poll_s)
+    except UnreachableError as e:
+        raise StudyError(
+            f"lost the service while following study {name!r} ({e}); the study is not lost: "
+            f"its job resumes when the server is back, and `groupwise status {name} --server "
+            f"{remote.server}` (or the same `groupwise launch ... --server`) follows it then"
+        ) from None
     return Followed(body, tally_of(body))
 
 
@@ -120,3 +135,52 @@ def trial_config(remote: Remote, study: str, trial: int | None) -> TrialConfig:
     """A trial's config (default: the best), as ``groupwise export`` writes it."""
     text = remote.text(f"/studies/{quote(study)}/config", trial=trial)
     return TrialConfig.from_dict(_yaml.load(text), source=f"{remote.server} {study}")
+
+
+def study_names(remote: Remote) -> list[str]:
+    """``groupwise studies``: every study the service knows, submitted or launched."""
+    return [str(s["name"]) for s in remote.get("/studies")]
+
+
+def comparison(remote: Remote, study: str, top: int | None) -> Comparison:
+    """``groupwise compare STUDY`` as the service answers it (every view at once)."""
+    from groupwise.analysis import Comparison, GroupLr, OptimizerSummary, SchemeSummary
+
+    d = remote.get(f"/studies/{quote(study)}/compare", top=top)
+    return Comparison(
+        d["study"],
+        d["metric"],
+        d["direction"],
+        tally_of(d),
+        d["top"],
+        tuple(SchemeSummary(**row) for row in d["by_scheme"]),
+        tuple(OptimizerSummary(**row) for row in d["by_optimizer"]),
+        tuple(GroupLr(**row) for row in d["lr"]),
+    )
+
+
+def compared_studies(remote: Remote, studies: list[str]) -> list[StudySummary]:
+    """``groupwise compare BASELINE STUDY...`` as the service answers it."""
+    from groupwise.analysis import StudySummary
+
+    found = remote.get("/compare", study=studies)
+    return [StudySummary(**row) for row in found["studies"]]
+
+
+def report(remote: Remote, study: str, directory: Path) -> list[Path]:
+    """``groupwise report``: the service makes it; its files are written into ``directory``."""
+    import io
+    import zipfile
+
+    body = remote.request("GET", f"/studies/{quote(study)}/report")[1]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot write the report to {directory}: {e.strerror or e}") from e
+    written = []
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        for name in archive.namelist():
+            target = directory / Path(name).name  # a flat folder: no path from the server
+            target.write_bytes(archive.read(name))
+            written.append(target)
+    return written

@@ -4,7 +4,8 @@ One module a job: ``_deps`` (settings, shared objects, who may do what), ``_erro
 error one ``{"error": line}``: 401 no or unknown token, 403 a read-only token that submits or
 stops, 404 no such study, 409 a study that exists with other settings (or has no result yet),
 413 a body over 1 MiB, 415 a body that is neither JSON nor YAML, 422 anything the study file
-checks refuse), ``_studies`` (the ``/studies`` routes), ``_pages`` (``/health``, the
+checks refuse), ``_studies`` (the ``/studies`` routes), ``_comparisons`` (``compare`` and
+``report``), ``_pages`` (``/health``, the
 dashboard's login), ``_dashboard`` (optuna-dashboard behind that login), ``_runner`` (the
 jobs, one launch process each).
 """
@@ -18,13 +19,16 @@ import optuna_dashboard
 from fastapi import FastAPI
 
 from groupwise import __version__
+from groupwise.service._comparisons import comparisons
 from groupwise.service._dashboard import DashboardGate, Sessions
 from groupwise.service._deps import ServiceSettings
 from groupwise.service._errors import BodyLimit, install_handlers
+from groupwise.service._openapi import install_openapi
 from groupwise.service._pages import health, pages
 from groupwise.service._runner import Runner
 from groupwise.service._studies import studies
 from groupwise.store import Jobs, StudyReader
+from groupwise.studyfiles import SPACE_NAME
 
 __all__ = ["create_app"]
 
@@ -58,7 +62,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.add_middleware(DashboardGate, dashboard=dashboard, sessions=app.state.sessions)
     app.add_middleware(BodyLimit)
     install_handlers(app)
+    spaces = (p.name for p in settings.spaces.glob("*") if SPACE_NAME.match(p.name))
+    install_openapi(app, spaces, settings.allow_task_modules)
     app.include_router(health)
     app.include_router(studies)
+    app.include_router(comparisons)
     app.include_router(pages)
     return app

@@ -109,7 +109,17 @@ class DashboardGate:
         if response is not None:
             await response(scope, receive, send)
             return
-        await self.dashboard(scope, receive, send)  # type: ignore[arg-type]
+        await self.dashboard(_complete(scope), receive, send)  # type: ignore[arg-type]
+
+
+def _complete(scope: Scope) -> Scope:
+    """The request as optuna-dashboard needs it: its static files and favicon read
+    ``Accept-Encoding`` unconditionally (a KeyError, answered 500, for a client that sends
+    none, as curl or a script may); "identity" is what no header means (RFC 9110 12.5.3)."""
+    headers = list(scope.get("headers") or [])
+    if not any(name.lower() == b"accept-encoding" for name, _ in headers):
+        headers.append((b"accept-encoding", b"identity"))
+    return {**scope, "headers": headers}
 
 
 def _query(scope: Scope) -> str:

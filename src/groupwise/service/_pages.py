@@ -17,7 +17,11 @@ __all__ = ["health", "pages"]
 health = APIRouter(tags=["health"])
 
 
-@health.get("/health", summary="Database and Ray reachable (no token needed)")
+@health.get(
+    "/health",
+    summary="Database and Ray reachable (no token needed)",
+    responses={503: {"description": "The database or Ray cannot be reached (the same body)"}},
+)
 def get_health(request: Request) -> JSONResponse:
     database = ping(reader(request).storage)
     from groupwise.execution import unreachable  # a TCP connect; no Ray

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from groupwise.errors import StudyError
 from groupwise.execution import AUTH_ENV, LocalHead, own_child
-from groupwise.store import ACTIVE, Jobs, mask
+from groupwise.store import ACTIVE, Job, Jobs, mask
 
 __all__ = ["Runner"]
 
@@ -62,6 +62,13 @@ class Runner:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        active = [job.study for job in self.jobs.all() if job.state in ACTIVE]
+        log.info(
+            "groupwise service: running the jobs of %s (%d active%s)",
+            mask(self.storage),
+            len(active),
+            f": {', '.join(active)}" if active else "",
+        )
         self._thread.start()
 
     def wake(self) -> None:
@@ -96,6 +103,12 @@ class Runner:
 
     def _shutdown(self) -> None:
         with self._lock:
+            if self.running:
+                log.info(
+                    "groupwise service: stopping; interrupting the running jobs (%s): their "
+                    "running trials are retried when the next server resumes them",
+                    ", ".join(self.running),
+                )
             for running in self.running.values():
                 _signal(running.proc, signal.SIGINT)
             for running in self.running.values():
@@ -108,6 +121,7 @@ class Runner:
             if self.head is not None:
                 self.head.close()  # after the launches: they stop their workers through it
                 self.head = None
+            log.info("groupwise service: stopped")
 
     def step(self) -> None:
         with self._lock:
@@ -120,16 +134,20 @@ class Runner:
                 if job.state in ACTIVE and job.study not in self.running:
                     if job.state == "stopping":  # its launch ended with the last server
                         self.jobs.end(job.study, "stopped", "stopped on request")
+                        log.info("groupwise service: job %s stopped on request", job.study)
                     elif self.jobs.claim(job.study, RUNNER):
-                        self._run(job.study)
+                        self._run(job)
 
-    def _run(self, study: str) -> None:
+    def _run(self, job: Job) -> None:
         try:
             address, env = self._cluster()
         except StudyError as e:  # no Ray to run it on: the job fails with why
-            self.jobs.end(study, "failed", str(e)[:2000])
+            self.jobs.end(job.study, "failed", str(e)[:2000])
+            log.info("groupwise service: job %s failed: %s", job.study, e)
             return
-        self.running[study] = self._spawn(study, address, env)
+        self.running[job.study] = running = self._spawn(job.study, address, env)
+        how = _how_it_starts(job)
+        log.info("groupwise service: job %s %s (pid %d)", job.study, how, running.proc.pid)
 
     def _cluster(self) -> tuple[str, dict[str, str]]:
         """The Ray address a job joins, and the environment it needs to: the one given, or
@@ -154,9 +172,6 @@ class Runner:
         running = _Process(proc)
         running.reader = threading.Thread(target=_drain, args=(proc, running.tail), daemon=True)
         running.reader.start()
-        log.info(
-            "groupwise service: started job %s (pid %d) on %s", study, proc.pid, mask(self.storage)
-        )
         return running
 
     def _settle(self, study: str, running: _Process) -> None:
@@ -171,18 +186,36 @@ class Runner:
         if code == 0:
             if job.state == "stopping":
                 self.jobs.end(study, "stopped", "stopped on request")
-            elif job.started_at is not None and job.submitted_at > job.started_at:
+                log.info("groupwise service: job %s stopped on request", study)
+            elif _resubmitted_while_running(job):
                 self.jobs.requeue(study)  # resubmitted with a new budget while it ran
+                log.info("groupwise service: job %s queued again for its new budget", study)
             else:
                 self.jobs.end(study, "finished")
+                log.info("groupwise service: job %s finished (its budget spent)", study)
         elif code in INTERRUPTED and self._stop.is_set():
-            return  # the server is stopping: the job stays active, the next server resumes it
+            self.jobs.pause(study)  # the job stays active: the next server resumes it
+            log.info("groupwise service: job %s interrupted with the server", study)
         else:
             reason = last.removeprefix("error: ") or f"the launch exited with code {code}"
             if code != 2:
                 reason = f"the launch exited with code {code}: {reason}"
             self.jobs.end(study, "failed", reason[:2000])
-        log.info("groupwise service: job %s ended (exit %s)", study, code)
+            log.info("groupwise service: job %s failed: %s", study, reason[:500])
+
+
+def _how_it_starts(job: Job) -> str:
+    """Says whether a claimed job starts for the first time or resumes, and why."""
+    if job.started_at is None:
+        return "started"
+    if job.state in ("running", "stopping"):
+        return "resumed (its server stopped while it ran)"
+    return "resumed (submitted again)"
+
+
+def _resubmitted_while_running(job: Job) -> bool:
+    since = job.run_started_at
+    return bool(job.resubmitted_at and since and job.resubmitted_at > since)
 
 
 def _drain(proc: subprocess.Popen[str], tail: deque[str]) -> None:

@@ -10,21 +10,22 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from groupwise.analysis import best_document, best_trials, compare, study_status, trial_config
+from groupwise.analysis import best_document, best_trials, study_status, trial_config
 from groupwise.analysis import trial_page as read_trial_page
 from groupwise.errors import SpecError, TaskError
 from groupwise.service._deps import Reader, Writer, jobs, reader, settings
 from groupwise.service._errors import ServiceError
-from groupwise.store import Job
+from groupwise.service._openapi import DOCUMENT, responses
+from groupwise.store import Job, TrialClass
 from groupwise.studyfiles import StudySpec, parse_yaml_text, read_study_document
 
-__all__ = ["studies"]
+__all__ = ["studies", "study_of"]
 
 log = logging.getLogger("groupwise.service")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
@@ -35,8 +36,10 @@ STUDY_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"$ref": DOCUMENT}},
+            "application/yaml": {
+                "schema": {"type": "string", "description": "A study file, as YAML text"}
+            },
         },
     }
 }
@@ -47,6 +50,7 @@ STUDY_BODY = {
     status_code=201,
     summary="Submit a study (YAML or JSON); resubmitting it continues it to its new budget",
     openapi_extra=STUDY_BODY,
+    responses={200: {"description": "Submitted again"}, **responses(401, 403, 409, 413, 415, 422)},
 )
 async def submit(request: Request, access: Writer) -> JSONResponse:
     body = await request.body()
@@ -95,11 +99,17 @@ def _document(content_type: str, body: bytes) -> Any:
 
 def _check_task(spec: StudySpec, allowed: tuple[str, ...]) -> None:
     """Registered tasks only, and `module:function` tasks whose module the operator
-    allow-listed: a request must never make the server import a module of its choosing."""
+    allow-listed: a request must never make the server import a module of its choosing, nor
+    run a file of its choosing."""
     name = spec.task.name
     if ":" not in name:
         return
-    module = name.split(":", 1)[0]
+    module = name.rpartition(":")[0]
+    if module.endswith(".py") or "/" in module:
+        raise TaskError(
+            f"{SUBMIT}: task: {name!r} names a file; a submitted study names its task by "
+            "registered name or as 'package.module:function' from an allow-listed module"
+        )
     if not any(fnmatch.fnmatchcase(module, pattern) for pattern in allowed):
         rule = ", ".join(allowed) if allowed else "none allowed"
         raise TaskError(
@@ -118,7 +128,9 @@ def _inlined(data: Mapping[str, Any], spaces: Path) -> dict[str, Any]:
     return {**data, "search_space": reference}
 
 
-@studies.get("", summary="Every study: jobs and studies launched from the CLI")
+@studies.get(
+    "", summary="Every study: jobs and studies launched from the CLI", responses=responses(401)
+)
 def list_studies(request: Request, access: Reader) -> list[dict[str, Any]]:
     submitted = {job.study: job for job in jobs(request).all()}
     names = set(submitted) | set(reader(request).names())
@@ -128,30 +140,38 @@ def list_studies(request: Request, access: Reader) -> list[dict[str, Any]]:
     ]
 
 
-def _study(request: Request, name: str) -> tuple[Job | None, bool]:
+def study_of(request: Request, name: str, trials: bool = False) -> tuple[Job | None, bool]:
     """The study's job (None for a study launched from the CLI), and whether Optuna has the
-    study yet (a queued job's has not); 404 if neither exists."""
+    study yet (a queued job's has not); 404 if neither exists, and with ``trials`` 409 for a
+    study with none yet."""
     job = jobs(request).get(name)
     stored = name in reader(request).names()
     if job is None and not stored:
         raise ServiceError(404, f"no study {name!r}; GET /studies lists them")
+    if trials and not stored:
+        state = job.state if job is not None else "unknown"
+        raise ServiceError(409, f"study {name!r} has no trial yet (its job is {state})")
     return job, stored
 
 
-@studies.get("/{name}", summary="A study's state, counts (as `groupwise status`) and best")
+@studies.get(
+    "/{name}",
+    summary="A study's state, counts (as `groupwise status`) and best",
+    responses=responses(401, 404),
+)
 def get_study(request: Request, name: str, access: Reader) -> dict[str, Any]:
-    job, stored = _study(request, name)
+    job, stored = study_of(request, name)
     body: dict[str, Any] = {"name": name, "state": None, "reason": None}
     if job is not None:
-        end = job.ended_at or dt.datetime.now(dt.UTC)
         body |= {
             "state": job.state,
             "reason": job.reason,
             "budget": job.document.get("budget"),
             "submitted_at": job.submitted_at.isoformat(),
-            "started_at": job.started_at.isoformat() if job.started_at else None,
-            "ended_at": job.ended_at.isoformat() if job.ended_at else None,
-            "elapsed_s": (end - job.started_at).total_seconds() if job.started_at else None,
+            "resubmitted_at": _iso(job.resubmitted_at),
+            "started_at": _iso(job.started_at),
+            "ended_at": _iso(job.ended_at),
+            "elapsed_s": job.elapsed_s(),
         }
     if stored:
         status = study_status(reader(request), name)[0]
@@ -167,25 +187,38 @@ def get_study(request: Request, name: str, access: Reader) -> dict[str, Any]:
     return body
 
 
-@studies.get("/{name}/trials", summary="The study's trials, by number, a page at a time")
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+@studies.get(
+    "/{name}/trials",
+    summary="The study's trials, by number, a page at a time",
+    responses=responses(401, 404, 422),
+)
 def get_trials(
     request: Request,
     name: str,
     access: Reader,
-    state: str | None = None,
+    state: TrialClass | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    _study(request, name)
+    if not study_of(request, name)[1]:  # a queued job: no trial yet
+        return {"total": 0, "offset": offset, "trials": []}
     page = read_trial_page(name, reader(request), state=state, offset=offset, limit=limit)
     return {"total": page.total, "offset": page.offset, "trials": list(page.trials)}
 
 
-@studies.get("/{name}/best", summary="The best trials, as `groupwise best --format json`")
+@studies.get(
+    "/{name}/best",
+    summary="The best trials, as `groupwise best --format json`",
+    responses=responses(401, 404, 409, 422),
+)
 def get_best(
     request: Request, name: str, access: Reader, top: Annotated[int, Query(ge=1, le=1000)] = 1
 ) -> dict[str, Any]:
-    _study(request, name)
+    study_of(request, name, trials=True)
     return best_document(best_trials(name, reader(request), top), top)
 
 
@@ -193,11 +226,15 @@ def get_best(
     "/{name}/config",
     summary="A trial's config (default: the best) as the YAML build_optimizer loads",
     response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},
+        **responses(401, 404, 409, 422),
+    },
 )
 def get_config(
     request: Request, name: str, access: Reader, trial: Annotated[int | None, Query(ge=0)] = None
 ) -> PlainTextResponse:
-    _study(request, name)
+    study_of(request, name, trials=True)
     storage = reader(request)
     config = (
         best_trials(name, storage, 1)[0].config
@@ -207,33 +244,13 @@ def get_config(
     return PlainTextResponse(config.to_yaml(), media_type="application/yaml")
 
 
-@studies.get("/{name}/compare", summary="Per scheme, per group and optimizer, or per group lr")
-def get_compare(
-    request: Request,
-    name: str,
-    access: Reader,
-    by: Literal["scheme", "optimizer", "group"] = "scheme",
-) -> dict[str, Any]:
-    _study(request, name)
-    found = compare(name, reader(request))
-    rows: tuple[Any, ...] = {
-        "scheme": found.by_scheme,
-        "optimizer": found.by_optimizer,
-        "group": found.lr,
-    }[by]
-    return {
-        "study": name,
-        "metric": found.metric,
-        "direction": found.direction,
-        "top": found.top,
-        "by": by,
-        "rows": [dataclasses.asdict(r) for r in rows],
-    }
-
-
-@studies.post("/{name}/stop", summary="Start no more trials; the running ones finish")
+@studies.post(
+    "/{name}/stop",
+    summary="Start no more trials; the running ones finish",
+    responses=responses(401, 403, 404, 409),
+)
 def stop(request: Request, name: str, access: Writer) -> dict[str, Any]:
-    if _study(request, name)[0] is None:
+    if study_of(request, name)[0] is None:
         raise ServiceError(
             409, f"study {name!r} was launched from the CLI, not submitted; stop it there"
         )

@@ -25,6 +25,7 @@ Tests reach into the private modules for the rest.
 from groupwise.store._attrs import (
     CONFIG_ATTR,
     DUPLICATE_ATTR,
+    IDENTITY_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
@@ -32,8 +33,8 @@ from groupwise.store._attrs import (
     SPACE_ATTR,
     TASK_ATTR,
 )
-from groupwise.store._counts import Tally, TrialClass, classify, tally
-from groupwise.store._identity import StudyIdentity, check_source, check_study
+from groupwise.store._counts import Tally, TrialClass, classify, tally, voided_of
+from groupwise.store._identity import StudyIdentity, check_source, check_study, differences
 from groupwise.store._jobs import ACTIVE, FINAL, Job, Jobs, JobState
 from groupwise.store._ledger import Ledger
 from groupwise.store._open import (
@@ -56,7 +57,16 @@ from groupwise.store._reader import (
     study_names_in,
 )
 from groupwise.store._records import GroupFacts, RunFacts, epochs_of, has_run_tables, runs_of
-from groupwise.store._trial import Ending, EpochFacts, Opened, Proposal, Refusal, Settled
+from groupwise.store._trial import (
+    Deferred,
+    Ending,
+    EpochFacts,
+    Lost,
+    Opened,
+    Proposal,
+    Refusal,
+    Settled,
+)
 
 __all__ = [
     "ACTIVE",
@@ -64,12 +74,14 @@ __all__ = [
     "DEFAULT_STORAGE",
     "DUPLICATE_ATTR",
     "FINAL",
+    "IDENTITY_ATTR",
     "METRIC_ATTR",
     "REASON_ATTR",
     "RETRIED_ATTR",
     "SEEDED_ATTR",
     "SPACE_ATTR",
     "TASK_ATTR",
+    "Deferred",
     "Ending",
     "EpochFacts",
     "GroupFacts",
@@ -77,6 +89,7 @@ __all__ = [
     "JobState",
     "Jobs",
     "Ledger",
+    "Lost",
     "Opened",
     "Proposal",
     "Refusal",
@@ -91,6 +104,7 @@ __all__ = [
     "check_source",
     "check_study",
     "classify",
+    "differences",
     "epochs_of",
     "has_run_tables",
     "mask",
@@ -106,4 +120,5 @@ __all__ = [
     "study_names",
     "study_names_in",
     "tally",
+    "voided_of",
 ]

@@ -7,6 +7,7 @@ __all__ = [
     "ATTEMPT_ATTR",
     "CANONICAL_ATTR",
     "CONFIG_ATTR",
+    "DEATHS_ATTR",
     "DUPLICATE_ATTR",
     "FINGERPRINT_ATTR",
     "IDENTITY_ATTR",
@@ -20,6 +21,7 @@ __all__ = [
     "SEEDED_ATTR",
     "SPACE_ATTR",
     "TASK_ATTR",
+    "VOIDED_ATTR",
 ]
 
 CONFIG_ATTR = "groupwise.config"  # trial: the TrialConfig as JSON
@@ -29,6 +31,7 @@ REASON_ATTR = "groupwise.fail_reason"  # trial: why it failed
 RUN_ATTR = "groupwise.run"  # trial: wall time, peak memory, host, node, device
 ATTEMPT_ATTR = "groupwise.attempt"  # trial: 1 for a first run, n for its (n-1)th retry
 RETRY_OF_ATTR = "groupwise.retry_of"  # trial: the first attempt's number
+DEATHS_ATTR = "groupwise.deaths"  # retry: how many earlier attempts its own runs killed
 RETRIED_ATTR = "groupwise.retried"  # failed trial: re-enqueued, so not counted toward budget
 LOST_ATTR = "groupwise.lost_as"  # retry: how its previous attempt was lost
 RECIPE_ATTR = "groupwise.recipe"  # trial: the warm-start recipe it was enqueued from
@@ -38,3 +41,4 @@ IDENTITY_ATTR = "groupwise.identity"  # study: what the fingerprint hashes, as J
 TASK_ATTR = "groupwise.task"  # study
 METRIC_ATTR = "groupwise.metric"  # study
 SPACE_ATTR = "groupwise.search_space"  # study
+VOIDED_ATTR = "groupwise.voided"  # study: {trial number: why} the budget does not count

@@ -11,6 +11,9 @@ Each trial is in exactly one class:
   configs, so it does not count;
 - ``seeded``: a finished trial copied from an earlier study (``warm_start.studies``) for the
   sampler to learn from; not this study's work, so it neither counts nor can be the best;
+- ``voided``: a failed trial of a launch whose first trials all failed alike, which stopped
+  it: the task was broken, not the configs, so the user's budget is not spent on them (the
+  study's ``groupwise.voided`` attribute lists them, with why);
 - ``running``, ``waiting``: not finished (``waiting``: enqueued, not yet started).
 
 The best trial is the COMPLETE one (not a replay) with the best finite value; of equal values
@@ -20,19 +23,27 @@ the earliest.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import TrialState
 
-from groupwise.store._attrs import DUPLICATE_ATTR, RETRIED_ATTR, SEEDED_ATTR
+from groupwise.store._attrs import DUPLICATE_ATTR, RETRIED_ATTR, SEEDED_ATTR, VOIDED_ATTR
 
-__all__ = ["Tally", "TrialClass", "classify", "tally"]
+__all__ = ["Tally", "TrialClass", "classify", "tally", "voided_of"]
 
 TrialClass = Literal[
-    "complete", "pruned", "failed", "retried", "replayed", "seeded", "running", "waiting"
+    "complete",
+    "pruned",
+    "failed",
+    "retried",
+    "replayed",
+    "seeded",
+    "voided",
+    "running",
+    "waiting",
 ]
 CLASSES: tuple[TrialClass, ...] = (
     "complete",
@@ -41,6 +52,7 @@ CLASSES: tuple[TrialClass, ...] = (
     "retried",
     "replayed",
     "seeded",
+    "voided",
     "running",
     "waiting",
 )
@@ -54,6 +66,7 @@ class Tally:
     retried: int = 0  # failed attempts whose parameters were enqueued again: not counted
     replayed: int = 0  # configs already trained, their outcome reused: not counted
     seeded: int = 0  # copied from an earlier study for the sampler: not counted
+    voided: int = 0  # a broken task's first failures, which stopped a launch: not counted
     running: int = 0
     waiting: int = 0
     best_value: float | None = None
@@ -65,9 +78,18 @@ class Tally:
         return self.complete + self.pruned + self.failed
 
 
-def classify(trial: optuna.trial.FrozenTrial) -> TrialClass:
+def voided_of(study_attrs: Mapping[str, Any]) -> frozenset[int]:
+    """The trials a study's ``groupwise.voided`` attribute lists (none: an empty set)."""
+    voided = study_attrs.get(VOIDED_ATTR)
+    return frozenset(int(n) for n in voided) if isinstance(voided, dict) else frozenset()
+
+
+def classify(trial: optuna.trial.FrozenTrial, voided: frozenset[int] = frozenset()) -> TrialClass:
+    """``voided``: the study's voided trials (:func:`voided_of`)."""
     if SEEDED_ATTR in trial.user_attrs:
         return "seeded"
+    if trial.number in voided and trial.state == TrialState.FAIL:
+        return "voided"
     if trial.state.is_finished() and DUPLICATE_ATTR in trial.user_attrs:
         return "replayed"
     if trial.state == TrialState.FAIL:
@@ -79,13 +101,18 @@ def classify(trial: optuna.trial.FrozenTrial) -> TrialClass:
     return "waiting" if trial.state == TrialState.WAITING else "running"
 
 
-def tally(trials: Iterable[optuna.trial.FrozenTrial], direction: str) -> Tally:
-    """Counts by :func:`classify` and the best trial (``direction``: minimize or maximize)."""
+def tally(
+    trials: Iterable[optuna.trial.FrozenTrial],
+    direction: str,
+    voided: frozenset[int] = frozenset(),
+) -> Tally:
+    """Counts by :func:`classify` and the best trial (``direction``: minimize or maximize;
+    ``voided``: the study's voided trials)."""
     counts = dict.fromkeys(CLASSES, 0)
     sign = 1.0 if direction == "minimize" else -1.0
     best: tuple[float, int] | None = None
     for trial in trials:
-        kind = classify(trial)
+        kind = classify(trial, voided)
         counts[kind] += 1
         value = trial.value if kind == "complete" else None
         if value is None or not math.isfinite(value):

@@ -25,7 +25,7 @@ from groupwise.store._attrs import (
     SPACE_ATTR,
     TASK_ATTR,
 )
-from groupwise.store._counts import Tally, tally
+from groupwise.store._counts import Tally, tally, voided_of
 from groupwise.store._open import begin, check_exists, mask, open_storage, study_names
 from groupwise.store._records import forget_runs
 
@@ -121,7 +121,7 @@ def check_study(url: str, identity: StudyIdentity) -> Tally | None:
         return None
     study = optuna.load_study(study_name=identity.name, storage=storage)
     claim(study, identity, url, write=False)
-    return tally(study.get_trials(deepcopy=False), identity.direction)
+    return tally(study.get_trials(deepcopy=False), identity.direction, voided_of(study.user_attrs))
 
 
 def check_source(url: str, identity: StudyIdentity, source: str) -> None:

@@ -19,11 +19,18 @@ fails there, not in a study. Nothing outside ``groupwise.store`` touches Optuna'
 - :func:`record_heartbeat`: Optuna's, with a trial deleted mid-call said as a missing row.
 - :func:`with_heartbeat`: which RUNNING trials have a heartbeat row at all (Optuna's model of
   the heartbeat table), to tell a trial that never had one from one whose driver died.
+- :func:`lock_study`: the study's row held for the rest of a transaction (PostgreSQL's ``FOR
+  UPDATE``; SQLite's ``BEGIN IMMEDIATE`` holds the whole database already), so that drivers
+  sharing a study open trials one at a time.
+- :func:`trials_with_user_attr`: the study's trials whose user attribute has a value, read
+  from Optuna's tables under that lock (another driver's trial the mirror has not seen yet).
 - :func:`purge_orphans`: rows of Optuna's tables whose study or trial is gone (SQLite enforces
   no foreign keys, and Optuna deletes a study's trials by the list it read first).
 - :func:`vanished`: RDBStorage's KeyError for a row that is not there (a study deleted while a
   driver runs).
 - :func:`trial_id`: the storage's id of a FrozenTrial.
+- :func:`enqueued`: whether a trial was enqueued (Optuna keeps the enqueued parameters in
+  the ``fixed_params`` system attribute).
 - :func:`constraint_key`: the system attribute a constraint is stored under (``Trial.
   set_constraint`` needs a live Trial, which would sample its relative parameters again).
 """
@@ -46,12 +53,15 @@ __all__ = [
     "OPTUNA_CHECKED",
     "changed_trials",
     "constraint_key",
+    "enqueued",
     "insert_trial",
+    "lock_study",
     "purge_orphans",
     "record_heartbeat",
     "sessions_on",
     "stale_trial_ids",
     "trial_id",
+    "trials_with_user_attr",
     "vanished",
     "with_heartbeat",
 ]
@@ -195,6 +205,46 @@ def record_heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> None
         raise KeyError(models.NOT_FOUND_MSG) from e
 
 
+def lock_study(connection: sqlalchemy.Connection, study_id: int) -> None:
+    """Hold study ``study_id``'s row until ``connection``'s transaction ends (PostgreSQL; on
+    SQLite the transaction holds the database's write lock from its start)."""
+    if connection.dialect.name == "sqlite":
+        return
+    study = models.StudyModel
+    connection.execute(
+        sqlalchemy.select(study.study_id).where(study.study_id == study_id).with_for_update()
+    )
+
+
+def trials_with_user_attr(
+    connection: sqlalchemy.Connection,
+    study_id: int,
+    key: str,
+    value: Any,
+    unless: str,
+    besides: int | None = None,
+) -> list[tuple[int, TrialState]]:
+    """(number, state) of the study's trials whose user attribute ``key`` is ``value`` and
+    that have no attribute ``unless``, but trial ``besides`` (a storage id), by number, as the
+    database holds them now."""
+    attrs, trials = models.TrialUserAttributeModel, models.TrialModel
+    other = sqlalchemy.orm.aliased(attrs)
+    excluded = sqlalchemy.exists().where(other.trial_id == trials.trial_id, other.key == unless)
+    rows = connection.execute(
+        sqlalchemy.select(trials.number, trials.state)
+        .join(attrs, attrs.trial_id == trials.trial_id)
+        .where(
+            trials.study_id == study_id,
+            attrs.key == key,
+            attrs.value_json == json.dumps(value),
+            ~excluded,
+            trials.trial_id != (-1 if besides is None else besides),
+        )
+        .order_by(trials.number)
+    )
+    return [(int(n), s if isinstance(s, TrialState) else TrialState[s]) for n, s in rows]
+
+
 def purge_orphans(connection: sqlalchemy.Connection) -> None:
     """Delete the rows of Optuna's tables whose study or trial is gone.
 
@@ -230,6 +280,10 @@ def vanished(error: BaseException) -> bool:
     return (
         isinstance(error, KeyError) and bool(error.args) and error.args[0] == models.NOT_FOUND_MSG
     )
+
+
+def enqueued(trial: optuna.trial.FrozenTrial) -> bool:
+    return "fixed_params" in trial.system_attrs
 
 
 def trial_id(trial: optuna.trial.FrozenTrial) -> int:

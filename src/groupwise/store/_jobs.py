@@ -5,6 +5,12 @@ A job's life: ``queued`` (submitted) -> ``running`` (a server started its launch
 ``finished`` (its budget spent), ``stopped`` (on request; running trials finished first) or
 ``failed`` (with the launch's one-line reason). ``stopping`` is ``running`` with a stop
 asked for. Resubmitting a study queues it again with its new budget.
+
+A job's clock: ``submitted_at`` and ``started_at`` are its first submission and its first
+start, kept through resubmissions and server restarts; its elapsed time is the time its
+launches have run, in all (``run_s`` for those that ended, and the one running now from
+``run_started_at``). A server that stops cleanly pauses the clock; one that died did not, so
+the launch it ran is counted up to when the next server takes the job over.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy
-from sqlalchemy import case, select, update
+from sqlalchemy import select
 
 from groupwise.errors import StudyError
 from groupwise.store._migrate import migrate
@@ -37,11 +43,22 @@ class Job:
     reason: str | None
     document: Mapping[str, Any]
     fingerprint: str
-    submitted_at: dt.datetime
-    started_at: dt.datetime | None
+    submitted_at: dt.datetime  # first submitted
+    resubmitted_at: dt.datetime | None  # last submitted again (a new budget, or to follow it)
+    started_at: dt.datetime | None  # first started
+    run_started_at: dt.datetime | None  # the launch running now started (None: none runs)
+    run_s: float  # seconds the launches that ended ran
     ended_at: dt.datetime | None
     runner: str | None
     stop_requested: bool
+
+    def elapsed_s(self, now: dt.datetime | None = None) -> float | None:
+        """Seconds the job's launches have run, in all (None: never started)."""
+        if self.started_at is None:
+            return None
+        running = self.run_started_at
+        extra = ((now or utcnow()) - running).total_seconds() if running else 0.0
+        return self.run_s + max(extra, 0.0)
 
     @classmethod
     def of(cls, row: JobRow) -> Job:
@@ -52,7 +69,10 @@ class Job:
             document=row.document,
             fingerprint=row.fingerprint,
             submitted_at=_utc(row.submitted_at),
+            resubmitted_at=_utc(row.resubmitted_at) if row.resubmitted_at else None,
             started_at=_utc(row.started_at) if row.started_at else None,
+            run_started_at=_utc(row.run_started_at) if row.run_started_at else None,
+            run_s=row.run_s or 0.0,
             ended_at=_utc(row.ended_at) if row.ended_at else None,
             runner=row.runner,
             stop_requested=row.stop_requested_at is not None,
@@ -97,7 +117,7 @@ class Jobs:
                 )
             else:
                 row.document = dict(document)
-                row.submitted_at = utcnow()
+                row.resubmitted_at = utcnow()
                 row.stop_requested_at = None
                 row.reason = None
                 if row.state in FINAL:
@@ -118,38 +138,50 @@ class Jobs:
 
     def claim(self, study: str, runner: str) -> bool:
         """Mark an active job as run by ``runner`` (``stopping`` if a stop was asked for);
-        False if it is no longer active."""
-        with self.engine.begin() as connection:
-            done = connection.execute(
-                update(JobRow)
-                .where(JobRow.study == study, JobRow.state.in_(ACTIVE))
-                .values(
-                    state=case(
-                        (JobRow.stop_requested_at.is_not(None), "stopping"), else_="running"
-                    ),
-                    runner=runner,
-                    started_at=utcnow(),
-                    reason=None,
-                )
-            )
-            return bool(done.rowcount == 1)
+        False if it is no longer active. A launch left running by a server that died is
+        counted up to now."""
+        now = utcnow()
+        with self._session() as session, session.begin():
+            row = session.scalars(
+                select(JobRow).where(JobRow.study == study, JobRow.state.in_(ACTIVE))
+            ).one_or_none()
+            if row is None:
+                return False
+            row.state = "stopping" if row.stop_requested_at is not None else "running"
+            row.runner, row.reason = runner, None
+            row.started_at = row.started_at or now
+            _stop_clock(row, now)
+            row.run_started_at = now
+            return True
 
     def end(self, study: str, state: JobState, reason: str | None = None) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(JobRow)
-                .where(JobRow.study == study, JobRow.state.in_(ACTIVE))
-                .values(state=state, reason=reason, ended_at=utcnow(), stop_requested_at=None)
-            )
+        now = utcnow()
+        with self._session() as session, session.begin():
+            row = session.scalars(
+                select(JobRow).where(JobRow.study == study, JobRow.state.in_(ACTIVE))
+            ).one_or_none()
+            if row is not None:
+                row.state, row.reason, row.ended_at = state, reason, now
+                row.stop_requested_at = None
+                _stop_clock(row, now)
+
+    def pause(self, study: str) -> None:
+        """The job's launch was stopped with its server: the job stays active (the next
+        server resumes it), its clock stops until then."""
+        with self._session() as session, session.begin():
+            row = session.scalars(select(JobRow).where(JobRow.study == study)).one_or_none()
+            if row is not None:
+                _stop_clock(row, utcnow())
 
     def requeue(self, study: str) -> None:
         """Queue an active job again (resubmitted with a new budget while it ran)."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(JobRow)
-                .where(JobRow.study == study, JobRow.state.in_(ACTIVE))
-                .values(state="queued")
-            )
+        with self._session() as session, session.begin():
+            row = session.scalars(
+                select(JobRow).where(JobRow.study == study, JobRow.state.in_(ACTIVE))
+            ).one_or_none()
+            if row is not None:
+                row.state = "queued"
+                _stop_clock(row, utcnow())
 
     def request_stop(self, study: str) -> Job:
         """Ask the job's launch to start no more trials; a queued job stops at once."""
@@ -164,6 +196,13 @@ class Jobs:
                 row.state, row.stop_requested_at = "stopping", utcnow()
             session.flush()
             return Job.of(row)
+
+
+def _stop_clock(row: JobRow, now: dt.datetime) -> None:
+    """Add the running launch's time, if one runs, to the job's ``run_s``."""
+    if row.run_started_at is not None:
+        row.run_s = (row.run_s or 0.0) + max((now - _utc(row.run_started_at)).total_seconds(), 0)
+        row.run_started_at = None
 
 
 def stop_requested(connection: sqlalchemy.Connection, study: str) -> bool:

@@ -19,6 +19,7 @@ trials).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -31,14 +32,17 @@ from groupwise.store._attrs import (
     ATTEMPT_ATTR,
     CANONICAL_ATTR,
     CONFIG_ATTR,
+    DEATHS_ATTR,
+    DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
     LOST_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
     RETRY_OF_ATTR,
     RUN_ATTR,
+    VOIDED_ATTR,
 )
-from groupwise.store._counts import Tally, tally
+from groupwise.store._counts import Tally, tally, voided_of
 from groupwise.store._identity import StudyIdentity, claim, create
 from groupwise.store._liveness import Liveness
 from groupwise.store._migrate import migrate
@@ -49,8 +53,10 @@ from groupwise.store._replays import Replays
 from groupwise.store._suggestions import Suggestions
 from groupwise.store._trial import (
     Buildable,
+    Deferred,
     Ending,
     EpochFacts,
+    Lost,
     Opened,
     Proposal,
     Refusal,
@@ -61,6 +67,21 @@ from groupwise.store._warmstart import WarmStart
 __all__ = ["Ledger"]
 
 log = logging.getLogger("groupwise")
+
+# How many times a trial is proposed again when its config turns out to be another trial's
+# (drivers sharing a study); the last proposal trains, whatever it is (a popped queued trial
+# would otherwise be proposed again and again).
+CLAIM_TRIES = 4
+
+
+class _ClaimedError(Exception):
+    """The proposal's config is another trial's: the transaction is undone."""
+
+    def __init__(self, queued: bool, running: int | None) -> None:
+        super().__init__("claimed")
+        self.queued = queued  # the proposal was a queued trial's (it stays queued)
+        self.running = running  # the trial of the same training running now, if one is
+
 
 _STATES: dict[str, TrialState] = {
     "COMPLETE": TrialState.COMPLETE,
@@ -138,22 +159,55 @@ class Ledger:
         self.study.sampler = self.sampler.reseeded(*salt).build()
 
     # -- a trial's life ---------------------------------------------------------------------
-    def open_trial(self, propose: Callable[[Suggestions], Proposal]) -> Opened | Settled:
+    def open_trial(self, propose: Callable[[Suggestions], Proposal]) -> Opened | Settled | Deferred:
         """Ask for a trial, let ``propose`` sample it from its suggestions, and record it, in
         one transaction: to train (:class:`Opened`), or settled at once as a replay or a
-        refusal."""
-        return self.mirror.transact("start a trial", lambda c: self._open(propose, c))
+        refusal.
+
+        A config is trained once, however many drivers share the study: the transaction
+        holds the study (one driver opens a trial at a time) and looks in the database for
+        another trial of the same training, one this driver's mirror may not have seen yet.
+        Found, the transaction is undone. A queued config (a recipe, a retry) stays queued
+        until that trial has ended, then replays it (:class:`Deferred`: start nothing now); a
+        sampled one is proposed again by the sampler, reseeded (it was following another
+        driver's draws), or, found finished, replayed."""
+        for tries_left in reversed(range(CLAIM_TRIES)):
+            body = functools.partial(self._open, propose, claim=tries_left > 0)
+            try:
+                return self.mirror.transact("start a trial", body)
+            except _ClaimedError as claimed:
+                self._catch_up()
+                if claimed.queued and claimed.running is not None:
+                    return Deferred(claimed.running)
+        raise AssertionError("unreachable: the last try does not claim")
+
+    def _catch_up(self) -> None:
+        """After a proposal another trial had claimed: take in the study as the database
+        holds it (its finished trials become replays) and sample from a seed of our own."""
+        trials = self.mirror.get_all_trials(self._study_id, deepcopy=False)  # rebuilt memory
+        for trial in trials:
+            if trial.state.is_finished():
+                self.replays.remember(trial)
+        self.reseed(self.driver, len(trials))
 
     def _open(
-        self, propose: Callable[[Suggestions], Proposal], connection: sqlalchemy.Connection
+        self,
+        propose: Callable[[Suggestions], Proposal],
+        connection: sqlalchemy.Connection,
+        *,
+        claim: bool,
     ) -> Opened | Settled:
+        _internals.lock_study(connection, self.mirror.backend_study)
         trial = self.study.ask()
         proposal = propose(Suggestions(trial))
         trial.set_user_attr(CONFIG_ATTR, proposal.config_json)
         trial.set_user_attr(CANONICAL_ATTR, proposal.canonical)
         trial_id = trial.number  # the mirror's id; the stored number once written
-        attrs = self.mirror.get_trial(trial_id).user_attrs
+        trial_frozen = self.mirror.get_trial(trial_id)
+        attrs = trial_frozen.user_attrs
         outcome = self.replays.get(proposal.canonical)
+        if outcome is None and claim:
+            self._check_claims(connection, proposal.canonical, trial_id, trial_frozen)
         settled: TrialState | None = None
         if outcome is not None:
             settled = self.replays.replay(self.study, self.mirror, trial_id, outcome)
@@ -177,6 +231,30 @@ class Ledger:
         end_run(connection, self.identity.name, frozen)
         state: Ending = settled.name  # type: ignore[assignment]  # a finished state
         return Settled(number, state, outcome.number if outcome else None)
+
+    def _check_claims(
+        self,
+        connection: sqlalchemy.Connection,
+        canonical: str,
+        trial_id: int,
+        trial: optuna.trial.FrozenTrial,
+    ) -> None:
+        """Raise :class:`_ClaimedError` (undoing the transaction) when another trial of the
+        same training is in the database, running or finished with an outcome a replay may
+        copy (a lost or failed trial says nothing of the config). A queued trial this one was
+        popped from is in the database already: it is not another."""
+        found = _internals.trials_with_user_attr(
+            connection,
+            self.mirror.backend_study,
+            CANONICAL_ATTR,
+            canonical,
+            DUPLICATE_ATTR,
+            besides=self.mirror.backend_id(trial_id),
+        )
+        running = [n for n, state in found if state == TrialState.RUNNING]
+        if running or any(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in found):
+            queued = _internals.enqueued(trial)
+            raise _ClaimedError(queued, running[0] if running else None)
 
     def _refuse(self, trial_id: int, refusal: Refusal) -> TrialState:
         self.mirror.set_trial_system_attr(
@@ -282,19 +360,24 @@ class Ledger:
         end_run(connection, self.identity.name, frozen, facts)
         return frozen
 
-    def lose(self, number: int, reason: str) -> bool:
-        """Fail a trial the machinery lost and, within ``max_retries``, enqueue its
-        parameters again, in one transaction. Whoever fails it first (this driver or
-        another) retries it. False when it had already ended."""
+    def lose(self, number: int, reason: str) -> Lost | None:
+        """Fail a trial the machinery lost and, unless its own runs have died too often,
+        enqueue its parameters again, in one transaction. Whoever fails it first (this driver
+        or another) retries it. Returns how it ended (None: it had already ended).
+
+        Only the trial's own deaths (``worker lost``: its process died under it) count
+        against ``max_retries``; an interrupted or stale driver is not the trial's fault, so
+        its trial is retried however often that happens."""
         return self.mirror.transact("fail a lost trial", lambda c: self._lose(number, reason, c))
 
-    def _lose(self, number: int, reason: str, connection: sqlalchemy.Connection) -> bool:
+    def _lose(self, number: int, reason: str, connection: sqlalchemy.Connection) -> Lost | None:
         trial = self.mirror.get_trial(number)
         if trial.state.is_finished():
-            return False
-        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
-        retry = attempt <= self.max_retries
-        if reason.startswith("worker lost") and trial.user_attrs.get(LOST_ATTR) == reason:
+            return None
+        own = reason.startswith("worker lost")
+        deaths = int(trial.user_attrs.get(DEATHS_ATTR, 0)) + own
+        retry = deaths <= self.max_retries
+        if own and trial.user_attrs.get(LOST_ATTR) == reason:
             # Its worker died the same way under its last attempt too: the trial kills it
             # (os._exit, a segfault), and another attempt would only pay start-up again.
             retry = False
@@ -304,26 +387,40 @@ class Ledger:
             self.mirror.set_trial_user_attr(number, RETRIED_ATTR, True)
         try:
             if not self.mirror.set_trial_state_values(number, TrialState.FAIL):
-                return False
+                return None
         except optuna.exceptions.UpdateFinishedTrialError:
-            return False  # another driver failed it first, and retried it
+            return None  # another driver failed it first, and retried it
         end_run(connection, self.identity.name, self.mirror.get_trial(number))
-        if retry:
-            first = int(trial.user_attrs.get(RETRY_OF_ATTR, number))
-            self.study.enqueue_trial(
-                trial.params,
-                user_attrs={RETRY_OF_ATTR: first, ATTEMPT_ATTR: attempt + 1, LOST_ATTR: reason},
-            )
-            log.info("trial %d lost (%s); retry %d enqueued", number, reason, attempt)
-        return True
+        if not retry:
+            return "failed"
+        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+        self.study.enqueue_trial(
+            trial.params,
+            user_attrs={
+                RETRY_OF_ATTR: int(trial.user_attrs.get(RETRY_OF_ATTR, number)),
+                ATTEMPT_ATTR: attempt + 1,
+                DEATHS_ATTR: deaths,
+                LOST_ATTR: reason,
+            },
+        )
+        log.info("trial %d lost (%s); attempt %d enqueued", number, reason, attempt + 1)
+        return "retried"
 
     # -- reading --------------------------------------------------------------------------------
     def tally(self) -> Tally:
         """The study's counts and best trial (:func:`~groupwise.store.tally`), from memory."""
         if self._tally is None or self._tally[0] != self.mirror.version:
             trials = self.mirror.get_all_trials(self._study_id, deepcopy=False)
-            self._tally = (self.mirror.version, tally(trials, self.identity.direction))
+            voided = voided_of(self.mirror.get_study_user_attrs(self._study_id))
+            self._tally = (self.mirror.version, tally(trials, self.identity.direction, voided))
         return self._tally[1]
+
+    def void(self, numbers: list[int], reason: str) -> None:
+        """Take failed trials out of the budget: a broken task's, not the search's."""
+        study_id = self._study_id
+        held = dict(self.mirror.get_study_user_attrs(study_id).get(VOIDED_ATTR) or {})
+        held |= {str(n): reason for n in numbers}
+        self.mirror.set_study_user_attr(study_id, VOIDED_ATTR, held)
 
     def config_of(self, number: int) -> str | None:
         """A trial's config as JSON (None if groupwise did not sample it)."""

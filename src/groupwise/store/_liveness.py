@@ -66,7 +66,7 @@ class Liveness:
         in their turn instead of being waited for forever; a live driver's are left alone.
         Returns the numbers failed."""
         stale = self.stale()
-        failed = [number for number in stale if self.ledger.lose(number, stale_reason)]
+        failed = [n for n in stale if self.ledger.lose(n, stale_reason) is not None]
         beating = self.beating()
         running = self.mirror.get_all_trials(
             self.mirror.study_id, deepcopy=False, states=(TrialState.RUNNING,)

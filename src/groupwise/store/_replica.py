@@ -4,6 +4,7 @@ are the trial numbers: it holds one study) and the database's."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,16 +16,32 @@ from groupwise.store import _internals
 
 __all__ = ["MemoryReads", "Replica"]
 
+# Optuna's in-memory storage says at INFO that it created a study: true of this mirror, but
+# a user reading a launch's or a server's log would take it for the study being created anew.
+_IN_MEMORY_LOGGER = "optuna.storages._in_memory"
+
+
+@contextmanager
+def _silent(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    saved = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = saved
+
 
 class Replica:
     """One study's trials in memory, and which database trial each one is."""
 
     def __init__(self, backend: optuna.storages.RDBStorage, backend_study: int) -> None:
         self.memory = optuna.storages.InMemoryStorage()
-        self.study = self.memory.create_new_study(
-            backend.get_study_directions(backend_study),
-            backend.get_study_name_from_id(backend_study),
-        )
+        with _silent(_IN_MEMORY_LOGGER):  # "a new study created in memory": not to a user
+            self.study = self.memory.create_new_study(
+                backend.get_study_directions(backend_study),
+                backend.get_study_name_from_id(backend_study),
+            )
         for key, value in backend.get_study_user_attrs(backend_study).items():
             self.memory.set_study_user_attr(self.study, key, value)
         for key, value in backend.get_study_system_attrs(backend_study).items():

@@ -114,8 +114,11 @@ class JobRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the study, its space inline
     fingerprint: Mapped[str] = mapped_column(String(64))
-    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))  # UTC
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))  # UTC, first
+    resubmitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # first
+    run_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    run_s: Mapped[float] = mapped_column(Float, default=0.0)  # the ended launches' seconds
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     runner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the serving server
     stop_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,8 +12,10 @@ from groupwise.store._records import GroupFacts
 
 __all__ = [
     "Buildable",
+    "Deferred",
     "Ending",
     "EpochFacts",
+    "Lost",
     "Opened",
     "Proposal",
     "Refusal",
@@ -21,6 +23,9 @@ __all__ = [
 ]
 
 Ending = Literal["COMPLETE", "PRUNED", "FAIL"]
+# How a lost trial ended: failed and enqueued again (it does not count toward the budget,
+# its retry does), or failed for good (it counts).
+Lost = Literal["retried", "failed"]
 
 
 class Buildable(Protocol):
@@ -68,6 +73,15 @@ class Settled:
     number: int
     state: Ending
     replay_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """No trial started: the next queued config (a recipe, a retry) trains exactly as a trial
+    running now, so it waits in the queue to replay that one's outcome. Ask again once a
+    trial has ended."""
+
+    running: int  # the trial it waits for
 
 
 @dataclass(frozen=True)

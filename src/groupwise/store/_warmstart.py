@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
+from groupwise.store import _internals
 from groupwise.store._attrs import (
     CANONICAL_ATTR,
     CONFIG_ATTR,
@@ -38,8 +40,17 @@ class WarmStart:
         self.mirror = ledger.mirror
 
     def enqueue(self, seeds: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Recipes first: each ``(name, params)`` waits to be the next trial asked for
-        (once: a relaunch does not enqueue what the study already holds)."""
+        """Recipes first: each ``(name, params)`` waits to be the next trial asked for, once:
+        neither a relaunch nor a second driver starting beside this one enqueues what the
+        study already holds (the check and the enqueue hold the study, in one transaction)."""
+        if seeds:
+            self.mirror.transact("enqueue the recipes", lambda c: self._enqueue(c, seeds))
+
+    def _enqueue(
+        self, connection: sqlalchemy.Connection, seeds: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        _internals.lock_study(connection, self.mirror.backend_study)
+        self.mirror.sync()  # what another driver enqueued before we held the study
         for name, params in seeds:
             self.ledger.study.enqueue_trial(
                 dict(params), user_attrs={RECIPE_ATTR: name}, skip_if_exists=True

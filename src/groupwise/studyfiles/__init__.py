@@ -4,6 +4,7 @@ Errors name the file, the key path, the bad value and what is allowed.
 """
 
 from groupwise.studyfiles._load import (
+    SPACE_NAME,
     parse_yaml_text,
     read_search_space,
     read_study,
@@ -33,6 +34,7 @@ from groupwise.studyfiles._study import (
 )
 
 __all__ = [
+    "SPACE_NAME",
     "Budget",
     "Choices",
     "Faults",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from groupwise import _yaml
 from groupwise.errors import SpecError, quote
+from groupwise.studyfiles._errors import describe as describe_errors
 from groupwise.studyfiles._space import SearchSpace
 from groupwise.studyfiles._study import StudySpec
 
@@ -84,52 +85,8 @@ def parse(model: type[BaseModel], data: Any, path: Path) -> Any:
 
 
 def describe(error: ValidationError, path: Path) -> str:
-    """``file: key.path: what is wrong (got value)`` for the first error, and how many more."""
-    first = _most_specific(error.errors())
-    loc = ".".join(str(p) for p in first["loc"] if not _is_union_tag(p)) or "(top level)"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(error.title, first["loc"])
-        message = f"unknown key{'; allowed keys: ' + allowed if allowed else ''}"
-    elif first["type"] == "missing":
-        message = "missing required key"
-    got = "" if first["type"] in ("missing",) else f" (got {quote(first['input'])})"
-    if first["type"] == "extra_forbidden":
-        got = ""
-    more = error.error_count() - 1
-    tail = f" [+{more} more]" if more > 0 else ""
-    return f"{path}: {loc}: {message}{got}{tail}"
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic names union members in the location ("IntSpan", "list[...]", "function-after[...]")
-    return isinstance(part, str) and (
-        part[:1].isupper() or "[" in part or part in {"float", "int", "bool", "str", "none"}
-    )
-
-
-def _most_specific(errors: list[Any]) -> Any:
-    """Prefer a value error from our own validators over pydantic's union noise."""
-    for e in errors:
-        if e["type"] in ("value_error", "extra_forbidden", "missing"):
-            return e
-    return errors[0]
-
-
-def _allowed_keys(title: str, loc: tuple[Any, ...]) -> str:
-    model: Any = {"StudySpec": StudySpec, "SearchSpace": SearchSpace}.get(title)
-    for part in loc[:-1]:
-        if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:
-            return ""
-        annotation = model.model_fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-    if model is None:
-        return ""
-    return ", ".join(k for k in model.model_fields if k not in ("space", "source"))
+    """``file: key.path: what is wrong (got value)``, the most useful problem first."""
+    return describe_errors(error, path, {"StudySpec": StudySpec, "SearchSpace": SearchSpace})
 
 
 def read_search_space(path: str | Path) -> SearchSpace:

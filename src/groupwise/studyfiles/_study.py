@@ -10,7 +10,7 @@ sampler: {name: tpe, options: {n_startup_trials: 8}}
 pruner: {name: median, options: {n_startup_trials: 6, n_warmup_steps: 2}}
 workers: {count: 2, cpus_per_trial: 1, gpus_per_trial: 0}
 faults: {max_retries: 2, trial_timeout_s: 600, heartbeat_s: 10, stale_after_s: 60}
-seed: 0
+seed: 0                               # the search's; the data's is task.data_seed (default 0)
 """
 
 from __future__ import annotations
@@ -49,7 +49,17 @@ class Named(Frozen):
 
 
 class TaskRef(Named):
-    """A built-in task by name, or a user's ``package.module:function``."""
+    """A built-in task by name, or a user's ``package.module:function`` (or
+    ``path/to/file.py:function``), with its options.
+
+    ``data_seed``: the seed of the task's data (its train/validation split, and any data it
+    generates), passed to the task as ``seed``. It is fixed (0) unless the file says
+    otherwise, so that the study's ``seed`` (the sampler's draws, each trial's initialisation
+    and batch order) can change without changing the data: two seeds of a search then search
+    the same problem. A different ``data_seed`` is a different problem (another split).
+    """
+
+    data_seed: int = 0
 
 
 class Objective(Frozen):
@@ -96,8 +106,10 @@ class Faults(Frozen):
     """What the driver does when the machinery fails under a trial.
 
     A trial lost to the infrastructure (its worker died, its driver died, the driver was
-    interrupted) is failed with its reason and its parameters are enqueued again, up to
-    ``max_retries`` times; the failed attempt then no longer counts toward the budget.
+    interrupted) is failed with its reason and its parameters are enqueued again; the failed
+    attempt then no longer counts toward the budget. Only the deaths of its own worker count
+    against ``max_retries`` (the run may be what kills it); an interrupted or dead driver is
+    not the trial's fault, and its trials are retried however often that happens.
     A trial's own error, a divergence or a timeout is not retried: it would happen again.
     """
 
@@ -151,7 +163,7 @@ class StudySpec(Frozen):
     workers: Workers = Workers()
     faults: Faults = Faults()
     warm_start: WarmStart = WarmStart()
-    seed: int = 0
+    seed: int = 0  # the search's: sampler, initialisation, batch order (not the data's)
     source: Path | None = None  # the file it was read from
 
     @model_validator(mode="before")

@@ -4,7 +4,14 @@ A Task holds a model factory, the data splits, the loss and the validation metri
 """
 
 from groupwise.tasks import _digits, _tabular, _text  # noqa: F401  (registration)
-from groupwise.tasks._base import Batches, Task, available_tasks, register_task, resolve_task
+from groupwise.tasks._base import (
+    Batches,
+    Task,
+    available_tasks,
+    raised_at,
+    register_task,
+    resolve_task,
+)
 from groupwise.tasks._data import TensorSplits, TokenWindows
 
 __all__ = [
@@ -13,6 +20,7 @@ __all__ = [
     "TensorSplits",
     "TokenWindows",
     "available_tasks",
+    "raised_at",
     "register_task",
     "resolve_task",
 ]

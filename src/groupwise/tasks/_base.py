@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import os
+import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import torch
@@ -14,7 +21,15 @@ from torch.nn.parameter import is_lazy
 from groupwise.errors import TaskError, UnknownNameError
 from groupwise.registry import Registry, accepted_options, check_options
 
-__all__ = ["Batches", "Task", "TaskFactory", "available_tasks", "register_task", "resolve_task"]
+__all__ = [
+    "Batches",
+    "Task",
+    "TaskFactory",
+    "available_tasks",
+    "raised_at",
+    "register_task",
+    "resolve_task",
+]
 
 
 class Batches(Protocol):
@@ -110,7 +125,7 @@ def resolve_task(ref: str, options: Mapping[str, Any] | None = None, *, seed: in
     except TaskError:
         raise
     except Exception as e:
-        raise TaskError(f"task {ref!r} failed to build: {type(e).__name__}: {e}") from e
+        raise TaskError(f"task {ref!r} failed to build: {raised_at(e)}") from e
     if not isinstance(task, Task):
         raise TaskError(
             f"task {ref!r} returned {type(task).__name__}; a task function must return "
@@ -124,19 +139,73 @@ def _factory(ref: str) -> TaskFactory:
         try:
             return TASKS.get(ref)
         except UnknownNameError as unknown:
-            raise TaskError(f"{unknown}, or a 'package.module:function' reference") from None
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise TaskError(
-            f"task {ref!r}: cannot import module {module_name!r} ({e}); is it installed or on "
-            "PYTHONPATH?"
-        ) from e
+            raise TaskError(
+                f"{unknown}, or a 'package.module:function' or 'path/to/file.py:function' reference"
+            ) from None
+    module_name, _, attr = ref.rpartition(":")
+    module = _module(ref, module_name)
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise TaskError(f"task {ref!r}: module {module_name!r} has no function {attr!r}")
     return factory  # type: ignore[no-any-return]
+
+
+FORMS = (
+    "'package.module:function' (a module Python can import; the launch directory is on the "
+    "path) or 'path/to/file.py:function'"
+)
+
+
+def _module(ref: str, name: str) -> ModuleType:
+    """The module a task reference names: by import name, or by its file's path."""
+    if not name or (name.startswith(".") and not name.endswith(".py")):
+        what = "no module" if not name else f"a relative module {name!r}"
+        raise TaskError(f"task {ref!r} names {what}; write it as {FORMS}")
+    if name.endswith(".py") or "/" in name or os.sep in name:
+        return _from_file(ref, name)
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise TaskError(
+            f"task {ref!r}: cannot import module {name!r} ({e}); is it installed or on PYTHONPATH?"
+        ) from e
+    except Exception as e:  # the module itself failed: its error, where it happened
+        raise TaskError(f"task {ref!r}: importing {name!r} failed: {raised_at(e)}") from e
+
+
+def _from_file(ref: str, name: str) -> ModuleType:
+    """A task module given as a file: relative to the launch directory (a worker is told it
+    in GROUPWISE_TASK_PATH), loaded once per process under a name of its own."""
+    base = Path(os.environ.get("GROUPWISE_TASK_PATH") or os.getcwd())
+    path = (base / name).resolve()
+    if path.suffix != ".py" or not path.is_file():
+        raise TaskError(
+            f"task {ref!r}: no Python file {name!r} (looked at {path}); write it as {FORMS}"
+        )
+    module_name = f"groupwise_task_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise TaskError(f"task {ref!r}: cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[module_name]
+        raise TaskError(f"task {ref!r}: importing {path} failed: {raised_at(e)}") from e
+    return module
+
+
+def raised_at(error: BaseException) -> str:
+    """``Kind: message (file:line)``: the user's line that raised, not ours."""
+    frames = traceback.extract_tb(error.__traceback__)
+    theirs = [f for f in frames if "groupwise" not in Path(f.filename).parts]
+    at = f" ({theirs[-1].filename}:{theirs[-1].lineno})" if theirs else ""
+    if isinstance(error, SyntaxError) and error.filename:
+        at = f" ({error.filename}:{error.lineno})"
+    return f"{type(error).__name__}: {error}{at}"
 
 
 def _option_names(factory: TaskFactory) -> list[str] | None:
