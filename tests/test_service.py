@@ -203,7 +203,7 @@ def test_tokens_full_read_and_none(serve, tmp_path):
         ("name: [unclosed", 422, "not valid YAML"),
         ("- a list", 422, "must be a mapping"),
     ],
-    ids=["budget", "os-system", "unlisted-module", "path", "unknown-space", "yaml", "list"],
+    ids=["budget", "os-system", "unlisted-module", "file", "path", "unknown-space", "yaml", "list"],
 )
 def test_a_bad_study_is_one_line_and_writes_nothing(serve, tmp_path, body, status, fragment):
     storage = f"sqlite:///{tmp_path}/s.db"
