@@ -70,10 +70,11 @@ def _in_an_actor() -> bool:
 
 
 class _Faulty(nn.Module):
-    """Goes wrong for real at its ``at``-th forward call (mid-trial): SIGKILLs its own worker
-    process, leaves it with ``os._exit``, runs out of memory, allocates (and touches) 256 MiB
-    for that one call, or hangs. With ``marker``, only the first model to get there does, and
-    it writes its pid to the marker file; without, every model does."""
+    """Goes wrong for real at its ``at``-th forward call (mid-trial) in a worker: SIGKILLs its
+    own worker process, leaves it with ``os._exit``, runs out of memory, allocates (and
+    touches) 256 MiB for that one call, or hangs. With ``marker``, only the first model to get
+    there does, and it writes its pid to the marker file; without, every model does. (In the
+    driver, whose check of the task trains one step, it never goes wrong.)"""
 
     def __init__(self, fault: str, at: int, marker: str | None, delay_s: float) -> None:
         super().__init__()
@@ -88,7 +89,8 @@ class _Faulty(nn.Module):
 
         self.calls += 1
         time.sleep(self.delay_s)
-        if self.fault != "none" and self.calls == self.at and self._first():
+        faulty = self.fault != "none" and _in_an_actor()
+        if faulty and self.calls == self.at and self._first():
             if self.fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             if self.fault == "exit":  # what a C extension's abort() or a stray exit() does
@@ -170,6 +172,8 @@ def mixed(*, seed: int = 0, marker: str | None = None) -> Task:
 
     def build() -> nn.Module:
         global _built
+        if not _in_an_actor():  # the driver's check of the task: a model that trains
+            return _Exploding(fail=False)
         _built += 1
         return _Mixed(_built, marker)
 
