@@ -340,3 +340,18 @@ def test_the_search_seed_does_not_split_the_data_again(tmp_path):
     a, b, c = compare_studies(["a", "b", "c"], db)
     assert a.task_differs == b.task_differs == ""  # same data, another search seed
     assert c.task_differs == "data_seed: 0 -> 5"
+
+
+# Fingerprints of shipped study files as groupwise 93aec64 (2026-12-04) computed them: a study
+# launched then must be resumed by this version, not refused as another study. Keys a study
+# file gained since (a space's roles, a task's data_seed) are left out of the identity where
+# they mean "as before" (plan.LATER_KEYS).
+BEFORE = {"quickstart.yaml": "11344039a2adf8d3", "tiny_transformer.yaml": "c4c82b8d85f84396"}
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_a_study_launched_by_an_earlier_groupwise_keeps_its_fingerprint(name):
+    from groupwise.plan import fingerprint
+
+    path = Path(__file__).resolve().parent.parent / "studies" / name
+    assert fingerprint(read_study(path)) == BEFORE[name]

@@ -147,23 +147,34 @@ def _check_relative(spec: StudySpec, facts: PartitionFacts) -> None:
         )
 
 
+# Keys a study file gained after studies were launched without them, with the value that
+# means "as before": left out of the identity at that value, so an old study's fingerprint
+# holds and a relaunch is not refused for a key it never set.
+LATER_KEYS: tuple[tuple[str, str, Any], ...] = (("space", "roles", {}),)
+
+
 def identity(spec: StudySpec) -> dict[str, Any]:
     """What makes two launches the same study (JSON): task, space, objective, training, seed.
     Budget, workers, faults, sampler and pruner may change between launches.
 
     The task's ``data_seed`` is recorded only where it differs from the study's seed: before
     it existed the data came from the study's seed, so a study launched then (whose seed was
-    its data's) keeps its fingerprint, and one whose data would now differ is told so."""
+    its data's) keeps its fingerprint, and one whose data would now differ is told so. Keys
+    added later (``LATER_KEYS``) are left out at their "as before" value."""
     task = spec.task.model_dump(mode="json")
     if task["data_seed"] == spec.seed:
         del task["data_seed"]
-    return {
+    record = {
         "task": task,
         "space": spec.space.model_dump(mode="json"),
         "objective": spec.objective.model_dump(mode="json"),
         "training": spec.training.model_dump(mode="json"),
         "seed": spec.seed,
     }
+    for part, key, before in LATER_KEYS:
+        if record[part].get(key) == before:
+            del record[part][key]
+    return record
 
 
 def fingerprint(spec: StudySpec) -> str:
