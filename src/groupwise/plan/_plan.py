@@ -164,7 +164,7 @@ def identity(spec: StudySpec) -> dict[str, Any]:
     task = spec.task.model_dump(mode="json")
     if task["data_seed"] == spec.seed:
         del task["data_seed"]
-    record = {
+    record: dict[str, Any] = {
         "task": task,
         "space": spec.space.model_dump(mode="json"),
         "objective": spec.objective.model_dump(mode="json"),
