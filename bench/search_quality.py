@@ -100,12 +100,23 @@ LEGACY = {
 }
 
 
-def study_text(name: str, task: str, method: str, args: Any, seed: int) -> str:
+def space_path(space: str, args: Any, tmp: Path) -> Path:
+    """The method's space file; with ``--schedule``, a copy of it that trains with that lr
+    schedule (every trial of every method of the run: their schedule is the same)."""
+    path = ROOT / space if "/" in space else ROOT / "search_spaces" / space
+    if not args.schedule:
+        return path
+    copy = tmp / f"{path.stem}_scheduled.yaml"
+    copy.write_text(path.read_text() + f"\nschedule: {args.schedule}\n")
+    return copy
+
+
+def study_text(name: str, task: str, method: str, args: Any, seed: int, tmp: Path) -> str:
     space, sampler, warm_start = METHODS[method]
     lines = [
         f"name: {name}",
         f"task: {task}",
-        f"search_space: {ROOT / space if '/' in space else ROOT / 'search_spaces' / space}",
+        f"search_space: {space_path(space, args, tmp)}",
         f"budget: {{trials: {args.trials}}}",
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
         "workers: {count: 2, cpus_per_trial: 1, reproducible: true}",
@@ -123,7 +134,7 @@ def study_text(name: str, task: str, method: str, args: Any, seed: int) -> str:
 def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict:
     name = f"{task.replace(':', '.')}-{list(METHODS).index(method)}-{seed}"
     path = tmp / f"{name}.yaml"
-    path.write_text(study_text(name, task, method, args, seed))
+    path.write_text(study_text(name, task, method, args, seed, tmp))
     storage = f"sqlite:///{tmp}/{name}.db"
     started = time.perf_counter()
     launch(read_study(path), storage=storage)
@@ -150,6 +161,7 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
         "clock": clock,
         "wall_s": wall,
         "pruner": args.pruner,
+        "schedule": args.schedule or "none",
         "epochs": sum(
             len(t.intermediate_values) for t in trials if DUPLICATE_ATTR not in t.user_attrs
         ),
@@ -333,10 +345,15 @@ def merged(
         except (OSError, ValueError) as e:
             parser.error(f"{flag} {path}: {e}")
         for row in rows:
-            pruners.setdefault(row.setdefault("pruner", "none"), path)
+            kind = (
+                f"{row.setdefault('pruner', 'none')}, schedule {row.setdefault('schedule', 'none')}"
+            )
+            pruners.setdefault(kind, path)
             if len(pruners) > 1:
-                found = ", ".join(f"pruner {k} in {v}" for k, v in pruners.items())
-                parser.error(f"{flag}: studies pruned differently are not one run: {found}")
+                found = "; ".join(f"pruner {k} in {v}" for k, v in pruners.items())
+                parser.error(
+                    f"{flag}: studies pruned or scheduled differently are not one run: {found}"
+                )
             row["method"] = LEGACY.get(row["method"], row["method"])
             key = (row["task"], row["method"], row["seed"])
             if studies.setdefault(key, row)["curve"] != row["curve"]:
@@ -394,6 +411,13 @@ def main() -> None:
         type=Path,
         help="keep each study's file and database (DIR/<task>-<method index>-<seed>.db) for "
         "`groupwise best`, instead of a temporary folder",
+    )
+    parser.add_argument(
+        "--schedule",
+        default="",
+        help="an lr schedule every study of the run trains with, as a space file's schedule: "
+        "section, e.g. '{warmup: 0.05, decay: cosine, final_lr_fraction: 0.1}' (default: none, "
+        "a constant lr)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="", help="suffix of the output files")

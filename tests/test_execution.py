@@ -355,3 +355,56 @@ def test_a_study_launched_by_an_earlier_groupwise_keeps_its_fingerprint(name):
 
     path = Path(__file__).resolve().parent.parent / "studies" / name
     assert fingerprint(read_study(path)) == BEFORE[name]
+
+
+def test_a_study_trains_with_its_schedule_and_training_options(tmp_path):
+    """A space's schedule and a study's training options, through a real launch: each trial's
+    lr follows its schedule from its peak (each epoch's recorded lr is the shape's value at
+    that step), the config records the schedule and the study's clip norm (so an export
+    trains as its trial did), and each run records how it trained."""
+    from groupwise.schedules import Schedule
+    from groupwise.store import epochs_of, runs_of
+
+    space = (
+        "schemes: [single, module_type]\n"
+        "optimizers: {adamw: {lr: {low: 1.0e-3, high: 3.0e-2, log: true}}}\n"
+        "schedule:\n  warmup: {low: 0.0, high: 0.2}\n  decay: {choices: [cosine, wsd]}\n"
+        "  final_lr_fraction: 0.1\n"
+    )
+    path = make_study(tmp_path, space=space, trials=4, epochs=3)
+    text = path.read_text().replace(
+        "training: {epochs: 3, batch_size: 32}",
+        "training: {epochs: 3, batch_size: 16, steps_per_epoch: 4, accumulate: 2, "
+        "precision: bf16, grad_clip_norm: 0.5}",
+    )
+    path.write_text(text)
+    db = f"sqlite:///{tmp_path}/g.db"
+    result = launch(read_study(path), storage=db)
+    assert result.best_config.schedule is not None and result.best_config.grad_clip_norm == 0.5
+    configs = {
+        t.number: TrialConfig.from_json(t.user_attrs["groupwise.config"]) for t in trials_of(db)
+    }
+    for epoch in epochs_of(db, "s"):
+        config = configs[epoch["trial"]]
+        schedule = config.schedule
+        assert isinstance(schedule, Schedule) and config.grad_clip_norm == 0.5
+        step = min(epoch["epoch"] * 4, 11)  # the lr recorded at the epoch's end: the next step's
+        for label, lr in epoch["lrs"].items():
+            peak = config.groups[label].hyperparameters["lr"]
+            assert lr == pytest.approx(peak * schedule.multiplier(step, 12), rel=1e-9)
+    from groupwise.analysis import best_table, best_trials, compare
+
+    by_schedule = compare("s", db).by_schedule  # the schedule is part of compare and best
+    assert {r.schedule for r in by_schedule} <= {"cosine", "wsd"}
+    assert sum(r.complete for r in by_schedule) == 4
+    (row,) = best_table(best_trials("s", db)).rows
+    assert "final_lr_fraction 0.1" in row[-1] and "clip 0.5" in row[-1]
+    for run in runs_of(db, "s"):
+        assert run["training"] == {
+            "precision": "bf16",
+            "accumulate": 2,
+            "grad_clip_norm": 0.5,
+            "compile": False,
+            "compile_s": None,
+            "total_steps": 12,
+        }

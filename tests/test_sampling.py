@@ -388,3 +388,54 @@ def test_partition_facts_say_when_a_scheme_fits_the_model_nowhere():
         and "only 0 layers" in note
         for note in facts.notes
     ), facts.notes
+
+
+SCHEDULED = {
+    "schemes": ["single", "role"],
+    "optimizers": {"adamw": {}},
+    "schedule": {
+        "warmup": {"low": 0.0, "high": 0.1},
+        "decay": {"choices": ["constant", "cosine", "wsd"]},
+        "final_lr_fraction": {"low": 0.0, "high": 0.2},
+        "decay_fraction": {"low": 0.1, "high": 0.3},
+        "grad_clip_norm": {"low": 0.1, "high": 10.0, "log": True},
+    },
+}
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_spaces_schedule_is_drawn_as_any_hyperparameter(my_model, relative):
+    """Each trial draws its schedule and clip norm under stable names; a decay's own keys are
+    drawn only where that decay has them; the encoder gives recipes the space's default."""
+    from groupwise.recipes import adapt
+
+    data = dict(SCHEDULED)
+    if relative:
+        data["sharing"] = {"relative": {"base": ["adamw"]}}
+    sp = space(**data)
+    facts, drawn = draw(my_model, sp, n=30)
+    decays = set()
+    for trial, config in drawn:
+        schedule = config.schedule
+        decays.add(schedule.decay)
+        assert trial.params["schedule.decay"] == schedule.decay
+        assert trial.params["schedule.warmup"] == schedule.warmup
+        assert ("schedule.final_lr_fraction" in trial.params) == (schedule.decay != "constant")
+        assert ("schedule.decay_fraction" in trial.params) == (schedule.decay == "wsd")
+        assert trial.params["grad_clip_norm"] == config.grad_clip_norm
+        assert json.loads(config.to_json())["schedule"] == schedule.to_data()
+    assert decays == {"constant", "cosine", "wsd"}
+    (params,) = adapt("adamw", sp, facts)  # a recipe: the space's default schedule
+    assert params["schedule.decay"] == "cosine" and params["schedule.warmup"] == 0.05
+    assert params["schedule.final_lr_fraction"] == 0.1 and params["grad_clip_norm"] == 1.0
+
+
+def test_the_staged_sampler_does_not_hold_the_schedules_decay():
+    """``schedule.decay`` is a choice of shape, not a group's weight-decay toggle: the staged
+    search's first trials draw it like the base."""
+    from groupwise.plan._staged import _neutral
+
+    choices = optuna.distributions.CategoricalDistribution(["cosine", "linear"])
+    toggle = optuna.distributions.CategoricalDistribution([True, False])
+    assert _neutral("schedule.decay", choices) == (False, None)
+    assert _neutral("matrix.decay", toggle) == (True, True)

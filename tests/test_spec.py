@@ -96,7 +96,7 @@ def test_unknown_nested_key(tmp_path):
     message = error(write(tmp_path, study_text(training="{epochs: 3, epoch: 4}")))
     assert (
         ": training.epoch: unknown key; did you mean 'epochs'? "
-        "(allowed keys: epochs, steps_per_epoch, batch_size)" in message
+        "(allowed keys: epochs, steps_per_epoch, batch_size, accumulate" in message
     )
 
 
@@ -272,3 +272,32 @@ def test_the_recommended_space_is_searched_base_first_by_default(tmp_path):
         document = {**sent, "search_space": space}
         spec = read_study_document(document, where="POST /studies", spaces=ROOT / "search_spaces")
         assert spec.sampler.name == ("staged" if space == "per_group.yaml" else "tpe")
+
+
+@pytest.mark.parametrize(
+    ("training", "space_extra", "fragment"),
+    [
+        ("{precision: fp8}", "", "training.precision: Input should be 'fp32', 'bf16' or 'fp16'"),
+        ("{accumulate: 0}", "", "training.accumulate: Input should be greater than or equal to 1"),
+        ("{grad_clip_norm: -1}", "", "training.grad_clip_norm: Input should be greater than 0"),
+        (
+            "{grad_clip_norm: 1.0}",
+            "schedule: {grad_clip_norm: {low: 0.1, high: 10, log: true}}\n",
+            "grad_clip_norm is given twice",
+        ),
+        (None, "schedule: {decay: exponential}\n", "decay 'exponential' is not one of"),
+        (None, "schedule: {warmup: {low: 0.0, high: 1.5}}\n", "warmup as a fraction"),
+        (None, "schedule: {decay: cosine, final_lr_fraction: 3}\n", "final_lr_fraction must lie"),
+        (None, "schedule: {warmpu: 0.1}\n", "schedule.warmpu: unknown key; did you mean 'warmup'?"),
+    ],
+)
+def test_bad_training_options_and_schedules_are_one_line(tmp_path, training, space_extra, fragment):
+    message = error(write(tmp_path, study_text(training=training), space=GOOD_SPACE + space_extra))
+    assert fragment in message and "\n" not in message, message
+
+
+def test_training_options_and_a_schedule_read_back():
+    from groupwise.studyfiles import read_study
+
+    study = read_study(ROOT / "studies" / "quickstart.yaml")
+    assert study.training.precision in ("fp32", "bf16", "fp16") and study.training.accumulate >= 1

@@ -4,6 +4,7 @@ Public API (stable):
 
 - :func:`partition` -- model + scheme -> {label: [parameter names]}
 - :func:`build_optimizer` -- model + config -> :class:`MultiOptimizer`
+- :func:`build` -- model + config + total steps -> (optimizer, lr scheduler of its schedule)
 - :class:`MultiOptimizer` -- a ``torch.optim.Optimizer`` over several optimizer kinds
 - :class:`TrialConfig` -- the config record and export format
 - :func:`load_best` -- a finished study's best TrialConfig
@@ -24,11 +25,12 @@ from groupwise import errors
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
 if TYPE_CHECKING:
-    from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
+    from groupwise.config import GroupConfig, Schedule, SchemeChoice, TrialConfig
     from groupwise.optim import (
         MultiOptimizer,
         OptimizerInfo,
         available_optimizers,
+        build,
         build_optimizer,
         get_optimizer,
         register_optimizer,
@@ -43,11 +45,13 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "GroupConfig": "groupwise.config",
+    "Schedule": "groupwise.config",
     "SchemeChoice": "groupwise.config",
     "TrialConfig": "groupwise.config",
     "MultiOptimizer": "groupwise.optim",
     "OptimizerInfo": "groupwise.optim",
     "available_optimizers": "groupwise.optim",
+    "build": "groupwise.optim",
     "build_optimizer": "groupwise.optim",
     "get_optimizer": "groupwise.optim",
     "register_optimizer": "groupwise.optim",
@@ -96,12 +100,14 @@ __all__ = [
     "GroupConfig",
     "MultiOptimizer",
     "OptimizerInfo",
+    "Schedule",
     "Scheme",
     "SchemeChoice",
     "TrialConfig",
     "__version__",
     "available_optimizers",
     "available_schemes",
+    "build",
     "build_optimizer",
     "errors",
     "get_optimizer",

@@ -4,6 +4,14 @@
     groups:
       embedding: {optimizer: adamw, lr: 0.001, weight_decay: 0.01}
       recurrent: {optimizer: sgd, lr: 0.1, momentum: 0.9}
+    schedule: {warmup: 0.05, decay: cosine, final_lr_fraction: 0.1}   # optional
+    grad_clip_norm: 1.0                                                # optional
+
+Each group's ``lr`` is its peak; ``schedule`` (:mod:`groupwise.schedules`) is the shape every
+group's lr follows from it over a run, and ``grad_clip_norm`` the norm the gradients of all
+parameters are clipped to before each step; without them, the lrs are constant and nothing
+is clipped. ``groupwise.build(model, config, total_steps=N)`` gives both the optimizer and
+the scheduler.
 
 It is plain data built from the standard library only, so it crosses process boundaries as a
 dict and imports nothing heavy. Structure is checked here; whether a scheme, optimizer or
@@ -23,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from groupwise.errors import ConfigError, quote
+from groupwise.schedules import Schedule
 
-__all__ = ["GroupConfig", "SchemeChoice", "TrialConfig"]
+__all__ = ["GroupConfig", "Schedule", "SchemeChoice", "TrialConfig"]
 
 _JSON_SUFFIXES = (".json",)
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -115,16 +124,30 @@ class TrialConfig:
 
     scheme: SchemeChoice
     groups: Mapping[str, GroupConfig]
+    schedule: Schedule | None = None  # None: every lr constant at its peak
+    grad_clip_norm: float | None = None  # None: no clipping
+
+    def __post_init__(self) -> None:
+        clip = self.grad_clip_norm
+        if clip is not None and (
+            isinstance(clip, bool) or not isinstance(clip, int | float) or not clip > 0
+        ):
+            raise ConfigError(f"config.grad_clip_norm: must be a number > 0; got {quote(clip)}")
 
     def __hash__(self) -> int:
         return hash(self.to_json(sort_keys=True))
 
     # -- dict -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "scheme": self.scheme.to_data(),
             "groups": {label: group.to_data() for label, group in self.groups.items()},
         }
+        if self.schedule is not None:
+            data["schedule"] = self.schedule.to_data()
+        if self.grad_clip_norm is not None:
+            data["grad_clip_norm"] = self.grad_clip_norm
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> TrialConfig:
@@ -138,11 +161,12 @@ class TrialConfig:
             )
         if "config" in data and "scheme" not in data:  # `groupwise best` output: its config
             return cls.from_dict(data["config"], f"{source}.config")
-        unknown = sorted(set(map(str, data)) - {"scheme", "groups"})
+        unknown = sorted(set(map(str, data)) - {"scheme", "groups", "schedule", "grad_clip_norm"})
         if unknown:
             raise ConfigError(
-                f"{source}: unknown key {unknown[0]!r}; a config has only 'scheme' and 'groups' "
-                "(or is a `groupwise best` record, whose 'config' holds them)"
+                f"{source}: unknown key {unknown[0]!r}; a config has 'scheme' and 'groups', "
+                "and optionally 'schedule' and 'grad_clip_norm' (or is a `groupwise best` "
+                "record, whose 'config' holds them)"
             )
         for key in ("scheme", "groups"):
             if key not in data:
@@ -155,12 +179,22 @@ class TrialConfig:
                 f"{source}.groups: must be a non-empty mapping of label -> group; "
                 f"got {quote(groups)}"
             )
+        schedule = data.get("schedule")
+        clip = data.get("grad_clip_norm")
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float)):
+            raise ConfigError(f"{source}.grad_clip_norm: must be a number > 0; got {quote(clip)}")
+        if clip is not None and not clip > 0:
+            raise ConfigError(f"{source}.grad_clip_norm: must be a number > 0; got {clip!r}")
         return cls(
             scheme=SchemeChoice.from_data(data["scheme"], f"{source}.scheme"),
             groups={
                 str(label): GroupConfig.from_data(group, f"{source}.groups.{label}")
                 for label, group in groups.items()
             },
+            schedule=None
+            if schedule is None
+            else Schedule.from_data(schedule, f"{source}.schedule"),
+            grad_clip_norm=None if clip is None else float(clip),
         )
 
     # -- JSON / YAML ------------------------------------------------------------------------

@@ -5,25 +5,50 @@ stop early when told to. Seeds fix the model's
 initialisation and the order of the data, so the same config and seed train identically.
 A loss that stops being finite, or grows past DIVERGENCE_FACTOR times the first batch's loss,
 stops the trial with the reason "diverged" (a bounded model can blow up without overflowing).
+
+It trains as users train (:class:`TrainingOptions`): the config's lr schedule over the run's
+known number of optimizer steps (``groupwise.build``), mixed precision (bf16 or fp16 autocast;
+fp16 with a GradScaler), gradients clipped to a norm, several micro-batches per step, and
+``torch.compile``. A step is ``accumulate`` micro-batches of ``batch_size``, their losses
+averaged, so it equals one step on a batch ``accumulate`` times larger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 
 from groupwise.config import TrialConfig
 from groupwise.errors import TaskError
-from groupwise.optim import MultiOptimizer, build_optimizer
+from groupwise.optim import MultiOptimizer, build
 from groupwise.tasks import Task, raised_at
 
-__all__ = ["DivergedError", "EpochReport", "Trainer", "check_step"]
+__all__ = ["DivergedError", "EpochReport", "Trainer", "TrainingOptions", "check_step"]
+
+Precision = Literal["fp32", "bf16", "fp16"]
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How every trial of a study trains (the study file's ``training:``)."""
+
+    epochs: int = 1  # the run's length, so that the schedule knows its total steps
+    steps_per_epoch: int | None = None  # optimizer steps; None: one pass over the data
+    batch_size: int = 64  # of one micro-batch
+    accumulate: int = 1  # micro-batches per optimizer step
+    precision: Precision = "fp32"
+    grad_clip_norm: float | None = None  # the study's; a config's own wins
+    compile: bool = False
+
 
 # Checking the loss forces a device sync; on a GPU that costs, so look every few steps.
 _CHECK_EVERY = 8
@@ -42,7 +67,10 @@ class EpochReport:
     train_loss: float
     metrics: Mapping[str, float]  # val_loss and val_<metric> for each task metric
     lrs: Mapping[str, float]  # label -> lr at the end of the epoch
-    elapsed_s: float
+    elapsed_s: float  # since the trial began, torch.compile's compilation not counted
+    # how the trial trains (precision, accumulate, clip norm, total steps, compile and the
+    # seconds torch.compile took): recorded with its run
+    training: Mapping[str, Any] = field(default_factory=dict)
 
 
 # Samples in the one batch a check trains on: enough for batch statistics, cheap on any model.
@@ -98,7 +126,7 @@ def _peak_rss() -> int | None:
 
 
 class Trainer:
-    """One trial's model, optimizer and data order, advanced an epoch at a time."""
+    """One trial's model, optimizer, scheduler and data order, advanced an epoch at a time."""
 
     def __init__(
         self,
@@ -109,15 +137,27 @@ class Trainer:
         batch_size: int = 64,
         steps_per_epoch: int | None = None,
         device: str | torch.device = "cpu",
+        options: TrainingOptions | None = None,
     ) -> None:
         self.task = task
         self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.steps_per_epoch = steps_per_epoch
+        given = options or TrainingOptions(batch_size=batch_size, steps_per_epoch=steps_per_epoch)
+        self.options = given
+        self.batch_size = given.batch_size
         self.seed = seed
         torch.manual_seed(seed)
         self.model = task.make_model().to(self.device)
-        self.optimizer: MultiOptimizer = build_optimizer(self.model, config)
+        self.steps_per_epoch = _steps_per_epoch(task, given)
+        self.total_steps = given.epochs * self.steps_per_epoch
+        self.optimizer: MultiOptimizer
+        self.optimizer, self.scheduler = build(self.model, config, total_steps=self.total_steps)
+        self.clip = (
+            config.grad_clip_norm if config.grad_clip_norm is not None else given.grad_clip_norm
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=given.precision == "fp16")
+        self.forward = torch.compile(self.model) if given.compile else self.model
+        self.compile_s = 0.0
+        self._compiled: set[str] = set()  # which of train and eval have compiled
         self.epoch = 0
         self.step = 0
         self.loss_limit: float | None = None
@@ -135,14 +175,11 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         total = torch.zeros((), device=self.device)
         count = 0
-        for x, y in self.task.data.train_batches(generator, self.batch_size, self.steps_per_epoch):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            loss = self.task.loss(self.model(x), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            self.optimizer.step()
-            self.step += 1
-            total += loss.detach()
+        k = self.options.accumulate
+        batches = self.task.data.train_batches(generator, self.batch_size, self.steps_per_epoch * k)
+        for step_batches in _groups_of(batches, k):
+            loss = self._train_step(step_batches)
+            total += loss
             count += 1
             if self.loss_limit is None:
                 self.loss_limit = DIVERGENCE_FACTOR * max(abs(loss.item()), 1.0)
@@ -161,8 +198,59 @@ class Trainer:
             train_loss=train_loss,
             metrics=metrics,
             lrs={g["label"]: float(g["lr"]) for g in self.optimizer.param_groups},
-            elapsed_s=time.perf_counter() - self.started,
+            elapsed_s=time.perf_counter() - self.started - self.compile_s,
+            training=self.facts(),
         )
+
+    def _train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """One optimizer step over ``batches`` (their mean loss, as one larger batch's):
+        autocast, backward through the scaler, clip, step, schedule. Returns the mean loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        mean = torch.zeros((), device=self.device)
+        for x, y in batches:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self._first_call("train"), self._autocast():
+                loss = self.task.loss(self.forward(x), y) / len(batches)
+                self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            mean += loss.detach().float()
+        if self.clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return mean
+
+    def facts(self) -> dict[str, Any]:
+        """How this trial trains, as its run records it."""
+        o = self.options
+        return {
+            "precision": o.precision,
+            "accumulate": o.accumulate,
+            "grad_clip_norm": self.clip,
+            "compile": o.compile,
+            "compile_s": round(self.compile_s, 3) if o.compile else None,
+            "total_steps": self.total_steps,
+        }
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        dtype = _DTYPES.get(self.options.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @contextlib.contextmanager
+    def _first_call(self, mode: str) -> Iterator[None]:
+        """Time the compiled model's first call in ``mode`` (where torch.compile compiles),
+        to report it apart from training time."""
+        if not self.options.compile or mode in self._compiled:
+            yield
+            return
+        began = time.perf_counter()
+        yield
+        self._compiled.add(mode)
+        self.compile_s += time.perf_counter() - began
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -172,7 +260,10 @@ class Trainer:
         seen = 0
         for x, y in self.task.data.eval_batches(max(self.batch_size, 256)):
             x, y = x.to(self.device), y.to(self.device)
-            out = self.model(x)
+            with self._first_call("eval"), self._autocast():
+                out = self.forward(x)
+            if isinstance(out, torch.Tensor) and out.is_floating_point():
+                out = out.float()  # the metrics in full precision, as a user reads them
             n = len(x)
             sums["val_loss"] += self.task.loss(out, y).item() * n
             for name, metric in self.task.metrics.items():
@@ -195,6 +286,7 @@ class Trainer:
         return int(rss if sys.platform == "darwin" else rss * 1024)
 
     def _check(self, value: float) -> None:
+        """Stop a trial whose loss is no longer finite, or has grown past the limit."""
         if math.isfinite(value) and (self.loss_limit is None or value <= self.loss_limit):
             return
         limit = "" if not math.isfinite(value) else f" (over the limit {self.loss_limit:.3g})"
@@ -202,3 +294,27 @@ class Trainer:
             f"diverged: training loss became {value:.4g}{limit} in epoch {self.epoch} "
             f"(step {self.step})"
         )
+
+
+def _steps_per_epoch(task: Task, options: TrainingOptions) -> int:
+    """Optimizer steps per epoch: the study's, else as many whole steps of ``accumulate``
+    micro-batches as one pass over the training data holds (at least one)."""
+    if options.steps_per_epoch is not None:
+        return options.steps_per_epoch
+    counted = getattr(task.data, "batches_per_epoch", None)
+    if callable(counted):
+        micro = int(counted(options.batch_size))
+    else:  # a user's data: count one pass (its batches are drawn, not trained on)
+        generator = torch.Generator().manual_seed(0)
+        micro = sum(1 for _ in task.data.train_batches(generator, options.batch_size, None))
+    return max(micro // options.accumulate, 1)
+
+
+def _groups_of(batches: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    """``batches`` in lists of ``size`` (a shorter last one is dropped: a step is whole)."""
+    group: list[Any] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []

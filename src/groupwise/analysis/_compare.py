@@ -35,6 +35,7 @@ __all__ = [
     "Comparison",
     "GroupLr",
     "OptimizerSummary",
+    "ScheduleSummary",
     "SchemeSummary",
     "StudySummary",
     "compare",
@@ -50,6 +51,20 @@ TENTATIVE_BELOW = 3
 class SchemeSummary:
     scheme: str  # its display name (SchemeChoice.__str__)
     complete: int  # n: the best and median are over this many trials
+    pruned: int
+    failed: int
+    best: float | None
+    median: float | None
+
+    @property
+    def tentative(self) -> bool:
+        return self.complete < TENTATIVE_BELOW
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    schedule: str  # the lr schedule's shape (its decay), or "none" for a constant lr
+    complete: int  # n
     pruned: int
     failed: int
     best: float | None
@@ -94,6 +109,7 @@ class Comparison:
     by_scheme: tuple[SchemeSummary, ...]
     by_optimizer: tuple[OptimizerSummary, ...]
     lr: tuple[GroupLr, ...]
+    by_schedule: tuple[ScheduleSummary, ...] = ()  # empty where no trial had a schedule
 
 
 def _stats(values: Sequence[float], direction: str) -> tuple[float | None, float | None]:
@@ -125,6 +141,7 @@ def compare(study: str, storage: Source = None, top: int | None = None) -> Compa
         _scheme_summaries(loaded, rows, direction),
         _optimizer_summaries(ranked, direction),
         _lr_ranges(ranked, top),
+        _schedule_summaries(loaded, rows, direction),
     )
 
 
@@ -144,6 +161,33 @@ def _scheme_summaries(
         shown = display if names[display] == 1 else f"{display} #{names[display]}"
         out.append(
             SchemeSummary(shown, counts.complete, counts.pruned, counts.failed, best, median)
+        )
+    return tuple(out)
+
+
+def _schedule_summaries(
+    study: optuna.Study, rows: Sequence[FinishedTrial], direction: str
+) -> tuple[ScheduleSummary, ...]:
+    """Per schedule shape (its decay; "none": a constant lr), as per scheme."""
+    shapes: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for t in study.get_trials(deepcopy=False):
+        if CONFIG_ATTR in t.user_attrs:
+            schedule = config_of(t.user_attrs[CONFIG_ATTR]).schedule
+            shapes.setdefault("none" if schedule is None else schedule.decay, []).append(t)
+    if set(shapes) <= {"none"}:
+        return ()
+    values: dict[str, list[float]] = {}
+    for r in rows:
+        if r.value is not None:
+            shape = "none" if r.config.schedule is None else r.config.schedule.decay
+            values.setdefault(shape, []).append(r.value)
+    voided = voided_of(study.user_attrs)
+    out = []
+    for shape, trials in sorted(shapes.items()):
+        counts = tally(trials, direction, voided)
+        best, median = _stats(values.get(shape, []), direction)
+        out.append(
+            ScheduleSummary(shape, counts.complete, counts.pruned, counts.failed, best, median)
         )
     return tuple(out)
 

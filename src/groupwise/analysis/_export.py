@@ -43,6 +43,7 @@ _RUN_COLUMNS = (
     "ended_at",
     "wall_s",
     "peak_memory_bytes",
+    "training",
 )
 
 
@@ -76,8 +77,9 @@ def epoch_rows(study: str, storage: str | None = None) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> Any:
-    """A list (betas, GPU ids) as JSON text: one CSV cell, the same in JSON."""
-    return json.dumps(value) if isinstance(value, list) else value
+    """A list (betas, GPU ids) or a mapping (how it trained) as JSON text: one CSV cell, the
+    same in JSON."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

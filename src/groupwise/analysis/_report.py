@@ -31,7 +31,13 @@ from groupwise.analysis._best import (
     trained_trials,
 )
 from groupwise.analysis._compare import Comparison, compare
-from groupwise.analysis._tables import lr_table, optimizer_table, scheme_table, status_table
+from groupwise.analysis._tables import (
+    lr_table,
+    optimizer_table,
+    schedule_table,
+    scheme_table,
+    status_table,
+)
 from groupwise.errors import ConfigError
 from groupwise.store import epochs_of, has_run_tables, open_study
 
@@ -286,6 +292,8 @@ def _page(
     figures: Sequence[tuple[str, str, str]],
 ) -> str:
     schemes = scheme_table(result).to_html()
+    if result.by_schedule:
+        schemes += "<h2>By lr schedule</h2>" + schedule_table(result).to_html()
     optimizers = optimizer_table(result).to_html()
     lrs = lr_table(result).to_html()
     plots = "".join(

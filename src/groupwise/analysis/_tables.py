@@ -92,6 +92,17 @@ def scheme_table(result: Comparison) -> Table:
     )
 
 
+def schedule_table(result: Comparison) -> Table:
+    metric = f"{result.metric} ({result.direction[:3]})"
+    return _table(
+        ("schedule", "complete (n)", "pruned", "failed", f"best {metric}", "median", "note"),
+        [
+            (r.schedule, r.complete, r.pruned, r.failed, r.best, r.median, _tentative(r.tentative))
+            for r in result.by_schedule
+        ],
+    )
+
+
 def _tentative(flag: bool) -> str:
     return TENTATIVE if flag else ""
 
@@ -171,8 +182,14 @@ def best_table(rows: Sequence[BestTrial]) -> Table:
             )
         return "; ".join(parts)
 
+    def schedule(row: BestTrial) -> str:
+        s, clip = row.config.schedule, row.config.grad_clip_norm
+        parts = [] if s is None else [", ".join(f"{k} {fmt(v)}" for k, v in s.to_data().items())]
+        parts += [] if clip is None else [f"clip {fmt(clip)}"]
+        return "; ".join(parts) or "-"
+
     metric = rows[0].metric if rows else "value"
     return _table(
-        ("trial", metric, "scheme", "groups"),
-        [(r.trial, r.value, str(r.config.scheme), groups(r)) for r in rows],
+        ("trial", metric, "scheme", "groups", "schedule"),
+        [(r.trial, r.value, str(r.config.scheme), groups(r), schedule(r)) for r in rows],
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from groupwise.cli._common import (
     user_errors,
 )
 from groupwise.errors import ConfigError
+
+if TYPE_CHECKING:
+    from groupwise.remote import Remote
 
 __all__ = ["best", "compare", "export", "report", "status", "studies"]
 
@@ -147,6 +150,7 @@ class By(StrEnum):
     scheme = "scheme"
     optimizer = "optimizer"
     group = "group"
+    schedule = "schedule"
 
 
 @app.command()
@@ -160,7 +164,9 @@ def compare(
     by: Annotated[
         By,
         typer.Option(
-            "--by", metavar="scheme|optimizer|group", help="What to compare within one study."
+            "--by",
+            metavar="scheme|optimizer|group|schedule",
+            help="What to compare within one study.",
         ),
     ] = By.scheme,
     top: Annotated[
@@ -179,20 +185,7 @@ def compare(
     with user_errors():
         client = remote.Remote.of(server) if server else None
         if len(studies) > 1:
-            side_by_side = (
-                remote.compared_studies(client, studies)
-                if client
-                else analysis.compare_studies(studies, storage)
-            )
-            render(analysis.studies_table(side_by_side))
-            for s in side_by_side:
-                if s.task_differs:
-                    typer.echo(
-                        f"warning: study {s.study!r} ran its task with other settings than "
-                        f"{studies[0]!r} ({s.task_differs}): its values come from other data "
-                        "or another model, so they compare only loosely",
-                        err=True,
-                    )
+            _side_by_side(studies, storage, client)
             return
         if client:
             result = remote.comparison(client, studies[0], top)
@@ -202,8 +195,29 @@ def compare(
         By.scheme: analysis.scheme_table,
         By.optimizer: analysis.optimizer_table,
         By.group: analysis.lr_table,
+        By.schedule: analysis.schedule_table,
     }
     render(tables[by](result))
+
+
+def _side_by_side(studies: list[str], storage: str | None, client: Remote | None) -> None:
+    """Studies of one task side by side, with a warning for each whose task ran otherwise."""
+    from groupwise import analysis, remote
+
+    summaries = (
+        remote.compared_studies(client, studies)
+        if client
+        else analysis.compare_studies(studies, storage)
+    )
+    render(analysis.studies_table(summaries))
+    for s in summaries:
+        if s.task_differs:
+            typer.echo(
+                f"warning: study {s.study!r} ran its task with other settings than "
+                f"{studies[0]!r} ({s.task_differs}): its values come from other data or "
+                "another model, so they compare only loosely",
+                err=True,
+            )
 
 
 @app.command()

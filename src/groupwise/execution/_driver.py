@@ -180,7 +180,7 @@ class Driver:
         live.sync()
         for number in live.stale():
             if number not in ours:  # another driver's: retried, not this launch's to count
-                self.ledger.lose(number, self._stale_reason())
+                self.ledger.liveness.lose(number, self._stale_reason())
         if not self.note and live.stop_requested():
             self.note = STOPPED
 
@@ -236,7 +236,8 @@ class Driver:
             )
 
     def _propose(self, trial: Suggester) -> Proposal:
-        return propose(trial, self.spec.space, self.plan.facts, self.memory_budget)
+        clip = self.spec.training.grad_clip_norm  # the study's, for every trial: in the config
+        return propose(trial, self.spec.space, self.plan.facts, self.memory_budget, clip)
 
     # -- what a reply means -------------------------------------------------------------------
     def _handle(self, slot: int, reply: Reply) -> None:
@@ -244,7 +245,10 @@ class Driver:
         if slot not in self.running:
             return  # a reply from a trial already closed (timed out as it answered)
         if isinstance(reply, Lost):
-            if self.ledger.lose(self.running[slot].opened.number, reply.reason) == "failed":
+            if (
+                self.ledger.liveness.lose(self.running[slot].opened.number, reply.reason)
+                == "failed"
+            ):
                 self.ran += 1  # its worker died under it too often: it counts, as failed
             del self.running[slot]
         elif isinstance(reply, Stopped):
@@ -294,6 +298,7 @@ class Driver:
             gpu_ids=at.gpu_ids,
             visible_devices=at.visible_devices,
             peak_memory_bytes=reply.peak_memory_bytes,
+            training=reply.report.training or None,
         )
 
     def _close(self, slot: int, state: Ending, **how: Any) -> None:
@@ -326,7 +331,7 @@ class Driver:
         """Record trials still running as lost (with ``reason``, so they are retried when the
         study is launched again)."""
         for slot, run in list(self.running.items()):
-            if self.ledger.lose(run.opened.number, reason) == "failed":
+            if self.ledger.liveness.lose(run.opened.number, reason) == "failed":
                 self.ran += 1
             del self.running[slot]
 

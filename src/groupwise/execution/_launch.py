@@ -30,6 +30,7 @@ from groupwise.store import (
     stored_config,
 )
 from groupwise.studyfiles import StudySpec
+from groupwise.training import TrainingOptions
 
 if TYPE_CHECKING:  # the pool brings Ray: imported only once the study needs workers
     from groupwise.execution._pool import WorkerPool
@@ -163,6 +164,15 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
         batch_size=t.batch_size,
         steps_per_epoch=t.steps_per_epoch,
         cpus=w.cpus_per_trial,
+        training=TrainingOptions(
+            epochs=t.epochs,
+            steps_per_epoch=t.steps_per_epoch,
+            batch_size=t.batch_size,
+            accumulate=t.accumulate,
+            precision=t.precision,
+            grad_clip_norm=t.grad_clip_norm,
+            compile=t.compile,
+        ),
     )
     return WorkerPool(
         settings,

@@ -3,6 +3,7 @@ finds identical configs, its groups as rows, and whether it can fit in memory at
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from groupwise.config import TrialConfig
@@ -15,10 +16,18 @@ __all__ = ["propose"]
 
 
 def propose(
-    trial: Suggester, space: SearchSpace, facts: PartitionFacts, memory_budget: int | None
+    trial: Suggester,
+    space: SearchSpace,
+    facts: PartitionFacts,
+    memory_budget: int | None,
+    clip: float | None = None,
 ) -> Proposal:
-    """Sample ``trial`` and describe it for the ledger (``memory_budget``: bytes, or None)."""
+    """Sample ``trial`` and describe it for the ledger (``memory_budget``: bytes, or None;
+    ``clip``: the study's gradient clip norm, which the config records, so that an exported
+    config clips as its trial did)."""
     config = sample(trial, space, facts)
+    if clip is not None and config.grad_clip_norm is None:
+        config = dataclasses.replace(config, grad_clip_norm=clip)
     return Proposal(
         config=config.to_dict(),
         config_json=config.to_json(),

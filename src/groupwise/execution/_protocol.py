@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from groupwise.training import EpochReport
+from groupwise.training import EpochReport, TrainingOptions
 
 __all__ = ["Lost", "Placement", "Reply", "Stopped", "Trained", "WorkerSettings"]
 
@@ -27,6 +27,7 @@ class WorkerSettings:
     steps_per_epoch: int | None
     cpus: float
     data_seed: int | None = None  # the task's data (None: the search's seed, as before)
+    training: TrainingOptions | None = None  # None: batch_size and steps_per_epoch only
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""Optimizers: the registry by name, and model + TrialConfig -> MultiOptimizer."""
+"""Optimizers: the registry by name, and model + TrialConfig -> MultiOptimizer (and the lr
+scheduler of the config's schedule)."""
 
-from groupwise.optim._build import as_config, build_optimizer
+from groupwise.optim._build import as_config, build, build_optimizer
 from groupwise.optim._checks import GroupPlan, check_group
 from groupwise.optim._multi import MultiOptimizer, partition_fingerprint
 from groupwise.optim._registry import (
@@ -20,6 +21,7 @@ __all__ = [
     "ParamConstraint",
     "as_config",
     "available_optimizers",
+    "build",
     "build_optimizer",
     "check_group",
     "get_optimizer",

@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from groupwise.errors import GroupwiseError, SpecError, TaskError, UnknownNameError
+from groupwise.optim import get_optimizer
 from groupwise.plan._components import Component, component
 from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
 from groupwise.sampling import BASE_LR, PartitionFacts, base_kinds, partition_facts
-from groupwise.studyfiles import StudySpec
+from groupwise.studyfiles import Choices, StudySpec
 from groupwise.tasks import raised_at, resolve_task
 from groupwise.training import check_step
 
@@ -125,7 +126,25 @@ def _facts(spec: StudySpec, where: str) -> PartitionFacts:
         raise SpecError(f"{where}: task {spec.task.name!r}: {e}") from e
     facts = partition_facts(model, spec.space, source=str(spec.search_space))
     _check_relative(spec, facts)
+    _check_schedule(spec)
     return facts
+
+
+def _check_schedule(spec: StudySpec) -> None:
+    """A schedule-free optimizer (it averages its iterates instead of decaying) takes a warmup
+    only: a space offering one may not decay the lr."""
+    schedule = spec.space.schedule
+    if schedule is None:
+        return
+    decays = schedule.decay.choices if isinstance(schedule.decay, Choices) else (schedule.decay,)
+    free = [k for k in spec.space.optimizers if get_optimizer(k).modes]
+    decaying = [d for d in decays if d != "constant"]
+    if free and decaying:
+        raise SpecError(
+            f"{spec.search_space}: schedule.decay: {free[0]} is schedule-free: it takes a warmup "
+            f"only (decay: constant); the space may decay by {decaying[0]!r}. Drop {free[0]} "
+            "or the decay"
+        )
 
 
 def _check_relative(spec: StudySpec, facts: PartitionFacts) -> None:
@@ -150,7 +169,14 @@ def _check_relative(spec: StudySpec, facts: PartitionFacts) -> None:
 # Keys a study file gained after studies were launched without them, with the value that
 # means "as before": left out of the identity at that value, so an old study's fingerprint
 # holds and a relaunch is not refused for a key it never set.
-LATER_KEYS: tuple[tuple[str, str, Any], ...] = (("space", "roles", {}),)
+LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
+    ("space", "roles", {}),
+    ("space", "schedule", None),
+    ("training", "accumulate", 1),
+    ("training", "precision", "fp32"),
+    ("training", "grad_clip_norm", None),
+    ("training", "compile", False),
+)
 
 
 def identity(spec: StudySpec) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def _neutral(name: str, distribution: BaseDistribution) -> tuple[bool, Any]:
         return True, "single"
     if name.endswith(".lr_scale"):
         return True, 1.0
-    if name.endswith(".decay"):
+    if name.endswith(".decay") and set(choices) == {True, False}:  # not schedule.decay
         return True, True
     if name.endswith(".optimizer") and "base" in choices:
         return True, "base"

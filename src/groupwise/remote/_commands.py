@@ -144,7 +144,13 @@ def study_names(remote: Remote) -> list[str]:
 
 def comparison(remote: Remote, study: str, top: int | None) -> Comparison:
     """``groupwise compare STUDY`` as the service answers it (every view at once)."""
-    from groupwise.analysis import Comparison, GroupLr, OptimizerSummary, SchemeSummary
+    from groupwise.analysis import (
+        Comparison,
+        GroupLr,
+        OptimizerSummary,
+        ScheduleSummary,
+        SchemeSummary,
+    )
 
     d = remote.get(f"/studies/{quote(study)}/compare", top=top)
     return Comparison(
@@ -156,6 +162,7 @@ def comparison(remote: Remote, study: str, top: int | None) -> Comparison:
         tuple(SchemeSummary(**row) for row in d["by_scheme"]),
         tuple(OptimizerSummary(**row) for row in d["by_optimizer"]),
         tuple(GroupLr(**row) for row in d["lr"]),
+        tuple(ScheduleSummary(**row) for row in d.get("by_schedule", [])),
     )
 
 

@@ -9,6 +9,7 @@ settings where the space shares them) raises :class:`NotRepresentableError` sayi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from groupwise.sampling._facts import PartitionFacts
 from groupwise.sampling._relative import BASE, base_kinds
 from groupwise.sampling._sample import sample
 from groupwise.sampling._suggest import widest
+from groupwise.schedules import Schedule
 from groupwise.studyfiles import SearchSpace
 
 __all__ = ["NotRepresentableError", "encode"]
@@ -39,6 +41,7 @@ def encode(config: TrialConfig, space: SearchSpace, facts: PartitionFacts) -> di
             f"the config's groups {list(config.groups)} are not those scheme {config.scheme} "
             f"makes here {list(variant.groups)}"
         )
+    config = _with_schedule(config, space)
     answers = _Answers(config, space, facts, variant.key)
     drawn = sample(answers, space, facts)
     for label, group in config.groups.items():
@@ -53,7 +56,24 @@ def encode(config: TrialConfig, space: SearchSpace, facts: PartitionFacts) -> di
                 f"({group.optimizer} {dict(group.hyperparameters)}); it would draw "
                 f"{got.optimizer if got else '-'} {dict(got.hyperparameters) if got else ''}"
             )
+    schedule = [c.schedule.to_data() if c.schedule else None for c in (config, drawn)]
+    clips = [config.grad_clip_norm, drawn.grad_clip_norm]
+    if not _close(schedule[0], schedule[1]) or not _close(clips[0], clips[1]):
+        raise NotRepresentableError(
+            f"this space cannot draw the schedule {schedule[0]} (clip {clips[0]}); it would "
+            f"draw {schedule[1]} (clip {clips[1]})"
+        )
     return answers.given
+
+
+def _with_schedule(config: TrialConfig, space: SearchSpace) -> TrialConfig:
+    """A config without a schedule (a recipe's), on a space with one: the space's default."""
+    given = space.schedule
+    if given is None or config.schedule is not None:
+        return config
+    clip = given.default_clip() if config.grad_clip_norm is None else config.grad_clip_norm
+    schedule = Schedule(**given.default_schedule())
+    return dataclasses.replace(config, schedule=schedule, grad_clip_norm=clip)
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -135,6 +155,10 @@ def _values(
         values |= _layerwise(config)
     if space.sharing.relative is not None:
         values |= _relative(config, space, facts)
+    if config.schedule is not None:
+        values |= {f"schedule.{k}": v for k, v in config.schedule.to_data().items()}
+    if config.grad_clip_norm is not None:
+        values["grad_clip_norm"] = config.grad_clip_norm
     return values
 
 

@@ -19,13 +19,20 @@ def groups_of(config: TrialConfig, facts: PartitionFacts) -> Mapping[str, tuple[
 
 
 def canonical_key(config: TrialConfig, facts: PartitionFacts) -> str:
-    """Equal for configs that give every parameter the same optimizer and settings."""
+    """Equal for configs that give every parameter the same optimizer and settings (and the
+    same schedule and clip norm; a config without them keeps the key it had before they
+    existed)."""
     groups = groups_of(config, facts)
     merged: dict[str, list[str]] = {}
     for label, group in config.groups.items():
         setting = json.dumps([group.optimizer, sorted(group.hyperparameters.items())], default=str)
         merged.setdefault(setting, []).extend(groups[label])
-    canonical = sorted((sorted(names), setting) for setting, names in merged.items())
+    canonical: list[object] = [
+        item for item in sorted((sorted(names), setting) for setting, names in merged.items())
+    ]
+    if config.schedule is not None or config.grad_clip_norm is not None:  # they train apart
+        schedule = config.schedule.to_data() if config.schedule else None
+        canonical.append(json.dumps([schedule, config.grad_clip_norm], sort_keys=True))
     return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()[:20]
 
 

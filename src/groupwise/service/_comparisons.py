@@ -34,17 +34,19 @@ def get_compare(
     request: Request,
     name: str,
     access: Reader,
-    by: Literal["scheme", "optimizer", "group"] = "scheme",
+    by: Literal["scheme", "optimizer", "group", "schedule"] = "scheme",
     top: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> dict[str, Any]:
-    """``rows`` are the ``by`` comparison's, as ``groupwise compare --by``; the three of them
-    are there too (``by_scheme``, ``by_optimizer``, ``lr``), with the study's ``counts``."""
+    """``rows`` are the ``by`` comparison's, as ``groupwise compare --by``; every view is there
+    too (``by_scheme``, ``by_optimizer``, ``lr``, ``by_schedule``), with the study's
+    ``counts``."""
     study_of(request, name, trials=True)
     found = compare(name, reader(request), top)
     every: dict[str, tuple[Any, ...]] = {
         "scheme": found.by_scheme,
         "optimizer": found.by_optimizer,
         "group": found.lr,
+        "schedule": found.by_schedule,
     }
     return {
         "study": name,
@@ -57,6 +59,7 @@ def get_compare(
         "by_scheme": [dataclasses.asdict(r) for r in found.by_scheme],
         "by_optimizer": [dataclasses.asdict(r) for r in found.by_optimizer],
         "lr": [dataclasses.asdict(r) for r in found.lr],
+        "by_schedule": [dataclasses.asdict(r) for r in found.by_schedule],
     }
 
 

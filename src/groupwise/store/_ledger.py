@@ -32,12 +32,9 @@ from groupwise.store._attrs import (
     ATTEMPT_ATTR,
     CANONICAL_ATTR,
     CONFIG_ATTR,
-    DEATHS_ATTR,
     DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
-    LOST_ATTR,
     REASON_ATTR,
-    RETRIED_ATTR,
     RETRY_OF_ATTR,
     RUN_ATTR,
     VOIDED_ATTR,
@@ -56,7 +53,6 @@ from groupwise.store._trial import (
     Deferred,
     Ending,
     EpochFacts,
-    Lost,
     Opened,
     Proposal,
     Refusal,
@@ -359,52 +355,6 @@ class Ledger:
         frozen = self.study.tell(number, value, state=state, skip_if_finished=True)
         end_run(connection, self.identity.name, frozen, facts)
         return frozen
-
-    def lose(self, number: int, reason: str) -> Lost | None:
-        """Fail a trial the machinery lost and, unless its own runs have died too often,
-        enqueue its parameters again, in one transaction. Whoever fails it first (this driver
-        or another) retries it. Returns how it ended (None: it had already ended).
-
-        Only the trial's own deaths (``worker lost``: its process died under it) count
-        against ``max_retries``; an interrupted or stale driver is not the trial's fault, so
-        its trial is retried however often that happens."""
-        return self.mirror.transact("fail a lost trial", lambda c: self._lose(number, reason, c))
-
-    def _lose(self, number: int, reason: str, connection: sqlalchemy.Connection) -> Lost | None:
-        trial = self.mirror.get_trial(number)
-        if trial.state.is_finished():
-            return None
-        own = reason.startswith("worker lost")
-        deaths = int(trial.user_attrs.get(DEATHS_ATTR, 0)) + own
-        retry = deaths <= self.max_retries
-        if own and trial.user_attrs.get(LOST_ATTR) == reason:
-            # Its worker died the same way under its last attempt too: the trial kills it
-            # (os._exit, a segfault), and another attempt would only pay start-up again.
-            retry = False
-            reason += " (the same way as its previous attempt: not retried again)"
-        self.mirror.set_trial_user_attr(number, REASON_ATTR, reason)
-        if retry:  # set before the state: a finished trial takes no more attributes
-            self.mirror.set_trial_user_attr(number, RETRIED_ATTR, True)
-        try:
-            if not self.mirror.set_trial_state_values(number, TrialState.FAIL):
-                return None
-        except optuna.exceptions.UpdateFinishedTrialError:
-            return None  # another driver failed it first, and retried it
-        end_run(connection, self.identity.name, self.mirror.get_trial(number))
-        if not retry:
-            return "failed"
-        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
-        self.study.enqueue_trial(
-            trial.params,
-            user_attrs={
-                RETRY_OF_ATTR: int(trial.user_attrs.get(RETRY_OF_ATTR, number)),
-                ATTEMPT_ATTR: attempt + 1,
-                DEATHS_ATTR: deaths,
-                LOST_ATTR: reason,
-            },
-        )
-        log.info("trial %d lost (%s); attempt %d enqueued", number, reason, attempt + 1)
-        return "retried"
 
     # -- reading --------------------------------------------------------------------------------
     def tally(self) -> Tally:

@@ -1,8 +1,9 @@
-"""Liveness: which trials are alive, and who else writes the study.
+"""Liveness: which trials are alive, what is lost and retried, and who else writes the study.
 
 A driver beats for its running trials (Optuna's heartbeat table, so the optuna CLI agrees);
 a RUNNING trial whose heartbeat went stale lost its driver, and whichever driver sees that
-first fails it and retries it (through the ledger's ``lose``). Other drivers' trials reach
+first fails it and retries it (:meth:`Liveness.lose`, as for a worker lost under a trial or
+a driver interrupted). Other drivers' trials reach
 this one's mirror at each :meth:`Liveness.sync`. A service's stop request is read here too: it
 is the one other writer a launch listens to.
 """
@@ -10,19 +11,34 @@ is the one other writer a launch listens to.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from groupwise.store import _internals
+from groupwise.store._attrs import (
+    ATTEMPT_ATTR,
+    DEATHS_ATTR,
+    LOST_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    RETRY_OF_ATTR,
+)
 from groupwise.store._jobs import stop_requested
 from groupwise.store._open import reconnecting
+from groupwise.store._records import end_run
+from groupwise.store._trial import Lost
 
 if TYPE_CHECKING:
     from groupwise.store._ledger import Ledger
 
 __all__ = ["Liveness"]
+
+log = logging.getLogger("groupwise")
 
 
 class Liveness:
@@ -66,7 +82,7 @@ class Liveness:
         in their turn instead of being waited for forever; a live driver's are left alone.
         Returns the numbers failed."""
         stale = self.stale()
-        failed = [n for n in stale if self.ledger.lose(n, stale_reason) is not None]
+        failed = [n for n in stale if self.lose(n, stale_reason) is not None]
         beating = self.beating()
         running = self.mirror.get_all_trials(
             self.mirror.study_id, deepcopy=False, states=(TrialState.RUNNING,)
@@ -75,6 +91,52 @@ class Liveness:
             t.number for t in running if t.number not in beating and t.number not in stale
         )
         return failed
+
+    def lose(self, number: int, reason: str) -> Lost | None:
+        """Fail a trial the machinery lost and, unless its own runs have died too often,
+        enqueue its parameters again, in one transaction. Whoever fails it first (this driver
+        or another) retries it. Returns how it ended (None: it had already ended).
+
+        Only the trial's own deaths (``worker lost``: its process died under it) count
+        against ``max_retries``; an interrupted or stale driver is not the trial's fault, so
+        its trial is retried however often that happens."""
+        return self.mirror.transact("fail a lost trial", lambda c: self._lose(number, reason, c))
+
+    def _lose(self, number: int, reason: str, connection: sqlalchemy.Connection) -> Lost | None:
+        trial = self.mirror.get_trial(number)
+        if trial.state.is_finished():
+            return None
+        own = reason.startswith("worker lost")
+        deaths = int(trial.user_attrs.get(DEATHS_ATTR, 0)) + own
+        retry = deaths <= self.ledger.max_retries
+        if own and trial.user_attrs.get(LOST_ATTR) == reason:
+            # Its worker died the same way under its last attempt too: the trial kills it
+            # (os._exit, a segfault), and another attempt would only pay start-up again.
+            retry = False
+            reason += " (the same way as its previous attempt: not retried again)"
+        self.mirror.set_trial_user_attr(number, REASON_ATTR, reason)
+        if retry:  # set before the state: a finished trial takes no more attributes
+            self.mirror.set_trial_user_attr(number, RETRIED_ATTR, True)
+        try:
+            if not self.mirror.set_trial_state_values(number, TrialState.FAIL):
+                return None
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return None  # another driver failed it first, and retried it
+        end_run(connection, self.ledger.identity.name, self.mirror.get_trial(number))
+        if not retry:
+            return "failed"
+        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+        self.ledger.study.enqueue_trial(
+            trial.params,
+            user_attrs={
+                RETRY_OF_ATTR: int(trial.user_attrs.get(RETRY_OF_ATTR, number)),
+                ATTEMPT_ATTR: attempt + 1,
+                DEATHS_ATTR: deaths,
+                LOST_ATTR: reason,
+            },
+        )
+        log.info("trial %d lost (%s); attempt %d enqueued", number, reason, attempt + 1)
+        return "retried"
 
     def sync(self) -> None:
         """Take in other drivers' writes."""

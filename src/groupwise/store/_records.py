@@ -63,10 +63,13 @@ class RunFacts:
     gpu_ids: tuple[str, ...] = ()
     visible_devices: str | None = None
     peak_memory_bytes: int | None = None
+    # how it trained: precision, accumulate, clip norm, total steps, compile and its seconds
+    training: Mapping[str, Any] | None = None
 
     def attribute(self) -> dict[str, Any]:
         """As the ``groupwise.run`` trial attribute (JSON)."""
-        return {**dataclasses.asdict(self), "gpu_ids": list(self.gpu_ids)}
+        training = None if self.training is None else dict(self.training)
+        return {**dataclasses.asdict(self), "gpu_ids": list(self.gpu_ids), "training": training}
 
     def columns(self) -> dict[str, Any]:
         """As ``groupwise_runs`` columns (the driver's is written when the run starts)."""

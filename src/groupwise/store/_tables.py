@@ -76,6 +76,8 @@ class RunRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     wall_s: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # how it trained: precision, accumulate, clip norm, total steps, compile (and its seconds)
+    training: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     duplicate_of: Mapped[int | None] = mapped_column(Integer)  # replayed from this trial
 
 

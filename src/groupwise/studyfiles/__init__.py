@@ -17,9 +17,11 @@ from groupwise.studyfiles._space import (
     FloatSpan,
     IntSpan,
     Relative,
+    ScheduleSpace,
     SchemeRange,
     SearchSpace,
     Sharing,
+    to_domain,
 )
 from groupwise.studyfiles._study import (
     Budget,
@@ -43,6 +45,7 @@ __all__ = [
     "Named",
     "Objective",
     "Relative",
+    "ScheduleSpace",
     "SchemeRange",
     "SearchSpace",
     "Sharing",
@@ -56,5 +59,6 @@ __all__ = [
     "read_study",
     "read_study_document",
     "study_document",
+    "to_domain",
     "validate_file",
 ]

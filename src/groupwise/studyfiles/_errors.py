@@ -10,6 +10,7 @@ missing one beside it: here it is one, "did you mean".
 from __future__ import annotations
 
 import difflib
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,17 +141,19 @@ def _closest(key: str, candidates: list[str]) -> str | None:
     return found[0] if found else None
 
 
+def _model_of(annotation: Any) -> Any:
+    """The model a field holds: itself, or the one model of an optional (``X | None``)."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
 def _allowed_keys(title: str, loc: tuple[str, ...], models: dict[str, Any]) -> list[str]:
     model: Any = models.get(title)
     for part in loc[:-1]:
         if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:
             return []
-        annotation = model.model_fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        model = _model_of(model.model_fields[part].annotation)
     if model is None:
         return []
     return [k for k in model.model_fields if k not in ("space", "source")]

@@ -29,6 +29,7 @@ from groupwise.errors import format_names
 from groupwise.optim import available_optimizers, get_optimizer
 from groupwise.partition import available_schemes, scheme_options
 from groupwise.registry import check_options
+from groupwise.schedules import DECAYS, Schedule
 from groupwise.studyfiles._frozen import Frozen
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FloatSpan",
     "IntSpan",
     "Relative",
+    "ScheduleSpace",
     "SchemeRange",
     "SearchSpace",
     "Sharing",
@@ -173,6 +175,73 @@ class Relative(Frozen):
         return self
 
 
+class ScheduleSpace(Frozen):
+    """A space's ``schedule:``: the lr schedule every trial trains with (``groupwise.
+    schedules``), each key fixed or searched like any hyperparameter, and the gradient clip
+    norm, which interacts with the lr.
+
+    - ``warmup``: a fraction of the run (below 1: ``{low: 0.0, high: 0.1}``) or steps (a whole
+      number or an int range);
+    - ``decay``: constant, cosine, linear or wsd, or ``{choices: [...]}`` of them;
+    - ``final_lr_fraction``: the last step's lr as a fraction of the peak (not for constant);
+    - ``decay_fraction``: wsd's share of the run in its final decay;
+    - ``grad_clip_norm``: clip the gradients to this norm (none when absent).
+
+    Searched names: ``schedule.warmup``, ``schedule.decay``, ``schedule.final_lr_fraction``,
+    ``schedule.decay_fraction``, ``grad_clip_norm``.
+    """
+
+    warmup: FloatSpan | IntSpan | int | float = 0
+    decay: Choices | str = "constant"
+    final_lr_fraction: FloatSpan | float = 0.0
+    decay_fraction: FloatSpan | float = 0.2
+    grad_clip_norm: FloatSpan | float | None = None
+
+    @model_validator(mode="after")
+    def _inside(self) -> ScheduleSpace:
+        decays = self.decay.choices if isinstance(self.decay, Choices) else (self.decay,)
+        bad = [d for d in decays if d not in DECAYS]
+        if bad:
+            raise ValueError(f"decay {bad[0]!r} is not one of [{', '.join(DECAYS)}]")
+        if isinstance(self.warmup, FloatSpan) and not 0 <= self.warmup.low <= self.warmup.high < 1:
+            raise ValueError("warmup as a fraction of the run must lie in [0, 1)")
+        for key, low, high in (("final_lr_fraction", 0.0, 1.0), ("decay_fraction", 0.0, 1.0)):
+            value = getattr(self, key)
+            span = (value.low, value.high) if isinstance(value, FloatSpan) else (value, value)
+            if not (low <= span[0] and span[1] <= high) or (
+                key == "decay_fraction" and span[0] <= 0
+            ):
+                raise ValueError(f"{key} must lie in [0, 1] (decay_fraction above 0)")
+        clip = self.grad_clip_norm
+        if clip is not None and (clip.low if isinstance(clip, FloatSpan) else clip) <= 0:
+            raise ValueError("grad_clip_norm must be above 0")
+        Schedule(**self.default_schedule())  # the fixed values, checked as a config's are
+        return self
+
+    def default_schedule(self) -> dict[str, Any]:
+        """The schedule a config gets where it brings none (a recipe's): the fixed values, and
+        within a searched range the common choice (a 5% warmup, cosine, to a tenth of the
+        peak, a clip norm of 1), pulled into the range."""
+        decays = self.decay.choices if isinstance(self.decay, Choices) else (self.decay,)
+        return {
+            "warmup": _pick(self.warmup, 0.05 if not isinstance(self.warmup, IntSpan) else 0),
+            "decay": "cosine" if "cosine" in decays else decays[0],
+            "final_lr_fraction": _pick(self.final_lr_fraction, 0.1),
+            "decay_fraction": _pick(self.decay_fraction, 0.2),
+        }
+
+    def default_clip(self) -> float | None:
+        clip = self.grad_clip_norm
+        return None if clip is None else float(_pick(clip, 1.0))
+
+
+def _pick(value: Any, common: float) -> Any:
+    """A fixed value, or ``common`` pulled into a searched range."""
+    if isinstance(value, FloatSpan | IntSpan):
+        return type(value.low)(min(max(common, value.low), value.high))
+    return value
+
+
 class Sharing(Frozen):
     optimizer: Literal["per_group", "shared"] = "per_group"
     lr: Literal["per_group", "shared", "layerwise"] = "per_group"
@@ -193,6 +262,8 @@ class SearchSpace(Frozen):
     roles: dict[str, tuple[Literal["matrix", "embedding", "head", "vector", "other"], ...]] = Field(
         default_factory=dict
     )
+    # The lr schedule and clip norm trials train with (None: a constant lr, no clipping).
+    schedule: ScheduleSpace | None = None
     # Recipes (groupwise.recipes) to try first, in order; a study file's warm_start wins.
     warm_start: tuple[str, ...] = ()
     description: str = ""

@@ -79,9 +79,26 @@ class Budget(Frozen):
 
 
 class Training(Frozen):
+    """How every trial trains, as users train (``groupwise.training``).
+
+    - ``epochs``; ``steps_per_epoch``: optimizer steps per epoch (none: one pass over the
+      data); ``batch_size``: of one micro-batch; ``accumulate``: micro-batches per step (a
+      step on ``accumulate x batch_size`` samples). The run's total steps are known up front,
+      so the config's lr schedule is exact.
+    - ``precision``: fp32, or bf16 / fp16 autocast (fp16 with a GradScaler; bf16 runs on CPUs).
+    - ``grad_clip_norm``: clip every trial's gradients to this norm (a space that searches
+      it, under ``schedule:``, gives it per trial instead: not both).
+    - ``compile``: ``torch.compile`` the model once per trial (the compile time is recorded
+      apart from training time).
+    """
+
     epochs: int = Field(default=5, ge=1)
     steps_per_epoch: int | None = Field(default=None, ge=1)  # None: one pass over the data
     batch_size: int = Field(default=64, ge=1)
+    accumulate: int = Field(default=1, ge=1)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    grad_clip_norm: float | None = Field(default=None, gt=0)
+    compile: bool = False
 
 
 class Workers(Frozen):
@@ -165,6 +182,16 @@ class StudySpec(Frozen):
     warm_start: WarmStart = WarmStart()
     seed: int = 0  # the search's: sampler, initialisation, batch order (not the data's)
     source: Path | None = None  # the file it was read from
+
+    @model_validator(mode="after")
+    def _one_clip(self) -> StudySpec:
+        clip = self.space.schedule.grad_clip_norm if self.space.schedule else None
+        if clip is not None and self.training.grad_clip_norm is not None:
+            raise ValueError(
+                "grad_clip_norm is given twice: training.grad_clip_norm and the search space's "
+                "schedule.grad_clip_norm; keep one (the space's to search it)"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,10 @@ class TensorSplits:
             idx = order[start : start + batch_size]
             yield self.train_x[idx], self.train_y[idx]
 
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """How many batches one pass over the training pairs makes (the last may be short)."""
+        return -(-len(self.train_x) // batch_size)
+
     def eval_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, len(self.val_x), batch_size):
             yield self.val_x[start : start + batch_size], self.val_y[start : start + batch_size]
@@ -51,6 +55,10 @@ class TokenWindows:
                 0, len(self.train) - self.context - 1, (batch_size,), generator=generator
             )
             yield self._windows(self.train, starts)
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """As many windows as the training stream holds, in batches."""
+        return max(1, len(self.train) // (batch_size * self.context))
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         starts = torch.arange(0, len(self.val) - self.context - 1, self.context)
