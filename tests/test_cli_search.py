@@ -229,3 +229,27 @@ def test_a_task_module_in_the_launch_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "2 finished (2 complete" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("training", "fragment"),
+    [
+        ("{precision: fp8}", "training.precision: Input should be 'fp32', 'bf16' or 'fp16'"),
+        ("{accumulate: 0}", "training.accumulate"),
+        ("{epochs: 2, compile: maybe}", "training.compile"),
+    ],
+)
+def test_bad_training_options_are_one_line_and_exit_2(tmp_path, training, fragment):
+    (tmp_path / "space.yaml").write_text(
+        "schemes: [single]\noptimizers: {adamw: {}}\nschedule: {warmup: 0.05, decay: cosine}\n"
+    )
+    (tmp_path / "study.yaml").write_text(
+        f"name: t\ntask: digits_mlp\nsearch_space: space.yaml\nbudget: {{trials: 2}}\n"
+        f"training: {training}\n"
+    )
+    for command in ("validate", "launch"):
+        result = run(command, "study.yaml", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: ") and fragment in line, line
+    assert not (tmp_path / "groupwise.db").exists()
