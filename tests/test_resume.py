@@ -18,7 +18,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from groupwise.store import DUPLICATE_ATTR, REASON_ATTR, RETRIED_ATTR, open_storage
+from groupwise.store import (
+    CONFIRMS_ATTR,
+    DUPLICATE_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    TRAIN_SEED_ATTR,
+    open_storage,
+)
 from groupwise.store._attrs import (
     ATTEMPT_ATTR,
     CANONICAL_ATTR,
@@ -194,6 +201,47 @@ def test_a_killed_driver_resumes_with_stale_trials_retried(tmp_path, storage_url
     assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert_recorded_alike(storage_url, trials)
+
+
+def test_a_driver_killed_while_confirming_loses_no_confirmation_nor_runs_one_twice(
+    tmp_path, storage_url
+):
+    """The driver is SIGKILLed while the leaders' confirmations run. The relaunch fails the
+    stale ones and retries them as the same confirmations (same leader, same fresh seed);
+    the ones already finished stay; each (leader, seed) ends with exactly one counted trial."""
+    path = study_file(tmp_path, trials=8)
+    path.write_text(path.read_text() + "confirm: {top: 2, seeds: 2}\n")
+    first = start_launch(path, storage_url)
+    try:
+        wait_for(
+            storage_url,
+            lambda ts: any(
+                CONFIRMS_ATTR in t.user_attrs and t.state == TrialState.RUNNING for t in ts
+            ),
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        kill_group(first)
+    at_kill = {t.number: (t.state, t.value) for t in trials_of(storage_url)}
+    time.sleep(4)  # past stale_after_s
+
+    finish(start_launch(path, storage_url))
+
+    trials = trials_of(storage_url)
+    assert all(
+        at_kill[n] == (t.state, t.value)
+        for n, t in enumerate(trials)
+        if n in at_kill and at_kill[n][0].is_finished()
+    )  # nothing finished changed
+    confirmations = [t for t in counted(trials) if CONFIRMS_ATTR in t.user_attrs]
+    pairs = [(t.user_attrs[CONFIRMS_ATTR], t.user_attrs[TRAIN_SEED_ATTR]) for t in confirmations]
+    assert len(pairs) == len(set(pairs)) == 4
+    assert all(t.state == TrialState.COMPLETE for t in confirmations)
+    stale = [t for t in trials if CONFIRMS_ATTR in t.user_attrs and t.user_attrs.get(RETRIED_ATTR)]
+    assert stale and all(t.user_attrs[REASON_ATTR].startswith("stale") for t in stale)
+    assert len(counted(trials)) == 8
+    assert count(trials, TrialState.RUNNING) == count(trials, TrialState.WAITING) == 0
 
 
 def test_the_study_survives_a_postgresql_restart(tmp_path, private_postgres):

@@ -292,3 +292,32 @@ def seeded(*, seed: int = 0) -> Task:
         loss=task.loss,
         metrics={"data_seed": lambda out, y: float(seed)},
     )
+
+
+class _Scalar(nn.Module):
+    """One number, drawn from torch's seeded RNG as every layer's initialisation is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(1))
+
+    def forward(self, x):
+        return self.w.expand(len(x), 1)
+
+
+def fluke(*, seed: int = 0) -> Task:
+    """A task where the study's own seed is a fluke: the validation target is exactly the
+    initial value training seed 0 draws, and training pulls the value 0.1 away from it. An
+    untrained config (lr ~ 0) scores 0 on seed 0 and (w0 - 1.54)^2 on any other; a trained
+    one scores about 0.01 on every seed. The single best trial is the untrained one; its
+    confirmation on fresh seeds loses."""
+    target = torch.randn(1, generator=torch.Generator().manual_seed(0)).item()
+    x = torch.zeros(64, 1)
+    return Task(
+        name="fluke",
+        build_model=_Scalar,
+        data=TensorSplits(
+            x, torch.full((64, 1), target + 0.1), x[:16], torch.full((16, 1), target)
+        ),
+        loss=nn.functional.mse_loss,
+    )

@@ -247,13 +247,14 @@ class TrialConfig:
             return cls.from_json(text, str(p))
         return cls.from_yaml(text, str(p))
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write as JSON or YAML by the file's suffix; returns the path."""
+    def save(self, path: str | os.PathLike[str], comment: str | None = None) -> Path:
+        """Write as JSON or YAML by the file's suffix; returns the path. ``comment``: a line
+        a YAML file starts with (as ``# ...``; JSON has no comments)."""
         p = Path(path)
         if p.suffix.lower() in _JSON_SUFFIXES:
             text = self.to_json(indent=2) + "\n"
         elif p.suffix.lower() in _YAML_SUFFIXES:
-            text = self.to_yaml()
+            text = "".join(f"# {line}\n" for line in (comment or "").splitlines()) + self.to_yaml()
         else:
             raise ConfigError(
                 f"{p}: unknown config file type {p.suffix!r}; use .yaml, .yml or .json"

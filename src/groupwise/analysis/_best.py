@@ -19,28 +19,34 @@ from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
 from groupwise.store import (
     CONFIG_ATTR,
+    CONFIRMS_ATTR,
     DUPLICATE_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
     SEEDED_ATTR,
     TASK_ATTR,
+    Confirmed,
     Source,
     Tally,
     check_exists,
+    confirmed,
     open_study,
     opened,
     source_url,
     study_names_in,
     tally,
     voided_of,
+    within_noise,
 )
 
 __all__ = [
     "BestTrial",
     "StudyStatus",
     "best_trials",
+    "export_comment",
     "load_best",
+    "noise_note",
     "study_status",
     "trial_config",
 ]
@@ -48,14 +54,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BestTrial:
+    """One of a study's best configs. ``value``: its mean over its fresh seeds where the
+    study confirmed it (``confirmed``), else its trial's value."""
+
     study: str
     trial: int
     value: float
     direction: str
     metric: str
     config: TrialConfig
+    confirmed: Confirmed | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        c = self.confirmed
         return {
             "study": self.study,
             "trial": self.trial,
@@ -63,7 +74,56 @@ class BestTrial:
             "direction": self.direction,
             "metric": self.metric,
             "config": self.config.to_dict(),
+            "confirmed": None
+            if c is None
+            else {
+                "mean": c.mean,
+                "spread": c.spread,
+                "seeds": len(c.values),
+                "values": list(c.values),
+                "train_seeds": list(c.seeds),
+                "failed": c.failed,
+                "pending": c.pending,
+                "search_value": c.search_value,
+            },
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BestTrial:
+        """The record :meth:`to_dict` wrote (the service's answer)."""
+        c = d.get("confirmed")
+        return cls(
+            d["study"],
+            d["trial"],
+            d["value"],
+            d["direction"],
+            d["metric"],
+            TrialConfig.from_dict(d["config"]),
+            None
+            if c is None
+            else Confirmed(
+                d["trial"],
+                c["search_value"],
+                tuple(c["values"]),
+                tuple(c["train_seeds"]),
+                c["failed"],
+                c["pending"],
+            ),
+        )
+
+    def summary(self) -> str:
+        """Its value in words: a mean with its spread and seeds, or one trial's value."""
+        c = self.confirmed
+        if c is None:
+            return f"{self.metric} {self.value:.6g} (one trial, not confirmed)"
+        spread = "" if c.spread is None else f" ± {c.spread:.3g} sd"
+        words = f"{self.metric} {self.value:.6g}{spread} over {len(c.values)} fresh seeds"
+        if c.failed:
+            words += f", {c.failed} failed"
+        if c.pending:
+            words += f", {c.pending} still to run"
+        search = "" if c.search_value is None else f" (its search trial: {c.search_value:.6g})"
+        return words + search
 
 
 @dataclass(frozen=True)
@@ -110,6 +170,8 @@ def config_of(text: str) -> TrialConfig:
 
 
 def trained_trials(study: optuna.Study) -> list[FinishedTrial]:
+    """The study's search trials that trained (confirmations are not: their configs are the
+    leaders', :func:`best_trials` reads them)."""
     voided = voided_of(study.user_attrs)
     return [
         FinishedTrial(t, config_of(t.user_attrs[CONFIG_ATTR]))
@@ -118,6 +180,7 @@ def trained_trials(study: optuna.Study) -> list[FinishedTrial]:
         and CONFIG_ATTR in t.user_attrs
         and DUPLICATE_ATTR not in t.user_attrs
         and SEEDED_ATTR not in t.user_attrs
+        and CONFIRMS_ATTR not in t.user_attrs
         and not t.user_attrs.get(RETRIED_ATTR)
         and t.number not in voided
     ]
@@ -130,22 +193,67 @@ def best_first(rows: Sequence[FinishedTrial], direction: str) -> list[FinishedTr
 
 
 def best_trials(study: str, storage: Source = None, top: int = 1) -> list[BestTrial]:
-    """The ``top`` complete trials, best first (duplicates of one training shown once)."""
+    """The ``top`` best configs, best first (duplicates of one training shown once): the
+    confirmed leaders by their mean over fresh seeds (``groupwise.store.confirmed``), then
+    the other complete trials by value."""
     loaded = open_study(study, storage)
     direction = loaded.direction.name.lower()
-    best = best_first(trained_trials(loaded), direction)[:top]
-    if not best:
+    metric = str(loaded.user_attrs.get(METRIC_ATTR, "value"))
+    trained = trained_trials(loaded)
+    by_number = {r.number: r for r in trained}
+    leaders = [
+        c for c in confirmed(loaded.get_trials(deepcopy=False), direction) if c.trial in by_number
+    ]
+    rows = [
+        BestTrial(
+            study,
+            c.trial,
+            c.mean if c.mean is not None else (c.search_value or math.nan),
+            direction,
+            metric,
+            by_number[c.trial].config,
+            c,
+        )
+        for c in leaders
+    ]
+    shown = {c.trial for c in leaders}
+    rest = best_first([r for r in trained if r.number not in shown], direction)
+    rows += [
+        BestTrial(study, r.number, r.value or math.nan, direction, metric, r.config)
+        for r in rest[: max(0, top - len(rows))]
+    ]
+    if not rows:
         raise StudyError(
             f"study {study!r} has no complete trial yet; `groupwise status {study}` says why"
         )
-    metric = str(loaded.user_attrs.get(METRIC_ATTR, "value"))
-    return [
-        BestTrial(study, r.number, r.value or math.nan, direction, metric, r.config) for r in best
-    ]
+    return rows[:top]
+
+
+def noise_note(rows: Sequence[BestTrial]) -> str | None:
+    """What ``best`` says when its two leaders are within each other's noise (their means
+    over the same fresh seeds differ by less than twice that difference's standard error)."""
+    if len(rows) < 2 or rows[0].confirmed is None or rows[1].confirmed is None:
+        return None
+    first, second = rows[0].confirmed, rows[1].confirmed
+    error = within_noise(first, second)
+    if error is None:
+        return None
+    gap = abs((first.mean or 0.0) - (second.mean or 0.0))
+    return (
+        f"trials {first.trial} and {second.trial} are within each other's noise: their means "
+        f"differ by {gap:.3g}, within twice its standard error ({error:.3g}) over their "
+        f"shared seeds; either config is as good a choice, or confirm on more seeds"
+    )
+
+
+def export_comment(best: BestTrial) -> str:
+    """The line an exported config starts with: where it came from and what it scored."""
+    return f"study {best.study}, trial {best.trial}: {best.summary()}"
 
 
 def load_best(study: str, storage: Source = None) -> TrialConfig:
-    """The best trial's TrialConfig; ``build_optimizer(model, load_best(...))`` rebuilds it."""
+    """The best config's TrialConfig (the confirmed leader, where the study confirmed its
+    leaders); ``build_optimizer(model, load_best(...))`` rebuilds it."""
     return best_trials(study, storage, top=1)[0].config
 
 

@@ -303,6 +303,7 @@ def _page(
     )
     config = html.escape(_yaml.dump(best.config.to_dict()).rstrip())
     best_number = best.trial
+    score = html.escape(best.summary())
     name = html.escape(result.study)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>groupwise report: {name}</title>
@@ -310,7 +311,7 @@ def _page(
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 .plot svg{{max-width:100%;height:auto}}pre{{background:#f4f4f4;padding:1em}}</style></head>
 <body><h1>groupwise report: {name}</h1>{summary}
-<h2>Best config (trial {best_number})</h2><pre>{config}</pre>
+<h2>Best config (trial {best_number})</h2><p>{score}</p><pre>{config}</pre>
 <h2>By scheme</h2>{schemes}<h2>Which optimizer wins, per group</h2>{optimizers}
 <h2>Each group's lr among the best trials</h2>{lrs}{plots}
 </body></html>

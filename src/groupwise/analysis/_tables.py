@@ -188,8 +188,19 @@ def best_table(rows: Sequence[BestTrial]) -> Table:
         parts += [] if clip is None else [f"clip {fmt(clip)}"]
         return "; ".join(parts) or "-"
 
+    def seeds(row: BestTrial) -> str:
+        c = row.confirmed
+        if c is None:
+            return "-"
+        parts = [f"{len(c.values)} fresh"]
+        parts += [f"sd {c.spread:.3g}"] if c.spread is not None else []
+        parts += [f"{c.failed} failed"] if c.failed else []
+        parts += [f"{c.pending} to run"] if c.pending else []
+        parts += [f"search {c.search_value:.4g}"] if c.search_value is not None else []
+        return ", ".join(parts)
+
     metric = rows[0].metric if rows else "value"
     return _table(
-        ("trial", metric, "scheme", "groups", "schedule"),
-        [(r.trial, r.value, str(r.config.scheme), groups(r), schedule(r)) for r in rows],
+        ("trial", metric, "seeds", "scheme", "groups", "schedule"),
+        [(r.trial, r.value, seeds(r), str(r.config.scheme), groups(r), schedule(r)) for r in rows],
     )

@@ -11,7 +11,9 @@ from typing import Any, get_args
 from groupwise.errors import ConfigError
 from groupwise.store import (
     CONFIG_ATTR,
+    CONFIRMS_ATTR,
     REASON_ATTR,
+    TRAIN_SEED_ATTR,
     Source,
     TrialClass,
     classify,
@@ -57,16 +59,21 @@ def _plain(trial: Any, voided: frozenset[int]) -> dict[str, Any]:
         "state": classify(trial, voided),
         "value": trial.value,
         "reason": trial.user_attrs.get(REASON_ATTR),
+        "confirms": trial.user_attrs.get(CONFIRMS_ATTR),  # a confirmation: of which trial
+        "train_seed": trial.user_attrs.get(TRAIN_SEED_ATTR),
         "config": json.loads(config) if isinstance(config, str) else None,
         "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
         "completed": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
     }
 
 
-def best_document(rows: Sequence[Any], top: int) -> dict[str, Any]:
+def best_document(rows: Sequence[Any], top: int, note: str | None = None) -> dict[str, Any]:
     """What `groupwise best --format json` prints: the best trial, and when more than one
-    was asked for, all of them under ``top``."""
+    was asked for, all of them under ``top``; ``note``: that the leaders are within each
+    other's noise (``noise_note``)."""
     document: dict[str, Any] = rows[0].to_dict()
     if top > 1:
-        document["top"] = [r.to_dict() for r in rows]
+        document["top"] = [r.to_dict() for r in rows[:top]]
+    if note:
+        document["note"] = note
     return document

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from groupwise import remote
     from groupwise.execution import LaunchResult
     from groupwise.execution import Progress as LaunchProgress
+    from groupwise.store import Tally
 
 __all__ = ["launch"]
 
@@ -97,13 +98,22 @@ def _print_result(result: LaunchResult, metric: str) -> None:
         + (f"; {p.counts.replayed} repeats of a finished config" if p.counts.replayed else "")
         + (f"; {p.counts.seeded} seeded from earlier studies" if p.counts.seeded else "")
         + (f"; {p.counts.voided} voided (a broken task's)" if p.counts.voided else "")
+        + (f"; {p.counts.confirmations} confirmations" if p.counts.confirmations else "")
         + f"), {result.ran} this launch"
     )
     if result.best_config is None:
         out.print("no complete trial yet; `groupwise status` lists the failure reasons")
         return
-    out.print(f"best: trial {p.best_trial}, {metric} = {p.best:.6g}")
+    out.print(f"best: trial {p.best_trial}, {metric} = {p.best:.6g}{_seeds(p.counts)}")
     out.print(result.best_config.to_yaml().rstrip())
+
+
+def _seeds(counts: Tally) -> str:
+    """What a best value is: a mean over fresh seeds (the confirmed leader's), or one trial's."""
+    if not counts.best_seeds:
+        return ""
+    spread = "" if counts.best_spread is None else f", sd {counts.best_spread:.3g}"
+    return f" (mean over {counts.best_seeds} fresh seeds{spread})"
 
 
 def _launch_remote(
@@ -134,7 +144,7 @@ def _launch_remote(
     if c.best_trial is None:
         out.print("no complete trial yet; `groupwise status` lists the failure reasons")
         return
-    out.print(f"best: trial {c.best_trial}, {ended.body['metric']} = {c.best_value:.6g}")
+    out.print(f"best: trial {c.best_trial}, {ended.body['metric']} = {c.best_value:.6g}{_seeds(c)}")
     with user_errors():
         out.print(remote.trial_config(client, name, None).to_yaml().rstrip())
 

@@ -23,6 +23,7 @@ from groupwise.cli._common import (
 from groupwise.errors import ConfigError
 
 if TYPE_CHECKING:
+    from groupwise.analysis import BestTrial
     from groupwise.remote import Remote
 
 __all__ = ["best", "compare", "export", "report", "status", "studies"]
@@ -76,22 +77,27 @@ def best(
     storage: StorageOption = None,
     server: ServerOption = None,
 ) -> None:
-    """The best trials and their configs (json/yaml output feeds build_optimizer)."""
+    """The best configs (the confirmed leaders first, by their mean over fresh seeds) and
+    their configs (json/yaml output feeds build_optimizer)."""
     from groupwise import _yaml, remote
-    from groupwise.analysis import best_document, best_table, best_trials
+    from groupwise.analysis import best_document, best_table, best_trials, noise_note
 
+    wanted = max(top, 2)  # the runner-up says whether the leader is within its noise
     with user_errors():
         if server:
-            rows = remote.best_trials(remote.Remote.of(server), study, top)
+            rows = remote.best_trials(remote.Remote.of(server), study, wanted)
         else:
-            rows = best_trials(study, storage, top)
-    document = best_document(rows, top)
+            rows = best_trials(study, storage, wanted)
+    note = noise_note(rows)
+    document = best_document(rows, top, note)
     if format is Format.json:
         typer.echo(json.dumps(document, indent=2))
     elif format is Format.yaml:
         typer.echo(_yaml.dump(document).rstrip())
     else:
-        render(best_table(rows))
+        render(best_table(rows[:top]))
+        if note:
+            out.print(note)
 
 
 @app.command()
@@ -115,26 +121,39 @@ def export(
     """Write a trial's config for build_optimizer(model, "best.yaml"), or with --runs or
     --epochs every run or epoch of the study as CSV or JSON (for pandas)."""
     from groupwise import remote
-    from groupwise.analysis import epoch_rows, load_best, run_rows, trial_config, write_rows
+    from groupwise.analysis import best_trials, epoch_rows, run_rows, trial_config, write_rows
 
     with user_errors():
         _writable(output, force)
         if runs and epochs:
             raise ConfigError("--runs and --epochs write different tables; give one of them")
-        if server:
-            if runs or epochs:
-                raise ConfigError("--runs and --epochs read the database; drop --server")
-            config = remote.trial_config(remote.Remote.of(server), study, trial)
-            out.print(f"wrote {config.save(output)}")
-            return
         if runs or epochs:
+            if server:
+                raise ConfigError("--runs and --epochs read the database; drop --server")
             rows = run_rows(study, storage) if runs else epoch_rows(study, storage)
             path = write_rows(rows, output)
             out.print(f"wrote {path} ({len(rows)} {'runs' if runs else 'epochs'})")
             return
-        config = load_best(study, storage) if trial is None else trial_config(study, trial, storage)
-        path = config.save(output)
-    out.print(f"wrote {path}")
+        client = remote.Remote.of(server) if server else None
+        if trial is not None:
+            config = (
+                remote.trial_config(client, study, trial)
+                if client
+                else trial_config(study, trial, storage)
+            )
+            out.print(f"wrote {config.save(output)}")
+            return
+        best = (remote.best_trials(client, study, 1) if client else best_trials(study, storage))[0]
+        _wrote(output, best)
+
+
+def _wrote(output: Path, best: BestTrial) -> None:
+    """Write the best config, its score (the mean over its fresh seeds, where the study
+    confirmed its leaders) the YAML's first line, and say so."""
+    from groupwise.analysis import export_comment
+
+    comment = export_comment(best)
+    out.print(f"wrote {best.config.save(output, comment=comment)}: {comment}")
 
 
 def _writable(path: Path, force: bool) -> None:

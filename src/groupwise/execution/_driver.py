@@ -6,7 +6,9 @@ with its reason, and the study goes on. Faults of the machinery are retried by t
 (``faults.max_retries``): a lost worker, a driver that died (its trials stop getting
 heartbeats and are failed as stale by whichever driver sees them first) or one that was
 stopped. The budget counts every finished trial except such superseded attempts, so a resumed
-study ends with exactly its budget.
+study ends with exactly its budget. With ``confirm:``, the budget's last ``top x seeds``
+trials are the leaders' confirmations, which start once the search has ended
+(``_confirming``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
+from groupwise.execution._confirming import Confirming
 from groupwise.execution._progress import Progress
 from groupwise.execution._proposal import propose
 from groupwise.execution._protocol import Lost, Reply, Stopped, Trained
@@ -55,6 +58,7 @@ STOPPED = "stopped on request: no new trials started; the running ones finished"
 class _Running:
     opened: Opened
     started: float = field(default_factory=time.perf_counter)
+    values: list[float] = field(default_factory=list)  # the objective, epoch by epoch
 
 
 class Driver:
@@ -86,6 +90,7 @@ class Driver:
         self.reseeded = False
         self.deferred = False  # the queue's next trial waits for one running: start none now
         self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
+        self.confirming = Confirming(self.spec.confirming, ledger, self.spec.seed)
 
     def progress(self) -> Progress:
         return Progress(
@@ -111,8 +116,9 @@ class Driver:
                     self.ledger.begin_round()  # once per round, not once per idle pass
                 while self._startable(target):
                     self._start_trial()
+                self._confirm(target)
             self.on_progress(self.progress())
-            if not self.running and (self._done(target) or self.note):
+            if not self.running and self._ended(target):
                 return
             wake = min(next_tick, self._next_timeout(), self.deadline or math.inf)
             with interrupts.interruptible():
@@ -146,7 +152,9 @@ class Driver:
             time_s = self.spec.budget.time_s
             self.deadline = time.perf_counter() + time_s if time_s else math.inf
         counts = self.ledger.tally()
-        below = target is None or counts.finished + counts.running < target
+        below = target is None or (
+            self.confirming.searched(counts) < self.confirming.search_target(target)
+        )
         return below and time.perf_counter() < self.deadline
 
     def _startable(self, target: int | None) -> bool:
@@ -164,10 +172,37 @@ class Driver:
             return True
         return not self.running and len(self.pool.free()) == self.spec.workers.count
 
-    def _done(self, target: int | None) -> bool:
+    def _searched_all(self, target: int | None) -> bool:
+        """The search has spent its budget: its time, or its trials (the budget less the
+        confirmations)."""
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             return True
-        return target is not None and self.ledger.tally().finished >= target
+        counts = self.ledger.tally()
+        return target is not None and (
+            self.confirming.searched(counts) >= self.confirming.search_target(target)
+        )
+
+    def _confirm(self, target: int | None) -> None:
+        """Once the search has ended and none of its trials runs: enqueue the leaders' fresh
+        seeds, then start them while workers are free (past the time budget: it bounds the
+        search). Not after a stop request: the next launch runs them."""
+        confirming = self.confirming
+        if not confirming.on or self.note == STOPPED:
+            return
+        if not confirming.enqueued:
+            if self.running or not (self._searched_all(target) or self.note):
+                return
+            confirming.enqueue()
+        while self.pool.free() and not self.deferred and confirming.waiting():
+            self._start_trial()
+
+    def _ended(self, target: int | None) -> bool:
+        """With nothing running: whether this launch is over (its budget spent and its
+        confirmations run, or a note saying why it stopped)."""
+        if self.confirming.on and self.note != STOPPED:
+            searched = self._searched_all(target) or bool(self.note)
+            return searched and self.confirming.enqueued and not self.confirming.waiting()
+        return bool(self.note) or self._searched_all(target)
 
     def _tick(self) -> None:
         """Once per heartbeat: mark our trials alive, take in other drivers' writes, fail
@@ -219,7 +254,7 @@ class Driver:
             return
         self.repeats = 0
         slot = self.pool.free()[0]
-        self.pool.submit(slot, dict(opened.config))
+        self.pool.submit(slot, dict(opened.config), opened.seed)
         self.running[slot] = _Running(opened)
 
     def _settled(self, settled: Settled) -> None:
@@ -270,9 +305,14 @@ class Driver:
         epoch = EpochFacts(
             report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
+        run.values.append(value)
         last = report.epoch >= self.spec.training.epochs
         ending = self.ledger.record_epoch(
-            run.opened, epoch, last=last, facts=self._facts(run, reply)
+            run.opened,
+            epoch,
+            last=last,
+            facts=_facts(run, reply),
+            value=self.spec.objective.value_of(run.values) if last else None,
         )
         if ending is None:
             self.pool.submit(slot, None)
@@ -281,31 +321,11 @@ class Driver:
         self.endings.append((run.opened.number, ending, ""))
         del self.running[slot]
 
-    @staticmethod
-    def _facts(run: _Running, reply: Trained | None = None) -> RunFacts:
-        """The run as this driver saw it, and where its worker trained it (when it said)."""
-        wall_s = round(time.perf_counter() - run.started, 3)
-        if reply is None:
-            return RunFacts(wall_s=wall_s, driver=DRIVER)
-        at = reply.placement
-        return RunFacts(
-            wall_s=wall_s,
-            driver=DRIVER,
-            host=at.host,
-            pid=at.pid,
-            node=at.node,
-            device=at.device,
-            gpu_ids=at.gpu_ids,
-            visible_devices=at.visible_devices,
-            peak_memory_bytes=reply.peak_memory_bytes,
-            training=reply.report.training or None,
-        )
-
     def _close(self, slot: int, state: Ending, **how: Any) -> None:
         """End the trial on ``slot`` in the ledger, then forget it (in that order: a trial
         whose ending did not reach the database is still ours to fail when we stop)."""
         run = self.running[slot]
-        if self.ledger.close(run.opened.number, state, facts=self._facts(run), **how):
+        if self.ledger.close(run.opened.number, state, facts=_facts(run), **how):
             self.ran += 1
             self.endings.append((run.opened.number, state, str(how.get("reason", ""))))
         del self.running[slot]
@@ -339,3 +359,23 @@ class Driver:
         best = self.ledger.tally().best_trial
         config = None if best is None else self.ledger.config_of(best)
         return None if config is None else TrialConfig.from_json(config)
+
+
+def _facts(run: _Running, reply: Trained | None = None) -> RunFacts:
+    """The run as this driver saw it, and where its worker trained it (when it said)."""
+    wall_s = round(time.perf_counter() - run.started, 3)
+    if reply is None:
+        return RunFacts(wall_s=wall_s, driver=DRIVER)
+    at = reply.placement
+    return RunFacts(
+        wall_s=wall_s,
+        driver=DRIVER,
+        host=at.host,
+        pid=at.pid,
+        node=at.node,
+        device=at.device,
+        gpu_ids=at.gpu_ids,
+        visible_devices=at.visible_devices,
+        peak_memory_bytes=reply.peak_memory_bytes,
+        training=reply.report.training or None,
+    )

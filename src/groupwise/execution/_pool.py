@@ -140,10 +140,11 @@ class WorkerPool:
         """Slots training a trial, with when their current call was submitted."""
         return {i: s.since for i, s in enumerate(self.slots) if not s.starting and s.call}
 
-    def submit(self, index: int, config: dict[str, Any] | None) -> None:
-        """Start a trial on a free slot (``config``), or train its next epoch (None)."""
+    def submit(self, index: int, config: dict[str, Any] | None, seed: int | None = None) -> None:
+        """Start a trial on a free slot (``config``, trained from ``seed``; None: the study's),
+        or train its next epoch (None)."""
         slot = self.slots[index]
-        slot.call = slot.actor.step.remote(config)
+        slot.call = slot.actor.step.remote(config, seed)
         slot.since = time.perf_counter()
 
     def wait(self, timeout_s: float) -> tuple[int, Reply] | None:

@@ -56,9 +56,12 @@ class Worker:
             device_memory_bytes=memory,
         )
 
-    def step(self, config: dict[str, Any] | None = None) -> Trained | Stopped:
-        """Start a trial (when ``config`` is given) and train one epoch. Never raises for a
-        trial's own errors: they are a :class:`Stopped` reply."""
+    def step(
+        self, config: dict[str, Any] | None = None, seed: int | None = None
+    ) -> Trained | Stopped:
+        """Start a trial (when ``config`` is given; ``seed``: its training seed, None: the
+        study's) and train one epoch. Never raises for a trial's own errors: they are a
+        :class:`Stopped` reply."""
         try:
             if config is not None:
                 self.trainer = None  # free the previous trial's model before building the next
@@ -69,7 +72,7 @@ class Worker:
                 self.trainer = Trainer(
                     self.task,
                     TrialConfig.from_dict(config),
-                    seed=self.settings.seed,
+                    seed=self.settings.seed if seed is None else seed,
                     device=self.device,
                     options=options,
                 )

@@ -56,8 +56,9 @@ class Plan:
     def warnings(self) -> tuple[str, ...]:
         """What the user should hear before anything runs (each names the file and key):
         an option that does nothing on this model, a range cut to what the model allows, a
-        recipe that does not fit."""
-        return (*self.facts.notes, *self.skipped)
+        recipe that does not fit, the space's confirmation left out for a small budget."""
+        confirm = self.spec.confirm_note
+        return (*self.facts.notes, *self.skipped, *([confirm] if confirm else []))
 
 
 def make_plan(spec: StudySpec) -> Plan:
@@ -176,12 +177,14 @@ LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
     ("training", "precision", "fp32"),
     ("training", "grad_clip_norm", None),
     ("training", "compile", False),
+    ("objective", "reduce", "last"),
 )
 
 
 def identity(spec: StudySpec) -> dict[str, Any]:
     """What makes two launches the same study (JSON): task, space, objective, training, seed.
-    Budget, workers, faults, sampler and pruner may change between launches.
+    Budget, workers, faults, sampler, pruner and the confirmation of the leaders may change
+    between launches (a space's default ``confirm`` is left out with them).
 
     The task's ``data_seed`` is recorded only where it differs from the study's seed: before
     it existed the data came from the study's seed, so a study launched then (whose seed was
@@ -197,6 +200,7 @@ def identity(spec: StudySpec) -> dict[str, Any]:
         "training": spec.training.model_dump(mode="json"),
         "seed": spec.seed,
     }
+    del record["space"]["confirm"]
     for part, key, before in LATER_KEYS:
         if record[part].get(key) == before:
             del record[part][key]

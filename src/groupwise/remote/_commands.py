@@ -118,17 +118,7 @@ def best_trials(remote: Remote, study: str, top: int) -> list[BestTrial]:
     from groupwise.analysis import BestTrial
 
     document = remote.get(f"/studies/{quote(study)}/best", top=top)
-    return [
-        BestTrial(
-            d["study"],
-            d["trial"],
-            d["value"],
-            d["direction"],
-            d["metric"],
-            TrialConfig.from_dict(d["config"]),
-        )
-        for d in document.get("top", [document])
-    ]
+    return [BestTrial.from_dict(d) for d in document.get("top", [document])]
 
 
 def trial_config(remote: Remote, study: str, trial: int | None) -> TrialConfig:

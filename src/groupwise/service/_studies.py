@@ -16,7 +16,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from groupwise.analysis import best_document, best_trials, study_status, trial_config
+from groupwise.analysis import (
+    best_document,
+    best_trials,
+    export_comment,
+    noise_note,
+    study_status,
+    trial_config,
+)
 from groupwise.analysis import trial_page as read_trial_page
 from groupwise.errors import SpecError, TaskError
 from groupwise.service._deps import Reader, Writer, jobs, reader, settings
@@ -219,7 +226,8 @@ def get_best(
     request: Request, name: str, access: Reader, top: Annotated[int, Query(ge=1, le=1000)] = 1
 ) -> dict[str, Any]:
     study_of(request, name, trials=True)
-    return best_document(best_trials(name, reader(request), top), top)
+    rows = best_trials(name, reader(request), max(top, 2))  # the runner-up: within noise?
+    return best_document(rows, top, noise_note(rows))
 
 
 @studies.get(
@@ -236,12 +244,12 @@ def get_config(
 ) -> PlainTextResponse:
     study_of(request, name, trials=True)
     storage = reader(request)
-    config = (
-        best_trials(name, storage, 1)[0].config
-        if trial is None
-        else trial_config(name, trial, storage)
-    )
-    return PlainTextResponse(config.to_yaml(), media_type="application/yaml")
+    if trial is None:
+        best = best_trials(name, storage, 1)[0]
+        text = f"# {export_comment(best)}\n{best.config.to_yaml()}"
+    else:
+        text = trial_config(name, trial, storage).to_yaml()
+    return PlainTextResponse(text, media_type="application/yaml")
 
 
 @studies.post(

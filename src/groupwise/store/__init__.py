@@ -24,6 +24,7 @@ Tests reach into the private modules for the rest.
 
 from groupwise.store._attrs import (
     CONFIG_ATTR,
+    CONFIRMS_ATTR,
     DUPLICATE_ATTR,
     IDENTITY_ATTR,
     METRIC_ATTR,
@@ -32,7 +33,9 @@ from groupwise.store._attrs import (
     SEEDED_ATTR,
     SPACE_ATTR,
     TASK_ATTR,
+    TRAIN_SEED_ATTR,
 )
+from groupwise.store._confirm import Confirmed, confirmed, fresh_seeds, within_noise
 from groupwise.store._counts import Tally, TrialClass, classify, tally, voided_of
 from groupwise.store._identity import StudyIdentity, check_source, check_study, differences
 from groupwise.store._jobs import ACTIVE, FINAL, Job, Jobs, JobState
@@ -71,6 +74,7 @@ from groupwise.store._trial import (
 __all__ = [
     "ACTIVE",
     "CONFIG_ATTR",
+    "CONFIRMS_ATTR",
     "DEFAULT_STORAGE",
     "DUPLICATE_ATTR",
     "FINAL",
@@ -81,6 +85,8 @@ __all__ = [
     "SEEDED_ATTR",
     "SPACE_ATTR",
     "TASK_ATTR",
+    "TRAIN_SEED_ATTR",
+    "Confirmed",
     "Deferred",
     "Ending",
     "EpochFacts",
@@ -104,8 +110,10 @@ __all__ = [
     "check_source",
     "check_study",
     "classify",
+    "confirmed",
     "differences",
     "epochs_of",
+    "fresh_seeds",
     "has_run_tables",
     "mask",
     "open_storage",
@@ -121,4 +129,5 @@ __all__ = [
     "study_names_in",
     "tally",
     "voided_of",
+    "within_noise",
 ]

@@ -7,6 +7,8 @@ __all__ = [
     "ATTEMPT_ATTR",
     "CANONICAL_ATTR",
     "CONFIG_ATTR",
+    "CONFIRMS_ATTR",
+    "CONFIRM_ATTR",
     "DEATHS_ATTR",
     "DUPLICATE_ATTR",
     "FINGERPRINT_ATTR",
@@ -21,6 +23,7 @@ __all__ = [
     "SEEDED_ATTR",
     "SPACE_ATTR",
     "TASK_ATTR",
+    "TRAIN_SEED_ATTR",
     "VOIDED_ATTR",
 ]
 
@@ -36,6 +39,9 @@ RETRIED_ATTR = "groupwise.retried"  # failed trial: re-enqueued, so not counted 
 LOST_ATTR = "groupwise.lost_as"  # retry: how its previous attempt was lost
 RECIPE_ATTR = "groupwise.recipe"  # trial: the warm-start recipe it was enqueued from
 SEEDED_ATTR = "groupwise.seeded_from"  # trial: "<study>#<number>" it was copied from
+CONFIRMS_ATTR = "groupwise.confirms"  # trial: the search trial whose config it trains again
+TRAIN_SEED_ATTR = "groupwise.train_seed"  # trial: its training seed, where not the study's
+CONFIRM_ATTR = "groupwise.confirm"  # study: {top, seeds} of its confirmations
 FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed
 IDENTITY_ATTR = "groupwise.identity"  # study: what the fingerprint hashes, as JSON
 TASK_ATTR = "groupwise.task"  # study

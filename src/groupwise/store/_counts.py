@@ -17,7 +17,10 @@ Each trial is in exactly one class:
 - ``running``, ``waiting``: not finished (``waiting``: enqueued, not yet started).
 
 The best trial is the COMPLETE one (not a replay) with the best finite value; of equal values
-the earliest.
+the earliest. Once a study has confirmed its leaders (``confirm:``, ``_confirm``), it is the
+confirmed leader instead, and the best value its mean over its fresh seeds: confirmations are
+trials like any (counted in their class, and in ``confirmations`` beside), never a best of
+their own.
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import TrialState
 
-from groupwise.store._attrs import DUPLICATE_ATTR, RETRIED_ATTR, SEEDED_ATTR, VOIDED_ATTR
+from groupwise.store._attrs import (
+    CONFIRMS_ATTR,
+    DUPLICATE_ATTR,
+    RETRIED_ATTR,
+    SEEDED_ATTR,
+    VOIDED_ATTR,
+)
+from groupwise.store._confirm import confirmed
 
 __all__ = ["Tally", "TrialClass", "classify", "tally", "voided_of"]
 
@@ -71,6 +81,11 @@ class Tally:
     waiting: int = 0
     best_value: float | None = None
     best_trial: int | None = None
+    # confirmation trials (of ``complete``, ``pruned``, ``failed``, ``running`` above): counted
+    # toward the budget like any trial
+    confirmations: int = 0
+    best_spread: float | None = None  # the standard deviation over its fresh seeds (2+)
+    best_seeds: int = 0  # the fresh seeds best_value is the mean of (0: one trial's value)
 
     @property
     def finished(self) -> int:
@@ -111,16 +126,28 @@ def tally(
     counts = dict.fromkeys(CLASSES, 0)
     sign = 1.0 if direction == "minimize" else -1.0
     best: tuple[float, int] | None = None
-    for trial in trials:
+    confirmations = 0
+    listed = list(trials)
+    for trial in listed:
         kind = classify(trial, voided)
         counts[kind] += 1
+        if CONFIRMS_ATTR in trial.user_attrs:
+            confirmations += kind in ("complete", "pruned", "failed", "running")
+            continue
         value = trial.value if kind == "complete" else None
         if value is None or not math.isfinite(value):
             continue
         if best is None or (sign * value, trial.number) < (sign * best[0], best[1]):
             best = (value, trial.number)
+    leaders = confirmed(listed, direction) if confirmations else []
+    leader = leaders[0] if leaders and leaders[0].mean is not None else None
+    if leader is not None:
+        best = (leader.mean or 0.0, leader.trial)
     return Tally(
         **counts,
         best_value=best[0] if best else None,
         best_trial=best[1] if best else None,
+        confirmations=confirmations,
+        best_spread=None if leader is None else leader.spread,
+        best_seeds=0 if leader is None else len(leader.values),
     )

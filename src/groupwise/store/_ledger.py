@@ -13,15 +13,16 @@ mirror (:class:`WriteThroughStorage` holds one study).
 
 Beside the lifecycle, a ledger holds its study's other jobs, each in its module: the identity
 it was opened with (``_identity``), what trained (``_replays``), warm starts
-(``ledger.warm_start``) and liveness (``ledger.liveness``: heartbeats, other drivers, stale
-trials).
+(``ledger.warm_start``), liveness (``ledger.liveness``: heartbeats, other drivers, stale
+trials) and the confirmation of the leaders (``ledger.confirmations``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -32,13 +33,16 @@ from groupwise.store._attrs import (
     ATTEMPT_ATTR,
     CANONICAL_ATTR,
     CONFIG_ATTR,
+    CONFIRMS_ATTR,
     DUPLICATE_ATTR,
     FINGERPRINT_ATTR,
     REASON_ATTR,
     RETRY_OF_ATTR,
     RUN_ATTR,
+    TRAIN_SEED_ATTR,
     VOIDED_ATTR,
 )
+from groupwise.store._confirm import Confirmations
 from groupwise.store._counts import Tally, tally, voided_of
 from groupwise.store._identity import StudyIdentity, claim, create
 from groupwise.store._liveness import Liveness
@@ -112,6 +116,7 @@ class Ledger:
                 self.replays.remember(trial)
         self.liveness = Liveness(self)
         self.warm_start = WarmStart(self)
+        self.confirmations = Confirmations(self)
 
     @classmethod
     def open(
@@ -196,14 +201,15 @@ class Ledger:
         _internals.lock_study(connection, self.mirror.backend_study)
         trial = self.study.ask()
         proposal = propose(Suggestions(trial))
-        trial.set_user_attr(CONFIG_ATTR, proposal.config_json)
-        trial.set_user_attr(CANONICAL_ATTR, proposal.canonical)
         trial_id = trial.number  # the mirror's id; the stored number once written
+        canonical = _canonical(proposal, self.mirror.get_trial(trial_id).user_attrs)
+        trial.set_user_attr(CONFIG_ATTR, proposal.config_json)
+        trial.set_user_attr(CANONICAL_ATTR, canonical)
         trial_frozen = self.mirror.get_trial(trial_id)
         attrs = trial_frozen.user_attrs
-        outcome = self.replays.get(proposal.canonical)
+        outcome = self.replays.get(canonical)
         if outcome is None and claim:
-            self._check_claims(connection, proposal.canonical, trial_id, trial_frozen)
+            _check_claims(self.mirror, connection, canonical, trial_id, trial_frozen)
         settled: TrialState | None = None
         if outcome is not None:
             settled = self.replays.replay(self.study, self.mirror, trial_id, outcome)
@@ -222,35 +228,13 @@ class Ledger:
             duplicate_of=outcome.number if outcome else None,
         )
         if settled is None:
-            return Opened(number, run_id, proposal.config)
+            # a confirmation's fresh seed and the trial it confirms (ints, as JSON keeps them)
+            seed, confirms = attrs.get(TRAIN_SEED_ATTR), attrs.get(CONFIRMS_ATTR)
+            return Opened(number, run_id, proposal.config, seed, confirms)
         frozen = self.mirror.get_trial(trial_id)
         end_run(connection, self.identity.name, frozen)
         state: Ending = settled.name  # type: ignore[assignment]  # a finished state
         return Settled(number, state, outcome.number if outcome else None)
-
-    def _check_claims(
-        self,
-        connection: sqlalchemy.Connection,
-        canonical: str,
-        trial_id: int,
-        trial: optuna.trial.FrozenTrial,
-    ) -> None:
-        """Raise :class:`_ClaimedError` (undoing the transaction) when another trial of the
-        same training is in the database, running or finished with an outcome a replay may
-        copy (a lost or failed trial says nothing of the config). A queued trial this one was
-        popped from is in the database already: it is not another."""
-        found = _internals.trials_with_user_attr(
-            connection,
-            self.mirror.backend_study,
-            CANONICAL_ATTR,
-            canonical,
-            DUPLICATE_ATTR,
-            besides=self.mirror.backend_id(trial_id),
-        )
-        running = [n for n, state in found if state == TrialState.RUNNING]
-        if running or any(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in found):
-            queued = _internals.enqueued(trial)
-            raise _ClaimedError(queued, running[0] if running else None)
 
     def _refuse(self, trial_id: int, refusal: Refusal) -> TrialState:
         self.mirror.set_trial_system_attr(
@@ -261,12 +245,19 @@ class Ledger:
         return TrialState.PRUNED
 
     def record_epoch(
-        self, opened: Opened, epoch: EpochFacts, *, last: bool, facts: RunFacts
+        self,
+        opened: Opened,
+        epoch: EpochFacts,
+        *,
+        last: bool,
+        facts: RunFacts,
+        value: float | None = None,
     ) -> Ending | None:
         """Record an epoch (its objective as Optuna's intermediate value, and its epoch row)
         and, in the same transaction, end the trial when this was its ``last`` epoch
-        (COMPLETE) or the pruner says so (PRUNED), with ``facts`` of its run. None: it goes
-        on."""
+        (COMPLETE, with ``value``: the objective's reduce over its epochs; default this
+        epoch's) or the pruner says so (PRUNED), with ``facts`` of its run. A confirmation is
+        never pruned: its mean needs every seed to the end. None: it goes on."""
 
         def record(connection: sqlalchemy.Connection) -> Ending | None:
             self.mirror.set_trial_intermediate_value(opened.number, epoch.epoch, epoch.value)
@@ -282,12 +273,12 @@ class Ledger:
             )
             if last:
                 ending: Ending = "COMPLETE"
-            elif self.should_prune(opened.number):
+            elif opened.confirms is None and self.should_prune(opened.number):
                 ending = "PRUNED"
             else:
                 return None
-            value = epoch.value if ending == "COMPLETE" else None
-            frozen = self._end(opened.number, _STATES[ending], connection, value, "", facts, None)
+            told = (epoch.value if value is None else value) if ending == "COMPLETE" else None
+            frozen = self._end(opened.number, _STATES[ending], connection, told, "", facts, None)
             if frozen is not None:
                 self.replays.remember(frozen)
             return ending
@@ -365,6 +356,10 @@ class Ledger:
             self._tally = (self.mirror.version, tally(trials, self.identity.direction, voided))
         return self._tally[1]
 
+    def voided(self) -> frozenset[int]:
+        """The trials a broken task's launch voided (:meth:`void`)."""
+        return voided_of(self.mirror.get_study_user_attrs(self._study_id))
+
     def void(self, numbers: list[int], reason: str) -> None:
         """Take failed trials out of the budget: a broken task's, not the search's."""
         study_id = self._study_id
@@ -380,3 +375,35 @@ class Ledger:
     @property
     def _study_id(self) -> int:
         return self.mirror.get_study_id_from_name(self.identity.name)
+
+
+def _check_claims(
+    mirror: WriteThroughStorage,
+    connection: sqlalchemy.Connection,
+    canonical: str,
+    trial_id: int,
+    trial: optuna.trial.FrozenTrial,
+) -> None:
+    """Raise :class:`_ClaimedError` (undoing the transaction) when another trial of the
+    same training is in the database, running or finished with an outcome a replay may
+    copy (a lost or failed trial says nothing of the config). A queued trial this one was
+    popped from is in the database already: it is not another."""
+    found = _internals.trials_with_user_attr(
+        connection,
+        mirror.backend_study,
+        CANONICAL_ATTR,
+        canonical,
+        DUPLICATE_ATTR,
+        besides=mirror.backend_id(trial_id),
+    )
+    running = [n for n, state in found if state == TrialState.RUNNING]
+    if running or any(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in found):
+        queued = _internals.enqueued(trial)
+        raise _ClaimedError(queued, running[0] if running else None)
+
+
+def _canonical(proposal: Proposal, attrs: Mapping[str, Any]) -> str:
+    """The key of a trial's training: its config's, and a confirmation's fresh seed (another
+    training of the config: neither replays the other)."""
+    seed = attrs.get(TRAIN_SEED_ATTR)
+    return proposal.canonical if seed is None else f"{proposal.canonical}#seed={seed}"

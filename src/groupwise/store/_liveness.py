@@ -22,11 +22,13 @@ from optuna.trial import TrialState
 from groupwise.store import _internals
 from groupwise.store._attrs import (
     ATTEMPT_ATTR,
+    CONFIRMS_ATTR,
     DEATHS_ATTR,
     LOST_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
     RETRY_OF_ATTR,
+    TRAIN_SEED_ATTR,
 )
 from groupwise.store._jobs import stop_requested
 from groupwise.store._open import reconnecting
@@ -126,6 +128,7 @@ class Liveness:
         if not retry:
             return "failed"
         attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+        kept = {k: v for k, v in trial.user_attrs.items() if k in (CONFIRMS_ATTR, TRAIN_SEED_ATTR)}
         self.ledger.study.enqueue_trial(
             trial.params,
             user_attrs={
@@ -133,6 +136,7 @@ class Liveness:
                 ATTEMPT_ATTR: attempt + 1,
                 DEATHS_ATTR: deaths,
                 LOST_ATTR: reason,
+                **kept,  # a confirmation's retry is the same confirmation
             },
         )
         log.info("trial %d lost (%s); attempt %d enqueued", number, reason, attempt + 1)

@@ -64,6 +64,8 @@ class Opened:
     number: int
     run_id: int
     config: Mapping[str, Any]
+    seed: int | None = None  # its training seed (None: the study's)
+    confirms: int | None = None  # a confirmation: the search trial whose config it trains
 
 
 @dataclass(frozen=True)

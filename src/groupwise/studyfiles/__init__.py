@@ -25,6 +25,7 @@ from groupwise.studyfiles._space import (
 )
 from groupwise.studyfiles._study import (
     Budget,
+    Confirm,
     Faults,
     Named,
     Objective,
@@ -39,6 +40,7 @@ __all__ = [
     "SPACE_NAME",
     "Budget",
     "Choices",
+    "Confirm",
     "Faults",
     "FloatSpan",
     "IntSpan",

@@ -112,6 +112,10 @@ def _other(loc: tuple[str, ...], e: Any) -> _Problem:
         return _Problem(loc, f"{where}: missing required key", 2)
     message = e["msg"].removeprefix("Value error, ")
     rank = 1 if e["type"] == "value_error" else 4
+    if not loc and e["type"] == "value_error":
+        # a check across keys (a model's own validator): its message names the keys and
+        # their values; the whole document it was given would say nothing more
+        return _Problem(loc, message, rank)
     return _Problem(loc, f"{where}: {message} (got {quote(e['input'])})", rank)
 
 

@@ -31,6 +31,7 @@ from groupwise.partition import available_schemes, scheme_options
 from groupwise.registry import check_options
 from groupwise.schedules import DECAYS, Schedule
 from groupwise.studyfiles._frozen import Frozen
+from groupwise.studyfiles._objective import Confirm
 
 __all__ = [
     "Choices",
@@ -264,6 +265,8 @@ class SearchSpace(Frozen):
     )
     # The lr schedule and clip norm trials train with (None: a constant lr, no clipping).
     schedule: ScheduleSpace | None = None
+    # The confirmation of the leaders studies on this space run (a study file's confirm wins).
+    confirm: Confirm | None = None
     # Recipes (groupwise.recipes) to try first, in order; a study file's warm_start wins.
     warm_start: tuple[str, ...] = ()
     description: str = ""

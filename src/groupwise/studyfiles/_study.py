@@ -3,8 +3,9 @@
 name: quickstart
 task: digits_mlp                      # a built-in name, or "package.module:function"
 search_space: ../search_spaces/seeds_mixed.yaml   # relative to this file
-objective: {metric: val_loss, direction: minimize}
-budget: {trials: 24, time_s: 100}
+objective: {metric: val_loss, direction: minimize, reduce: last}  # or best, {mean_last: k}
+budget: {trials: 24, time_s: 100}     # trials: confirmations included
+confirm: {top: 3, seeds: 2}           # default: the space's (off where it names none)
 training: {epochs: 6, batch_size: 64}
 sampler: {name: tpe, options: {n_startup_trials: 8}}
 pruner: {name: median, options: {n_startup_trials: 6, n_warmup_steps: 2}}
@@ -21,10 +22,12 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from groupwise.studyfiles._frozen import Frozen
+from groupwise.studyfiles._objective import Confirm, Objective
 from groupwise.studyfiles._space import SearchSpace
 
 __all__ = [
     "Budget",
+    "Confirm",
     "Faults",
     "Named",
     "Objective",
@@ -60,11 +63,6 @@ class TaskRef(Named):
     """
 
     data_seed: int = 0
-
-
-class Objective(Frozen):
-    metric: str = "val_loss"
-    direction: Literal["minimize", "maximize"] = "minimize"
 
 
 class Budget(Frozen):
@@ -180,6 +178,7 @@ class StudySpec(Frozen):
     workers: Workers = Workers()
     faults: Faults = Faults()
     warm_start: WarmStart = WarmStart()
+    confirm: Confirm | None = None  # None: the space's default (confirming)
     seed: int = 0  # the search's: sampler, initialisation, batch order (not the data's)
     source: Path | None = None  # the file it was read from
 
@@ -192,6 +191,61 @@ class StudySpec(Frozen):
                 "schedule.grad_clip_norm; keep one (the space's to search it)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _reduce_fits(self) -> StudySpec:
+        if self.objective.window > self.training.epochs:
+            raise ValueError(
+                f"objective.reduce: mean_last {self.objective.window} averages more epochs "
+                f"than training.epochs ({self.training.epochs}) trains; make k at most "
+                f"{self.training.epochs}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _confirm_fits(self) -> StudySpec:
+        confirm, trials = self.confirm, self.budget.trials
+        if confirm is not None and confirm.on and trials is not None and confirm.trials >= trials:
+            raise ValueError(
+                f"confirm: top {confirm.top} x seeds {confirm.seeds} = {confirm.trials} trials "
+                f"of budget.trials ({trials}) leaves none for the search; raise budget.trials "
+                "(confirmations count toward it) or confirm fewer"
+            )
+        return self
+
+    @property
+    def confirming(self) -> Confirm | None:
+        """The confirmation this study runs (None: none). The study file's ``confirm``, else
+        the space's default where the trial budget holds it with at least two thirds of the
+        trials left to the search (:attr:`confirm_note` says when it does not); a budget of
+        time alone takes a default of neither (it would run past the time)."""
+        if self.confirm is not None:
+            return self.confirm if self.confirm.on else None
+        default, trials = self.space.confirm, self.budget.trials
+        if default is None or not default.on or trials is None:
+            return None
+        return default if 3 * default.trials <= trials else None
+
+    @property
+    def confirm_note(self) -> str | None:
+        """Why the space's default confirmation is left out, if it is."""
+        default = self.space.confirm
+        if self.confirm is not None or default is None or not default.on:
+            return None
+        if self.budget.trials is None:
+            return (
+                f"{self.search_space}: confirm: the space's default ({default.top} x "
+                f"{default.seeds} confirmations) is left out: a budget of time alone has no "
+                "trials to hold it; give the study a confirm: to run it after the time"
+            )
+        if self.confirming is None:
+            return (
+                f"{self.search_space}: confirm: the space's default ({default.top} x "
+                f"{default.seeds} = {default.trials} trials) is left out: it needs "
+                f"budget.trials of {3 * default.trials} or more (it has {self.budget.trials}); "
+                "give the study its own confirm: to run it anyway"
+            )
+        return None
 
     @model_validator(mode="before")
     @classmethod
