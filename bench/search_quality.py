@@ -16,7 +16,10 @@ budget is exactly equal, unless ``--pruner`` names one) and the same seed:
 
 Printed per task: best validation loss (mean +- sample std over seeds), the trial at which each
 search first reached the baseline's final best on the same seed (median over seeds, and how
-many seeds did), and the wall-clock seconds to get there. Over tasks: the geometric mean of
+many seeds did), and the wall-clock seconds to get there. Then what the user gets: each study's
+exported config (``groupwise export``: the confirmed leader where the search confirms) trained
+again as a user would, on ``--fresh`` fresh training seeds (the study's data split), its mean
+against what the study reported (the optimism gap), and the methods compared on those means. Over tasks: the geometric mean of
 (trials a search needed to reach the baseline's final best) / (trials the baseline needed to
 reach it), AlgoPerf's time-to-target ratio; a seed that never got there counts as budget + 1.
 Also a plot of best-so-far per trial (OUT/search_quality.png) and every study's raw results
@@ -47,10 +50,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import local_ray  # noqa: E402
+from groupwise.analysis import best_trials  # noqa: E402
+from groupwise.config import TrialConfig  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
 from groupwise.plan import PRUNERS  # noqa: E402
-from groupwise.store import DUPLICATE_ATTR  # noqa: E402
+from groupwise.store import CONFIRMS_ATTR, DUPLICATE_ATTR  # noqa: E402
 from groupwise.studyfiles import read_study  # noqa: E402
+from groupwise.tasks import resolve_task  # noqa: E402
+from groupwise.training import DivergedError, Trainer, TrainingOptions  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
@@ -59,6 +66,8 @@ TASKS = ["char_lstm", "tiny_transformer", "digits_cnn", "tabular_mlp"]
 BASELINE = "baseline: one optimizer (AdamW/NAdamW/SGD-Nesterov)"
 STAGED = "per_group.yaml, staged: the base first (the default)"
 JOINT = "per_group.yaml, joint TPE"
+CONFIRMED = "per_group.yaml, staged, confirm top 3 x 2 seeds"
+CONFIRMED_BASELINE = "baseline, confirm top 3 x 2 seeds"
 METHODS: dict[str, tuple[str, str | None, str | None]] = {
     # name: (space, sampler, the study file's warm_start; None: the study file names none,
     # so the shipped default)
@@ -90,7 +99,21 @@ METHODS: dict[str, tuple[str, str | None, str | None]] = {
         "{name: tpe}",
         "[adamw, lr_sweep, decay_split, muon_split, layerwise_decay]",
     ),
+    # the leaders confirmed on fresh seeds (issue 24), inside the same budget of trials
+    CONFIRMED: ("per_group.yaml", None, None),
+    CONFIRMED_BASELINE: ("single_optimizer.yaml", None, None),
+    "per_group.yaml, staged, confirm top 2 x 2 seeds": ("per_group.yaml", None, None),
 }
+# What each method's study file says of confirmation; every other method says "off", so a
+# space's default confirmation never changes what a method measures.
+CONFIRMS = {
+    CONFIRMED: "{top: 3, seeds: 2}",
+    CONFIRMED_BASELINE: "{top: 3, seeds: 2}",
+    "per_group.yaml, staged, confirm top 2 x 2 seeds": "{top: 2, seeds: 2}",
+}
+# The training seeds of the fresh-seed evaluation: neither a study's (0..6) nor a
+# confirmation's (groupwise.store.fresh_seeds: multiples of 7919 plus the study's).
+FRESH_SEEDS = tuple(1_000_003 + r for r in range(10))
 # Labels of results recorded before 2026-12-04, when per_group.yaml's default sampler was TPE
 # over everything at once; read as today's labels of the same searches.
 LEGACY = {
@@ -123,6 +146,7 @@ def study_text(name: str, task: str, method: str, args: Any, seed: int, tmp: Pat
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
         "workers: {count: 2, cpus_per_trial: 1, reproducible: true}",
         f"seed: {seed}",
+        f"confirm: {CONFIRMS.get(method, 'off')}",
     ]
     if args.pruner != "default":  # "default": the study file names none, as users run it
         lines.append(f"pruner: {args.pruner}")
@@ -149,16 +173,23 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
     for t in trials:
         if DUPLICATE_ATTR in t.user_attrs:
             continue  # a replay spends no budget: the curve is over trained trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
+        searched = CONFIRMS_ATTR not in t.user_attrs  # a confirmation finds no new best
+        if searched and t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
             best = min(best, t.value)
         curve.append(best)
         end = t.datetime_complete or t.datetime_start
         clock.append((end - begin).total_seconds() if end and begin else math.nan)
+    exported = best_trials(name, storage, 1)[0]  # what `groupwise export` writes
     return {
         "task": task,
         "method": method,
         "seed": seed,
         "best": best,
+        # what the study says its exported config scores (a confirmed leader's mean), and
+        # what that config scores trained again on fresh seeds
+        "reported": exported.value,
+        "confirmed": exported.confirmed is not None,
+        "fresh": fresh_values(task, seed, exported.config, args),
         "curve": curve,
         "clock": clock,
         "wall_s": wall,
@@ -168,6 +199,24 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
             len(t.intermediate_values) for t in trials if DUPLICATE_ATTR not in t.user_attrs
         ),
     }
+
+
+def fresh_values(task: str, seed: int, config: TrialConfig, args: argparse.Namespace) -> list:
+    """The exported config trained again as a user trains it, in this process: the study's
+    task, data split (its seed) and training, from ``args.fresh`` fresh training seeds; the
+    last epoch's val_loss of each (inf where it diverged)."""
+    data = resolve_task(task, seed=seed)
+    options = TrainingOptions(epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64)
+    values = []
+    for fresh in FRESH_SEEDS[: args.fresh]:
+        try:
+            trainer = Trainer(data, config, seed=fresh, options=options)
+            for _ in range(args.epochs):
+                report = trainer.run_epoch()
+            values.append(report.metrics["val_loss"])
+        except DivergedError:
+            values.append(math.inf)
+    return values
 
 
 def reach(curve: list[float], target: float) -> int | None:
@@ -292,6 +341,55 @@ def summarize(results: list[dict], tasks: list[str], methods: list[str], trials:
                 )
 
 
+def paired(diffs: list[float]) -> str:
+    """A mean difference with its paired standard error."""
+    if len(diffs) < 2:
+        return f"{statistics.mean(diffs):+.4f}"
+    error = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return f"{statistics.mean(diffs):+.4f} ({error:.4f})"
+
+
+def fresh_summary(results: list[dict], tasks: list[str], methods: list[str]) -> None:
+    """What the user gets: per task and method, the study's reported best, its exported
+    config's mean over the fresh seeds, the optimism gap (fresh mean - reported; paired
+    standard error), and the fresh means against the baseline's (paired by seed)."""
+    rows = [r for r in results if r.get("fresh")]
+    if not rows:
+        return
+    print(
+        "\nwhat the user gets: the exported config trained again on "
+        f"{len(rows[0]['fresh'])} fresh seeds (mean over them, then mean +- std over studies)"
+    )
+    width = max(len(m) for m in methods)
+    for task in tasks:
+        print(f"\n{task}")
+        print(
+            f"  {'search':<{width}} {'reported':>9} {'fresh mean':>18} {'gap (s.e.)':>18} "
+            f"{'fresh - baseline (s.e.)':>24} {'seeds better':>13}"
+        )
+        mine = [r for r in rows if r["task"] == task]
+        base = {r["seed"]: statistics.mean(r["fresh"]) for r in mine if r["method"] == BASELINE}
+        for method in methods:
+            studies = [r for r in mine if r["method"] == method]
+            if not studies:
+                continue
+            fresh = [statistics.mean(r["fresh"]) for r in studies]
+            gaps = [f - r["reported"] for f, r in zip(fresh, studies, strict=True)]
+            spread = statistics.stdev(fresh) if len(fresh) > 1 else 0.0
+            against = [
+                f - base[r["seed"]]
+                for f, r in zip(fresh, studies, strict=True)
+                if r["seed"] in base
+            ]
+            vs = paired(against) if against and method != BASELINE else "-"
+            won = f"{sum(d < 0 for d in against)}/{len(against)}" if method != BASELINE else "-"
+            print(
+                f"  {method:<{width}} {statistics.mean(r['reported'] for r in studies):>9.4f} "
+                f"{statistics.mean(fresh):>9.4f} +- {spread:.4f} {paired(gaps):>18} {vs:>24} "
+                f"{won:>13}"
+            )
+
+
 def plot(results: list[dict], tasks: list[str], methods: list[str], out: Path, tag: str) -> None:
     import matplotlib
 
@@ -370,6 +468,7 @@ def show(results: list[dict], args: argparse.Namespace) -> None:
     methods = [m for m in METHODS if any(r["method"] == m for r in results)]
     trials = max(len(r["curve"]) for r in results)
     summarize(results, tasks, methods, trials)
+    fresh_summary(results, tasks, methods)
     plot(results, tasks, methods, args.out, args.tag)
 
 
@@ -420,6 +519,14 @@ def main() -> None:
         help="an lr schedule every study of the run trains with, as a space file's schedule: "
         "section, e.g. '{warmup: 0.05, decay: cosine, final_lr_fraction: 0.1}' (default: none, "
         "a constant lr)",
+    )
+    parser.add_argument(
+        "--fresh",
+        type=int,
+        default=5,
+        choices=range(len(FRESH_SEEDS) + 1),
+        metavar=f"0..{len(FRESH_SEEDS)}",
+        help="train each study's exported config again on this many fresh seeds (0: not)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="", help="suffix of the output files")
