@@ -19,7 +19,7 @@ import optuna
 import pytest
 
 from groupwise.execution import launch
-from groupwise.store import CONFIG_ATTR
+from groupwise.store import CONFIG_ATTR, CONFIRMS_ATTR
 from groupwise.studyfiles import read_study
 from paths import free_port
 from test_cli_search import groupwise_exe, run
@@ -60,8 +60,12 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.usefixtures("ray_local")
 def test_the_dashboard_shows_the_study_and_a_trials_config(tmp_path, storage_url):
-    launch(read_study(make_study(tmp_path, trials=3, epochs=2, name="dash")), storage=storage_url)
-    best = optuna.load_study(study_name="dash", storage=storage_url).best_trial
+    path = make_study(tmp_path, trials=3, epochs=2, name="dash")
+    path.write_text(path.read_text() + "confirm: {top: 1, seeds: 1}\n")  # 2 searched, 1 confirms
+    launch(read_study(path), storage=storage_url)
+    loaded = optuna.load_study(study_name="dash", storage=storage_url)
+    best = loaded.best_trial
+    (confirmation,) = [t for t in loaded.trials if CONFIRMS_ATTR in t.user_attrs]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "GROUPWISE_STORAGE"}
     server = subprocess.Popen(
@@ -91,6 +95,12 @@ def test_the_dashboard_shows_the_study_and_a_trials_config(tmp_path, storage_url
         assert "dash" in dom.stdout and f"Trial {best.number}" in dom.stdout
         config = best.user_attrs[CONFIG_ATTR]  # the trial's groupwise.config, as JSON
         assert "groupwise.config" in dom.stdout and html.escape(config, quote=False) in dom.stdout
+        # a confirmation is a trial the dashboard shows, saying what it confirms and its seed
+        dom = chromium(
+            "--dump-dom",
+            f"{base}/dashboard/studies/{study_id}/trials?numbers={confirmation.number}",
+        )
+        assert "groupwise.confirms" in dom.stdout and "groupwise.train_seed" in dom.stdout
 
         shot = tmp_path / "dashboard.png"
         done = chromium("--window-size=1400,1000", f"--screenshot={shot}", page)
