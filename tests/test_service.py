@@ -380,7 +380,10 @@ def test_the_app_never_imports_ray(tmp_path):
 def test_the_cli_talks_to_the_service(serve, tmp_path):
     server = serve(f"sqlite:///{tmp_path}/served.db")
     shutil.copy(ROOT / "search_spaces" / "seeds_mixed.yaml", tmp_path / "seeds_mixed.yaml")
-    (tmp_path / "remote.yaml").write_text(study("remote", trials=3))
+    # 2 trials searched, the leader confirmed on 1 fresh seed
+    (tmp_path / "remote.yaml").write_text(
+        study("remote", trials=3) + "confirm: {top: 1, seeds: 1}\n"
+    )
 
     def cli(*args: str, token: str | None = FULL) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in subprocess_env().items() if not k.startswith("GROUPWISE_")}
@@ -409,6 +412,8 @@ def test_the_cli_talks_to_the_service(serve, tmp_path):
     assert exported.returncode == 0, exported.stderr
     config = TrialConfig.load(tmp_path / "best.yaml")
     assert config == TrialConfig.from_dict(json.loads(best.stdout)["config"])
+    assert json.loads(best.stdout)["confirmed"]["seeds"] == 1  # the mean of its fresh seed
+    assert "over 1 fresh seeds" in (tmp_path / "best.yaml").read_text().splitlines()[0]
     gone = cli("status", "--server", f"http://127.0.0.1:{free_port()}")
     assert gone.returncode == 2 and "cannot reach the groupwise service" in gone.stderr
     assert gone.stderr.count("\n") == 1
@@ -420,6 +425,7 @@ def test_the_cli_talks_to_the_service(serve, tmp_path):
     local = f"sqlite:///{tmp_path}/served.db"
     for command in (
         ["studies"],
+        ["best", "remote", "--top", "2"],
         ["compare", "remote"],
         ["compare", "remote", "--by", "group", "--top", "2"],
         ["compare", "remote", "wider"],
