@@ -211,7 +211,9 @@ class Trainer:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self._first_call("train"), self._autocast():
                 loss = self.task.loss(self.forward(x), y) / len(batches)
-                self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            # backward outside autocast, as torch asks: its ops run in the dtypes the forward
+            # chose (under autocast they would be cast again)
+            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             mean += loss.detach().float()
         if self.clip is not None:
             self.scaler.unscale_(self.optimizer)
