@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -124,13 +125,15 @@ LEGACY = {
 
 
 def space_path(space: str, args: Any, tmp: Path) -> Path:
-    """The method's space file; with ``--schedule``, a copy of it that trains with that lr
-    schedule (every trial of every method of the run: their schedule is the same)."""
+    """The method's space file; with ``--schedule``, a copy of it whose schedule section is
+    that one (every trial of every method of the run: their schedule is the same)."""
     path = ROOT / space if "/" in space else ROOT / "search_spaces" / space
     if not args.schedule:
         return path
+    document = yaml.safe_load(path.read_text())
+    document["schedule"] = yaml.safe_load(args.schedule)
     copy = tmp / f"{path.stem}_scheduled.yaml"
-    copy.write_text(path.read_text() + f"\nschedule: {args.schedule}\n")
+    copy.write_text(yaml.safe_dump(document, sort_keys=False))
     return copy
 
 
@@ -194,7 +197,8 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, tmp: Pa
         "clock": clock,
         "wall_s": wall,
         "pruner": args.pruner,
-        "schedule": args.schedule or "none",
+        "schedule": args.schedule
+        or "each space's own",  # "none" in rows before 2026-12-06: constant
         "epochs": sum(
             len(t.intermediate_values) for t in trials if DUPLICATE_ATTR not in t.user_attrs
         ),
@@ -516,9 +520,9 @@ def main() -> None:
     parser.add_argument(
         "--schedule",
         default="",
-        help="an lr schedule every study of the run trains with, as a space file's schedule: "
-        "section, e.g. '{warmup: 0.05, decay: cosine, final_lr_fraction: 0.1}' (default: none, "
-        "a constant lr)",
+        help="the lr schedule every study of the run trains with, in place of its space's "
+        "schedule: section, e.g. '{decay: constant}' (a constant lr, as every space before "
+        "2026-12-06) (default: each space's own: warmup + cosine for the shipped spaces)",
     )
     parser.add_argument(
         "--fresh",
