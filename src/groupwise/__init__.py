@@ -87,7 +87,9 @@ def __getattr__(name: str) -> Any:
 
 
 def load_best(study_name: str, storage: str | None = None) -> TrialConfig:
-    """The best TrialConfig of a study; ``build_optimizer(model, load_best(...))`` rebuilds it.
+    """The best TrialConfig of a study (the confirmed leader, where it confirmed its leaders);
+    ``build(model, load_best(...), total_steps=N)`` rebuilds its optimizer and scheduler
+    (``build_optimizer`` for a config searched without a schedule).
 
     ``storage`` defaults to ``$GROUPWISE_STORAGE`` or ``sqlite:///groupwise.db``.
     """

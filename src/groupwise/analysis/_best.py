@@ -253,7 +253,7 @@ def export_comment(best: BestTrial) -> str:
 
 def load_best(study: str, storage: Source = None) -> TrialConfig:
     """The best config's TrialConfig (the confirmed leader, where the study confirmed its
-    leaders); ``build_optimizer(model, load_best(...))`` rebuilds it."""
+    leaders); ``groupwise.build(model, load_best(...), total_steps=N)`` rebuilds it."""
     return best_trials(study, storage, top=1)[0].config
 
 
