@@ -186,6 +186,22 @@ def test_a_task_written_as_a_path_is_one_line_or_works(tmp_path, task, fragment,
     assert not (tmp_path / "groupwise.db").exists()
 
 
+def launches_two_trials(cwd: Path) -> None:
+    """``groupwise launch study.yaml`` in ``cwd`` as a user's shell runs it (no PYTHONPATH):
+    it trains the study's two trials."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GROUPWISE_STORAGE")}
+    result = subprocess.run(
+        [groupwise_exe(), "launch", "study.yaml"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 finished (2 complete" in result.stdout
+
+
 def test_a_task_file_by_its_path_trains(tmp_path):
     """``path/to/file.py:function``, relative to where the launch runs: the workers load the
     same file."""
@@ -197,17 +213,7 @@ def test_a_task_file_by_its_path_trains(tmp_path):
         "name: byfile\ntask: code/my_tasks.py:tiny\nsearch_space: space.yaml\n"
         "budget: {trials: 2}\ntraining: {epochs: 1}\npruner: none\nworkers: {count: 1}\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GROUPWISE_STORAGE")}
-    result = subprocess.run(
-        [groupwise_exe(), "launch", "study.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "2 finished (2 complete" in result.stdout
+    launches_two_trials(tmp_path)
 
 
 def test_a_task_module_in_the_launch_directory(tmp_path):
@@ -218,17 +224,7 @@ def test_a_task_module_in_the_launch_directory(tmp_path):
         "name: local\ntask: my_tasks:tiny\nsearch_space: space.yaml\nbudget: {trials: 2}\n"
         "training: {epochs: 1}\npruner: none\nworkers: {count: 1}\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GROUPWISE_STORAGE")}
-    result = subprocess.run(
-        [groupwise_exe(), "launch", "study.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "2 finished (2 complete" in result.stdout
+    launches_two_trials(tmp_path)
 
 
 @pytest.mark.parametrize(
