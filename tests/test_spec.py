@@ -274,6 +274,25 @@ def test_the_recommended_space_is_searched_base_first_by_default(tmp_path):
         assert spec.sampler.name == ("staged" if space == "per_group.yaml" else "tpe")
 
 
+def test_a_key_with_a_line_break_is_named_quoted_on_one_line():
+    """Found by the service's fuzzing: an optimizer named by a line break (a key JSON and YAML
+    both allow) broke the error's one line. The key is quoted, as the file holds it."""
+    document = {
+        "name": "t",
+        "task": "digits_mlp",
+        "budget": {},
+        "search_space": {
+            "schemes": ["single"],
+            "optimizers": {"\n": {"": [{"low": 0, "high": 1}, {"low": 1, "high": 0}]}},
+        },
+    }
+    with pytest.raises(SpecError) as caught:
+        read_study_document(document, where="POST /studies", spaces=ROOT / "search_spaces")
+    line = str(caught.value)
+    assert "\n" not in line and "\r" not in line
+    assert "optimizers.'\\n'.''.1: low 1 is above high 0" in line
+
+
 @pytest.mark.parametrize(
     ("training", "space_extra", "fragment"),
     [

@@ -41,7 +41,8 @@ def describe(error: ValidationError, path: Path, models: dict[str, Any]) -> str:
         named = "; ".join(p.text for p in rest[: SHOWN - 1])
         hidden = len(rest) - (SHOWN - 1)
         line += f"; also {named}" + (f"; and {hidden} more" if hidden > 0 else "")
-    return line
+    # one line whatever the file holds: a message quoting a value with a line break in it
+    return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _problems(errors: list[Any], title: str, models: dict[str, Any]) -> list[_Problem]:
@@ -120,7 +121,14 @@ def _other(loc: tuple[str, ...], e: Any) -> _Problem:
 
 
 def _loc(parts: tuple[Any, ...]) -> tuple[str, ...]:
-    return tuple(str(p) for p in parts if not _is_union_tag(p))
+    return tuple(_key(p) for p in parts if not _is_union_tag(p))
+
+
+def _key(part: Any) -> str:
+    """A location's part as the line names it: a key that is empty, blank or holds a line
+    break or another unprintable character quoted, so the reader sees what the file has."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() else repr(text)
 
 
 def _is_union_tag(part: Any) -> bool:
