@@ -91,6 +91,7 @@ class Driver:
         self.deferred = False  # the queue's next trial waits for one running: start none now
         self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
         self.confirming = Confirming(self.spec.confirming, ledger, self.spec.seed)
+        self.adopted: set[int] = set()  # a dead driver's trials: waited for until stale
 
     def progress(self) -> Progress:
         return Progress(
@@ -100,7 +101,7 @@ class Driver:
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
         target = self.spec.budget.trials
-        self.ledger.liveness.adopt_running(self._stale_reason())  # a dead driver's: retried
+        self.adopted = set(self.ledger.liveness.adopt_running(self._stale_reason()))
         next_tick = 0.0
         while True:
             interrupts.check()  # a safe point: nothing half-written
@@ -202,7 +203,8 @@ class Driver:
         if self.confirming.on and self.note != STOPPED:
             searched = self._searched_all(target) or bool(self.note)
             return searched and self.confirming.enqueued and not self.confirming.waiting()
-        return bool(self.note) or self._searched_all(target)
+        self.adopted = self.ledger.liveness.still_running(self.adopted)  # they hold budget
+        return bool(self.note) or (self._searched_all(target) and not self.adopted)
 
     def _tick(self) -> None:
         """Once per heartbeat: mark our trials alive, take in other drivers' writes, fail

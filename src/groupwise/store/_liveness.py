@@ -82,17 +82,22 @@ class Liveness:
         driver died) are failed and retried at once, with ``stale_reason``; those that never had
         a heartbeat (a crash before the first one, an older groupwise) get one, so they go stale
         in their turn instead of being waited for forever; a live driver's are left alone.
-        Returns the numbers failed."""
+        Returns the numbers adopted (given a heartbeat): the launch waits for them to end or
+        go stale, since they hold part of its budget."""
         stale = self.stale()
-        failed = [n for n in stale if self.lose(n, stale_reason) is not None]
+        for number in stale:
+            self.lose(number, stale_reason)
         beating = self.beating()
         running = self.mirror.get_all_trials(
             self.mirror.study_id, deepcopy=False, states=(TrialState.RUNNING,)
         )
-        self.heartbeat(
-            t.number for t in running if t.number not in beating and t.number not in stale
-        )
-        return failed
+        adopted = [t.number for t in running if t.number not in beating and t.number not in stale]
+        self.heartbeat(adopted)
+        return adopted
+
+    def still_running(self, numbers: Iterable[int]) -> set[int]:
+        """Which of these trials are still running (in this driver's copy of the study)."""
+        return {n for n in numbers if self.mirror.get_trial(n).state == TrialState.RUNNING}
 
     def lose(self, number: int, reason: str) -> Lost | None:
         """Fail a trial the machinery lost and, unless its own runs have died too often,
