@@ -12,7 +12,7 @@ from groupwise.errors import TaskError
 from groupwise.execution import Stopped, Worker, WorkerSettings
 from groupwise.tasks import available_tasks, resolve_task
 from groupwise.tasks._text import CORPUS_MODULES, corpus
-from groupwise.training import DivergedError, Trainer
+from groupwise.training import DivergedError, Trainer, TrainingOptions
 
 ADAMW = TrialConfig.from_dict(
     {"scheme": "single", "groups": {"all": {"optimizer": "adamw", "lr": 3e-3}}}
@@ -71,7 +71,7 @@ def test_huge_lr_diverges_with_a_reason():
     with pytest.raises(DivergedError, match=r"^diverged: .*loss became"):
         Trainer(task, config).run_epoch()
     # and the worker, which never raises for a trial's own trouble, says so in its reply
-    settings = WorkerSettings("digits_mlp", {}, 0, 64, None, 1)
+    settings = WorkerSettings("digits_mlp", {}, 0, 1, training=TrainingOptions(batch_size=64))
     reply = Worker(settings).step(config.to_dict())
     assert isinstance(reply, Stopped) and reply.kind == "diverged"
     assert reply.reason.startswith("diverged: ") and "loss became" in reply.reason

@@ -161,8 +161,6 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
         task_options=dict(spec.task.options),
         seed=spec.seed,
         data_seed=spec.task.data_seed,
-        batch_size=t.batch_size,
-        steps_per_epoch=t.steps_per_epoch,
         cpus=w.cpus_per_trial,
         training=TrainingOptions(
             epochs=t.epochs,

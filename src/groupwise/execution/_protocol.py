@@ -23,11 +23,9 @@ class WorkerSettings:
     task: str
     task_options: dict[str, Any]
     seed: int  # the search's: each trial's initialisation and batch order
-    batch_size: int
-    steps_per_epoch: int | None
     cpus: float
     data_seed: int | None = None  # the task's data (None: the search's seed, as before)
-    training: TrainingOptions | None = None  # None: batch_size and steps_per_epoch only
+    training: TrainingOptions = field(default_factory=TrainingOptions)  # epochs, batch, ...
 
 
 @dataclass(frozen=True)

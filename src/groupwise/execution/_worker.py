@@ -15,7 +15,7 @@ import torch
 from groupwise.config import TrialConfig
 from groupwise.execution._protocol import Placement, Stopped, Trained, WorkerSettings
 from groupwise.tasks import resolve_task
-from groupwise.training import DivergedError, Trainer, TrainingOptions
+from groupwise.training import DivergedError, Trainer
 
 __all__ = ["Worker", "pick_device", "task_path"]
 
@@ -65,16 +65,12 @@ class Worker:
         try:
             if config is not None:
                 self.trainer = None  # free the previous trial's model before building the next
-                options = self.settings.training or TrainingOptions(
-                    batch_size=self.settings.batch_size,
-                    steps_per_epoch=self.settings.steps_per_epoch,
-                )
                 self.trainer = Trainer(
                     self.task,
                     TrialConfig.from_dict(config),
                     seed=self.settings.seed if seed is None else seed,
                     device=self.device,
-                    options=options,
+                    options=self.settings.training,
                 )
             if self.trainer is None:
                 return Stopped("failed", "worker has no trial to continue")
