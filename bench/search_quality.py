@@ -227,6 +227,18 @@ def reach(curve: list[float], target: float) -> int | None:
     return next((i + 1 for i, v in enumerate(curve) if v <= target * (1 + 1e-9)), None)
 
 
+def baseline_of(results: list[dict], study: dict) -> dict | None:
+    """The baseline study of ``study``'s task and seed, or None in a run without baselines."""
+    return next(
+        (
+            b
+            for b in results
+            if b["method"] == BASELINE and (b["task"], b["seed"]) == (study["task"], study["seed"])
+        ),
+        None,
+    )
+
+
 def ratios(results: list[dict], method: str, trials: int) -> dict[str, list[float]]:
     """Per task: (trials ``method`` needed to reach the baseline's final best) / (trials the
     baseline needed to reach it), per seed; never reached counts as budget + 1."""
@@ -234,11 +246,9 @@ def ratios(results: list[dict], method: str, trials: int) -> dict[str, list[floa
     for r in results:
         if r["method"] != method:
             continue
-        base = next(
-            b
-            for b in results
-            if b["method"] == BASELINE and (b["task"], b["seed"]) == (r["task"], r["seed"])
-        )
+        base = baseline_of(results, r)
+        if base is None:
+            continue
         mine = reach(r["curve"], base["best"]) or trials + 1
         theirs = reach(base["curve"], base["best"]) or trials + 1
         out.setdefault(r["task"], []).append(mine / theirs)
@@ -251,12 +261,12 @@ def budget_fractions(results: list[dict], method: str, trials: int) -> dict[str,
     for r in results:
         if r["method"] != method:
             continue
-        base = next(
-            b["best"]
-            for b in results
-            if b["method"] == BASELINE and (b["task"], b["seed"]) == (r["task"], r["seed"])
+        base = baseline_of(results, r)
+        if base is None:
+            continue
+        out.setdefault(r["task"], []).append(
+            (reach(r["curve"], base["best"]) or trials + 1) / trials
         )
-        out.setdefault(r["task"], []).append((reach(r["curve"], base) or trials + 1) / trials)
     return out
 
 
@@ -532,10 +542,16 @@ def main() -> None:
         metavar=f"0..{len(FRESH_SEEDS)}",
         help="train each study's exported config again on this many fresh seeds (0: not)",
     )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="run only the methods named, no baseline study: for a run compared with an "
+        "earlier run's studies (e.g. confirmations on top of the same search), at half the cost",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="", help="suffix of the output files")
     args = parser.parse_args()
-    if BASELINE not in args.methods:
+    if BASELINE not in args.methods and not args.no_baseline:
         args.methods.insert(0, BASELINE)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summarize:
