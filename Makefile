@@ -16,8 +16,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/python -m ruff check src tests bench
-	$(BIN)/python -m ruff format --check src tests bench
+	$(BIN)/python -m ruff check src tests bench examples
+	$(BIN)/python -m ruff format --check src tests bench examples
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
 

@@ -8,6 +8,8 @@ Public API (stable):
 - :class:`MultiOptimizer` -- a ``torch.optim.Optimizer`` over several optimizer kinds
 - :class:`TrialConfig` -- the config record and export format
 - :func:`load_best` -- a finished study's best TrialConfig
+- :class:`Trial`, :class:`TrialPruned` -- what a function task's ``train(trial)`` gets (its
+  config, ``build`` and ``report``), and what ``report`` raises when the study prunes it
 
 Names load on first use (PEP 562), so ``import groupwise.errors`` or ``groupwise --help``
 does not import torch.
@@ -21,6 +23,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from groupwise import errors
+from groupwise.errors import TrialPruned
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
         register_scheme,
         summarize,
     )
+    from groupwise.training import Trial
 
 _LAZY = {
     "GroupConfig": "groupwise.config",
@@ -60,6 +64,7 @@ _LAZY = {
     "partition": "groupwise.partition",
     "register_scheme": "groupwise.partition",
     "summarize": "groupwise.partition",
+    "Trial": "groupwise.training",
 }
 
 
@@ -105,7 +110,9 @@ __all__ = [
     "Schedule",
     "Scheme",
     "SchemeChoice",
+    "Trial",
     "TrialConfig",
+    "TrialPruned",
     "__version__",
     "available_optimizers",
     "available_schemes",

@@ -98,3 +98,9 @@ def format_names(names: Iterable[str], limit: int = 8) -> str:
     shown = ", ".join(items[:limit])
     more = f", ... (+{len(items) - limit} more)" if len(items) > limit else ""
     return f"[{shown}{more}]"
+
+
+class TrialPruned(Exception):  # noqa: N818  (Optuna's name, which users know)
+    """Raised by ``trial.report`` in a function task when the study's pruner stops the trial
+    (or the study no longer wants it): let it propagate, and groupwise records the trial as
+    PRUNED. Not a GroupwiseError: it is control flow, not a mistake."""

@@ -1,4 +1,4 @@
-"""The driver loop: it only decides. Budget, heartbeats, timeouts, dispatch, and what to do
+"""The driver loop: it only decides. Heartbeats, timeouts, dispatch, and what to do
 with each worker reply. The ledger (``groupwise.store``) records; the pool (``_pool``) runs.
 
 Failures are data: an exception, a divergence, a timeout or a lost worker ends that trial
@@ -8,7 +8,7 @@ heartbeats and are failed as stale by whichever driver sees them first) or one t
 stopped. The budget counts every finished trial except such superseded attempts, so a resumed
 study ends with exactly its budget. With ``confirm:``, the budget's last ``top x seeds``
 trials are the leaders' confirmations, which start once the search has ended
-(``_confirming``).
+(``_confirming``). The budget's rules are ``_budget``'s.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
 from groupwise.errors import StudyError
+from groupwise.execution._budget import Budget
 from groupwise.execution._confirming import Confirming
 from groupwise.execution._progress import Progress
 from groupwise.execution._proposal import propose
-from groupwise.execution._protocol import Lost, Reply, Stopped, Trained
+from groupwise.execution._protocol import Finished, Lost, Reply, Stopped, Trained
 from groupwise.plan import Plan
 from groupwise.sampling import Suggester
 from groupwise.store import (
@@ -59,6 +60,7 @@ class _Running:
     opened: Opened
     started: float = field(default_factory=time.perf_counter)
     values: list[float] = field(default_factory=list)  # the objective, epoch by epoch
+    last: Trained | None = None  # its worker's last epoch: where it ran, its peak memory
 
 
 class Driver:
@@ -78,7 +80,6 @@ class Driver:
         self.on_progress = on_progress or (lambda progress: None)
         self.memory_budget = memory_budget  # bytes a trial may use; None: not checked
         self.started = time.perf_counter()
-        self.deadline: float | None = None  # of the time budget, once a worker is ready
         self.running: dict[int, _Running] = {}  # by pool slot
         # trials this launch trained to an end that counts toward the budget: not replays of a
         # finished config, not attempts lost and retried, not another driver's stale trials
@@ -91,7 +92,7 @@ class Driver:
         self.deferred = False  # the queue's next trial waits for one running: start none now
         self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
         self.confirming = Confirming(self.spec.confirming, ledger, self.spec.seed)
-        self.adopted: set[int] = set()  # a dead driver's trials: waited for until stale
+        self.budget = Budget(self.spec, ledger, self.confirming)
 
     def progress(self) -> Progress:
         return Progress(
@@ -100,8 +101,7 @@ class Driver:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
-        target = self.spec.budget.trials
-        self.adopted = set(self.ledger.liveness.adopt_running(self._stale_reason()))
+        self.budget.adopt(self._stale_reason())
         next_tick = 0.0
         while True:
             interrupts.check()  # a safe point: nothing half-written
@@ -113,15 +113,15 @@ class Driver:
                 self._share()
             if self._round_may_start():
                 self._follow()
-                if self.spec.workers.reproducible and self._startable(target):
+                if self.spec.workers.reproducible and self._startable():
                     self.ledger.begin_round()  # once per round, not once per idle pass
-                while self._startable(target):
+                while self._startable():
                     self._start_trial()
-                self._confirm(target)
+                self._confirm()
             self.on_progress(self.progress())
-            if not self.running and self._ended(target):
+            if not self.running and self.budget.ended(self.note, self.note == STOPPED):
                 return
-            wake = min(next_tick, self._next_timeout(), self.deadline or math.inf)
+            wake = min(next_tick, self._next_timeout(), self.budget.deadline or math.inf)
             with interrupts.interruptible():
                 reply = self.pool.wait(wake - time.perf_counter())
             if reply is not None:
@@ -144,26 +144,12 @@ class Driver:
             warm.enqueue_following([(s.recipe, s.params, s.follows) for s in self.followers])
             self.followers = []
 
-    def _may_start(self, target: int | None) -> bool:
-        """Within the time budget, which starts when the first worker is ready (start-up is
-        not the study's to spend), and below the trial budget, counting trials running
-        anywhere (ours, another driver's, a dead driver's not yet found stale) as started:
-        a resumed study must not overshoot its budget."""
-        if self.deadline is None:
-            time_s = self.spec.budget.time_s
-            self.deadline = time.perf_counter() + time_s if time_s else math.inf
-        counts = self.ledger.tally()
-        below = target is None or (
-            self.confirming.searched(counts) < self.confirming.search_target(target)
-        )
-        return below and time.perf_counter() < self.deadline
-
-    def _startable(self, target: int | None) -> bool:
+    def _startable(self) -> bool:
         """Whether a trial may start now: a free worker, budget left, no stop said, and the
         queue not waiting on a running trial's outcome."""
         if self.deferred or not self.pool.free():
             return False
-        return self._may_start(target) and not self.note
+        return self.budget.may_start() and not self.note
 
     def _round_may_start(self) -> bool:
         """Reproducible dispatch starts trials in rounds: only when the last round has
@@ -173,17 +159,7 @@ class Driver:
             return True
         return not self.running and len(self.pool.free()) == self.spec.workers.count
 
-    def _searched_all(self, target: int | None) -> bool:
-        """The search has spent its budget: its time, or its trials (the budget less the
-        confirmations)."""
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
-            return True
-        counts = self.ledger.tally()
-        return target is not None and (
-            self.confirming.searched(counts) >= self.confirming.search_target(target)
-        )
-
-    def _confirm(self, target: int | None) -> None:
+    def _confirm(self) -> None:
         """Once the search has ended and none of its trials runs: enqueue the leaders' fresh
         seeds, then start them while workers are free (past the time budget: it bounds the
         search). Not after a stop request: the next launch runs them."""
@@ -191,20 +167,11 @@ class Driver:
         if not confirming.on or self.note == STOPPED:
             return
         if not confirming.enqueued:
-            if self.running or not (self._searched_all(target) or self.note):
+            if self.running or not (self.budget.searched_all() or self.note):
                 return
             confirming.enqueue()
         while self.pool.free() and not self.deferred and confirming.waiting():
             self._start_trial()
-
-    def _ended(self, target: int | None) -> bool:
-        """With nothing running: whether this launch is over (its budget spent and its
-        confirmations run, or a note saying why it stopped)."""
-        if self.confirming.on and self.note != STOPPED:
-            searched = self._searched_all(target) or bool(self.note)
-            return searched and self.confirming.enqueued and not self.confirming.waiting()
-        self.adopted = self.ledger.liveness.still_running(self.adopted)  # they hold budget
-        return bool(self.note) or (self._searched_all(target) and not self.adopted)
 
     def _tick(self) -> None:
         """Once per heartbeat: mark our trials alive, take in other drivers' writes, fail
@@ -293,13 +260,23 @@ class Driver:
                 self._close(slot, "PRUNED", reason=reply.reason, over=1.0)
             else:
                 self._close(slot, "FAIL", reason=reply.reason, remember=reply.kind == "diverged")
+        elif isinstance(reply, Finished):
+            self._finished(slot, reply)
         else:
             self._trained(slot, reply)
 
     def _trained(self, slot: int, reply: Trained) -> None:
         run, report = self.running[slot], reply.report
         metric = self.spec.objective.metric
-        value = report.metrics[metric]
+        run.last = reply
+        value = report.metrics.get(metric)
+        if value is None:  # a function task's report: the built-in loop reports every metric
+            reason = (
+                f"task.train {self.spec.task.name!r} reported [{', '.join(report.metrics)}] at "
+                f"step {report.epoch}, without objective.metric {metric!r}"
+            )
+            self._close(slot, "FAIL", reason=reason)
+            return
         if not math.isfinite(value):
             reason = f"diverged: {metric} is {value} at epoch {report.epoch}"
             self._close(slot, "FAIL", reason=reason, remember=True)
@@ -308,7 +285,8 @@ class Driver:
             report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
         run.values.append(value)
-        last = report.epoch >= self.spec.training.epochs
+        # a function task's last report is known when its function returns (Finished)
+        last = not self.spec.task.function and report.epoch >= self.spec.training.epochs
         ending = self.ledger.record_epoch(
             run.opened,
             epoch,
@@ -323,11 +301,31 @@ class Driver:
         self.endings.append((run.opened.number, ending, ""))
         del self.running[slot]
 
+    def _finished(self, slot: int, reply: Finished) -> None:
+        """A function task's function returned: complete, with the value it returned or the
+        objective's reduce over what it reported."""
+        run, ref = self.running[slot], self.spec.task.name
+        if reply.value is not None and not math.isfinite(reply.value):
+            reason = f"diverged: task.train {ref!r} returned {reply.value}"
+            self._close(slot, "FAIL", reason=reason, remember=True)
+        elif reply.value is None and not run.values:
+            metric = self.spec.objective.metric
+            reason = (
+                f"task.train {ref!r} returned without a value and without reporting "
+                f"{metric}: call trial.report(epoch, {metric}=...) or return the value"
+            )
+            self._close(slot, "FAIL", reason=reason)
+        else:
+            value = reply.value
+            if value is None:
+                value = self.spec.objective.value_of(run.values)
+            self._close(slot, "COMPLETE", value=value)
+
     def _close(self, slot: int, state: Ending, **how: Any) -> None:
         """End the trial on ``slot`` in the ledger, then forget it (in that order: a trial
         whose ending did not reach the database is still ours to fail when we stop)."""
         run = self.running[slot]
-        if self.ledger.close(run.opened.number, state, facts=_facts(run), **how):
+        if self.ledger.close(run.opened.number, state, facts=_facts(run, run.last), **how):
             self.ran += 1
             self.endings.append((run.opened.number, state, str(how.get("reason", ""))))
         del self.running[slot]

@@ -159,6 +159,7 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
     settings = WorkerSettings(
         task=spec.task.name,
         task_options=dict(spec.task.options),
+        function=spec.task.function,
         seed=spec.seed,
         data_seed=spec.task.data_seed,
         cpus=w.cpus_per_trial,

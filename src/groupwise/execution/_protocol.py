@@ -1,8 +1,9 @@
 """What a worker says back to the driver: typed replies, one per call (no Ray here).
 
-A worker trains one epoch per call. It answers :class:`Trained` (the epoch's report, where it
-ran and its peak memory) or :class:`Stopped` (the trial cannot go on: it diverged, raised, or
-ran out of memory). A worker that dies answers nothing; the pool reports that as
+A worker trains one epoch per call (a function task: runs it to its next report). It answers
+:class:`Trained` (the epoch's report, where it ran and its peak memory), :class:`Finished` (a
+function task's function returned) or :class:`Stopped` (the trial cannot go on: it diverged,
+raised, or ran out of memory). A worker that dies answers nothing; the pool reports that as
 :class:`Lost`. The driver matches on the type, and mypy checks every case is handled.
 """
 
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from groupwise.training import EpochReport, TrainingOptions
 
-__all__ = ["Lost", "Placement", "Reply", "Stopped", "Trained", "WorkerSettings"]
+__all__ = ["Finished", "Lost", "Placement", "Reply", "Stopped", "Trained", "WorkerSettings"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class WorkerSettings:
     seed: int  # the search's: each trial's initialisation and batch order
     cpus: float
     data_seed: int | None = None  # the task's data (None: the search's seed, as before)
+    function: bool = False  # ``task`` is the user's training function (``task: {train:}``)
     training: TrainingOptions = field(default_factory=TrainingOptions)  # epochs, batch, ...
 
 
@@ -59,6 +61,14 @@ class Stopped:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """A function task's function returned after its reports: the trial is complete.
+    ``value``: what it returned (None: the study reduces the values it reported)."""
+
+    value: float | None
+
+
+@dataclass(frozen=True)
 class Lost:
     """The worker died under the trial (said by the pool, not the worker)."""
 
@@ -66,4 +76,4 @@ class Lost:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-Reply = Trained | Stopped | Lost
+Reply = Trained | Finished | Stopped | Lost

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from groupwise.config import TrialConfig
-from groupwise.execution._protocol import Placement, Stopped, Trained, WorkerSettings
-from groupwise.tasks import resolve_task
-from groupwise.training import DivergedError, Trainer
+from groupwise.execution._protocol import Finished, Placement, Stopped, Trained, WorkerSettings
+from groupwise.tasks import Task, TrainFunction, resolve_function, resolve_task
+from groupwise.training import DivergedError, FunctionRun, Returned, Trainer
 
 __all__ = ["Worker", "pick_device", "task_path"]
 
@@ -35,11 +35,16 @@ class Worker:
         torch.set_num_threads(max(1, int(settings.cpus)))
         self.settings = settings
         data_seed = settings.seed if settings.data_seed is None else settings.data_seed
-        self.task = resolve_task(settings.task, settings.task_options, seed=data_seed)
+        self.task: Task | None = None
+        self.function: TrainFunction | None = None
+        if settings.function:
+            self.function = resolve_function(settings.task)
+        else:
+            self.task = resolve_task(settings.task, settings.task_options, seed=data_seed)
         self.gpu_ids = tuple(gpu_ids)
         self.node = node
         self.device = pick_device(list(self.gpu_ids), torch.cuda.is_available())
-        self.trainer: Trainer | None = None
+        self.trainer: Trainer | FunctionRun | None = None
 
     def placement(self) -> Placement:
         """Where this worker trains; answering it also says the worker has started."""
@@ -58,23 +63,25 @@ class Worker:
 
     def step(
         self, config: dict[str, Any] | None = None, seed: int | None = None
-    ) -> Trained | Stopped:
+    ) -> Trained | Finished | Stopped:
         """Start a trial (when ``config`` is given; ``seed``: its training seed, None: the
-        study's) and train one epoch. Never raises for a trial's own errors: they are a
-        :class:`Stopped` reply."""
+        study's) and train one epoch (a function task: run it to its next report). Never
+        raises for a trial's own errors: they are a :class:`Stopped` reply."""
         try:
             if config is not None:
-                self.trainer = None  # free the previous trial's model before building the next
-                self.trainer = Trainer(
-                    self.task,
-                    TrialConfig.from_dict(config),
-                    seed=self.settings.seed if seed is None else seed,
-                    device=self.device,
-                    options=self.settings.training,
+                self._start(
+                    TrialConfig.from_dict(config), self.settings.seed if seed is None else seed
                 )
             if self.trainer is None:
                 return Stopped("failed", "worker has no trial to continue")
-            report = self.trainer.run_epoch()
+            if isinstance(self.trainer, Trainer):
+                report = self.trainer.run_epoch()
+            else:
+                outcome = self.trainer.next()
+                if isinstance(outcome, Returned):
+                    self.trainer = None
+                    return Finished(outcome.value)
+                report = outcome
             return Trained(report, self.trainer.peak_memory_bytes(), self.placement())
         except DivergedError as e:
             return Stopped("diverged", str(e))
@@ -87,7 +94,29 @@ class Worker:
             at = f"{os.path.basename(frame.filename)}:{frame.lineno}"
             return Stopped("failed", f"{type(e).__name__}: {e} (at {at})")
 
+    def _start(self, config: TrialConfig, seed: int) -> None:
+        """Let go of the previous trial (a function task's is stopped, to unwind its
+        function), then make this one."""
+        if isinstance(self.trainer, FunctionRun):
+            self.trainer.stop()
+        self.trainer = None  # free the previous trial's model before building the next
+        if self.function is not None:
+            self.trainer = FunctionRun(
+                self.function,
+                config,
+                seed=seed,
+                device=self.device,
+                options=self.settings.task_options,
+                ref=self.settings.task,
+            )
+        elif self.task is not None:
+            self.trainer = Trainer(
+                self.task, config, seed=seed, device=self.device, options=self.settings.training
+            )
+
     def _out_of_memory(self, error: BaseException) -> Stopped:
+        if isinstance(self.trainer, FunctionRun):
+            self.trainer.stop()
         self.trainer = None  # let go of the trial's tensors before the next one
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

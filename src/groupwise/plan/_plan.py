@@ -22,8 +22,8 @@ from groupwise.plan._components import Component, component
 from groupwise.recipes import RECIPES, RecipeSkippedError, adapt
 from groupwise.sampling import BASE_LR, PartitionFacts, base_kinds, partition_facts
 from groupwise.studyfiles import Choices, StudySpec
-from groupwise.tasks import raised_at, resolve_task
-from groupwise.training import check_step
+from groupwise.tasks import raised_at, resolve_function, resolve_task
+from groupwise.training import check_step, probe_model
 
 __all__ = ["Plan", "Seed", "fingerprint", "identity", "make_plan"]
 
@@ -107,6 +107,25 @@ def _seeds(
 
 
 def _facts(spec: StudySpec, where: str) -> PartitionFacts:
+    model = _function_model(spec, where) if spec.task.function else _task_model(spec, where)
+    facts = partition_facts(model, spec.space, source=str(spec.search_space))
+    _check_relative(spec, facts)
+    _check_schedule(spec)
+    return facts
+
+
+def _function_model(spec: StudySpec, where: str) -> torch.nn.Module:
+    """A function task's model: its function run up to ``trial.build(model)``, no further.
+    Its metrics are known only once it reports (``validate --dry-run``)."""
+    ref = spec.task.name
+    try:
+        return probe_model(resolve_function(ref), spec.task.options, ref)
+    except TaskError as e:
+        raise SpecError(f"{where}: {e}") from e
+
+
+def _task_model(spec: StudySpec, where: str) -> torch.nn.Module:
+    """A built-in loop's task: its metric checked, its model built, one training step."""
     try:
         task = resolve_task(spec.task.name, spec.task.options, seed=spec.task.data_seed)
     except GroupwiseError as e:
@@ -125,10 +144,7 @@ def _facts(spec: StudySpec, where: str) -> PartitionFacts:
         check_step(task, model, spec.training.batch_size)
     except TaskError as e:
         raise SpecError(f"{where}: task {spec.task.name!r}: {e}") from e
-    facts = partition_facts(model, spec.space, source=str(spec.search_space))
-    _check_relative(spec, facts)
-    _check_schedule(spec)
-    return facts
+    return model
 
 
 def _check_schedule(spec: StudySpec) -> None:
@@ -178,6 +194,7 @@ LATER_KEYS: tuple[tuple[str, str, Any], ...] = (
     ("training", "grad_clip_norm", None),
     ("training", "compile", False),
     ("objective", "reduce", "last"),
+    ("task", "train", None),
 )
 
 

@@ -88,7 +88,7 @@ class EpochRow(Base):
         ForeignKey("groupwise_runs.id", ondelete="CASCADE"), primary_key=True
     )
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
-    train_loss: Mapped[float] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)  # None: a function task had none
     val_loss: Mapped[float | None] = mapped_column(Float)
     metric: Mapped[float | None] = mapped_column(Float)  # the study's objective metric
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)  # every metric the task reports

@@ -2,6 +2,7 @@
 
 name: quickstart
 task: digits_mlp                      # a built-in name, or "package.module:function"
+                                      # or {train: "module:function"}: your own training
 search_space: ../search_spaces/seeds_mixed.yaml   # relative to this file
 objective: {metric: val_loss, direction: minimize, reduce: last}  # or best, {mean_last: k}
 budget: {trials: 24, time_s: 100}     # trials: confirmations included
@@ -63,6 +64,26 @@ class TaskRef(Named):
     """
 
     data_seed: int = 0
+    # a function task: the user's training function, train(trial) -> None | float, which
+    # builds its own model and data (``{train: "module:function"}``; its name is the same)
+    train: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _function(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("train") is None:
+            return data
+        if data.get("name") not in (None, data["train"]):
+            raise ValueError(
+                "give name (a task: a built-in or 'module:function' returning a Task) or train "
+                "(your own training function, 'module:function'), not both"
+            )
+        return {**data, "name": data["train"]}
+
+    @property
+    def function(self) -> bool:
+        """Whether the task is the user's own training function."""
+        return self.train is not None
 
 
 class Budget(Frozen):

@@ -1,4 +1,5 @@
-"""Tasks: a registry name or "package.module:function" -> Task.
+"""Tasks: a registry name or "package.module:function" -> Task; a ``train:`` reference -> the
+user's own training function (a function task).
 
 A Task holds a model factory, the data splits, the loss and the validation metrics.
 """
@@ -13,14 +14,17 @@ from groupwise.tasks._base import (
     resolve_task,
 )
 from groupwise.tasks._data import TensorSplits, TokenWindows
+from groupwise.tasks._function import TrainFunction, resolve_function
 
 __all__ = [
     "Batches",
     "Task",
     "TensorSplits",
     "TokenWindows",
+    "TrainFunction",
     "available_tasks",
     "raised_at",
     "register_task",
+    "resolve_function",
     "resolve_task",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "TaskFactory",
     "available_tasks",
     "raised_at",
+    "reference",
     "register_task",
     "resolve_task",
 ]
@@ -142,12 +143,17 @@ def _factory(ref: str) -> TaskFactory:
             raise TaskError(
                 f"{unknown}, or a 'package.module:function' or 'path/to/file.py:function' reference"
             ) from None
+    return reference(ref)
+
+
+def reference(ref: str, what: str = "task") -> Callable[..., Any]:
+    """The callable a ``module:function`` or ``file.py:function`` reference names."""
     module_name, _, attr = ref.rpartition(":")
-    module = _module(ref, module_name)
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise TaskError(f"task {ref!r}: module {module_name!r} has no function {attr!r}")
-    return factory  # type: ignore[no-any-return]
+    module = _module(ref, module_name, what)
+    found = getattr(module, attr, None)
+    if not callable(found):
+        raise TaskError(f"{what} {ref!r}: module {module_name!r} has no function {attr!r}")
+    return found  # type: ignore[no-any-return]
 
 
 FORMS = (
@@ -156,45 +162,46 @@ FORMS = (
 )
 
 
-def _module(ref: str, name: str) -> ModuleType:
+def _module(ref: str, name: str, what: str = "task") -> ModuleType:
     """The module a task reference names: by import name, or by its file's path."""
     if not name or (name.startswith(".") and not name.endswith(".py")):
-        what = "no module" if not name else f"a relative module {name!r}"
-        raise TaskError(f"task {ref!r} names {what}; write it as {FORMS}")
+        named = "no module" if not name else f"a relative module {name!r}"
+        raise TaskError(f"{what} {ref!r} names {named}; write it as {FORMS}")
     if name.endswith(".py") or "/" in name or os.sep in name:
-        return _from_file(ref, name)
+        return _from_file(ref, name, what)
     try:
         return importlib.import_module(name)
     except ImportError as e:
         raise TaskError(
-            f"task {ref!r}: cannot import module {name!r} ({e}); is it installed or on PYTHONPATH?"
+            f"{what} {ref!r}: cannot import module {name!r} ({e}); is it installed or on "
+            "PYTHONPATH?"
         ) from e
     except Exception as e:  # the module itself failed: its error, where it happened
-        raise TaskError(f"task {ref!r}: importing {name!r} failed: {raised_at(e)}") from e
+        raise TaskError(f"{what} {ref!r}: importing {name!r} failed: {raised_at(e)}") from e
 
 
-def _from_file(ref: str, name: str) -> ModuleType:
+def _from_file(ref: str, name: str, what: str) -> ModuleType:
     """A task module given as a file: relative to the launch directory (a worker is told it
     in GROUPWISE_TASK_PATH), loaded once per process under a name of its own."""
     base = Path(os.environ.get("GROUPWISE_TASK_PATH") or os.getcwd())
     path = (base / name).resolve()
     if path.suffix != ".py" or not path.is_file():
         raise TaskError(
-            f"task {ref!r}: no Python file {name!r} (looked at {path}); write it as {FORMS}"
+            f"{what} {ref!r}: no Python file {name!r} (looked at {path}); write it as {FORMS}"
         )
     module_name = f"groupwise_task_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise TaskError(f"task {ref!r}: cannot load {path} as a Python module")
+        raise TaskError(f"{what} {ref!r}: cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as e:
         del sys.modules[module_name]
-        raise TaskError(f"task {ref!r}: importing {path} failed: {raised_at(e)}") from e
+        raise TaskError(f"{what} {ref!r}: importing {path} failed: {raised_at(e)}") from e
     return module
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import resource
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from groupwise.config import TrialConfig
 from groupwise.errors import TaskError
 from groupwise.optim import MultiOptimizer, build
 from groupwise.tasks import Task, raised_at
+from groupwise.training._memory import PeakMemory
 
 __all__ = ["DivergedError", "EpochReport", "Trainer", "TrainingOptions", "check_step"]
 
@@ -103,28 +102,6 @@ def check_step(task: Task, model: torch.nn.Module, batch_size: int) -> None:
         model.train()
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's record of this process's peak resident memory (Linux: writing 5 to
-    /proc/self/clear_refs resets VmHWM), so that a trial measures its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-        return _peak_rss() is not None
-    except OSError:
-        return False
-
-
-def _peak_rss() -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        return None
-    return None
-
-
 class Trainer:
     """One trial's model, optimizer, scheduler and data order, advanced an epoch at a time."""
 
@@ -162,10 +139,7 @@ class Trainer:
         self.step = 0
         self.loss_limit: float | None = None
         self.started = time.perf_counter()
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self.own_peak = _reset_peak_rss()  # this trial's peak, not the worker's lifetime
+        self.peak = PeakMemory(self.device)  # this trial's, not the worker's lifetime
 
     def run_epoch(self) -> EpochReport:
         """Train one epoch and evaluate; raises :class:`DivergedError` on a non-finite loss."""
@@ -274,18 +248,8 @@ class Trainer:
         return {k: v / max(seen, 1) for k, v in sums.items()}
 
     def peak_memory_bytes(self) -> int:
-        """This trial's peak: CUDA's allocated peak on a GPU; on Linux the worker process's
-        resident peak since the trial began (the kernel's VmHWM, reset at the start); elsewhere
-        the process's lifetime peak, which the trials before this one may have set."""
-        if self.device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self.device))
-        if self.own_peak:
-            peak = _peak_rss()
-            if peak is not None:
-                return peak
-        # ru_maxrss is KiB on Linux, bytes on macOS: the peak of the whole worker process
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(rss if sys.platform == "darwin" else rss * 1024)
+        """This trial's peak memory (:class:`PeakMemory`)."""
+        return self.peak.bytes()
 
     def _check(self, value: float) -> None:
         """Stop a trial whose loss is no longer finite, or has grown past the limit."""

@@ -1,0 +1,25 @@
+"""Training: Task + TrialConfig -> one EpochReport per call (the built-in loop, ``_loop``), or a
+function task's own training run a report at a time (``_function``). No Optuna, SQL or Ray."""
+
+from groupwise.training._function import FunctionRun, Returned, Trial, probe_model
+from groupwise.training._loop import (
+    DivergedError,
+    EpochReport,
+    Trainer,
+    TrainingOptions,
+    check_step,
+)
+from groupwise.training._memory import PeakMemory
+
+__all__ = [
+    "DivergedError",
+    "EpochReport",
+    "FunctionRun",
+    "PeakMemory",
+    "Returned",
+    "Trainer",
+    "TrainingOptions",
+    "Trial",
+    "check_step",
+    "probe_model",
+]
