@@ -136,14 +136,15 @@ def test_a_running_trial_that_never_had_a_heartbeat_is_adopted_not_waited_for(tm
 
 
 def test_the_timeout_times_training_not_worker_start_up(tmp_path):
-    """Workers take 20 s to start, trials a fraction of a second to train, and the limit is
-    10 s: a clock that counted start-up (the first, or a replacement's after a timeout) would
-    fail every trial. Only the one that hangs (an hour) times out."""
+    """Workers take 40 s to start, trials a fraction of a second to train (a few seconds on a
+    machine busy with other work), and the limit is 20 s: a clock that counted start-up (the
+    first, or a replacement's after a timeout) would fail every trial. Only the one that hangs
+    (an hour) times out."""
     db = f"sqlite:///{tmp_path}/s.db"
     marker = tmp_path / "hung.pid"
-    options = f"{{fault: hang, marker: '{marker}', startup_s: 20}}"
+    options = f"{{fault: hang, marker: '{marker}', startup_s: 40}}"
     task = f"{{name: 'user_tasks:faulty', options: {options}}}"
-    spec = read_study(study_file(tmp_path, task, trials=6, faults="{trial_timeout_s: 10}"))
+    spec = read_study(study_file(tmp_path, task, trials=6, faults="{trial_timeout_s: 20}"))
     result = launch(spec, storage=db)
 
     trials = optuna.load_study(study_name="faults", storage=db).get_trials()
