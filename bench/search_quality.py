@@ -322,9 +322,10 @@ def summarize(results: list[dict], tasks: list[str], methods: list[str], trials:
                 continue
             bests = [r["best"] for r in rows]
             spread = statistics.stdev(bests) if len(bests) > 1 else 0.0
-            at = [reach(r["curve"], base[r["seed"]]) for r in rows if r["seed"] in base]
+            paired = [r for r in rows if r["seed"] in base]  # none in a run without baselines
+            at = [reach(r["curve"], base[r["seed"]]) for r in paired]
             got = [n for n in at if n is not None]
-            secs = [r["clock"][n - 1] for r, n in zip(rows, at, strict=True) if n is not None]
+            secs = [r["clock"][n - 1] for r, n in zip(paired, at, strict=True) if n is not None]
             reached = (
                 f"{statistics.median(got):.0f} ({len(got)}/{len(at)} seeds)"
                 if got
