@@ -51,6 +51,6 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   fi
 fi
 
-say "installing groupwise (editable) with its dev tools and optional optimizers"
-"${pip[@]}" install --quiet -e ".[dev,optimizers]"
+say "installing groupwise (editable) with its dev tools, optional optimizers and integrations"
+"${pip[@]}" install --quiet -e ".[dev,optimizers,lightning]"
 "$VENV/bin/python" -c 'import groupwise, torch; print(f"groupwise {groupwise.__version__} with torch {torch.__version__}")'

@@ -119,7 +119,8 @@ def _function_model(spec: StudySpec, where: str) -> torch.nn.Module:
     Its metrics are known only once it reports (``validate --dry-run``)."""
     ref = spec.task.name
     try:
-        return probe_model(resolve_function(ref), spec.task.options, ref)
+        function = resolve_function(ref)
+        return probe_model(function, spec.task.options, ref, spec.training.grad_clip_norm)
     except TaskError as e:
         raise SpecError(f"{where}: {e}") from e
 

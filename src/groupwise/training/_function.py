@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from groupwise.config import TrialConfig
+from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
 from groupwise.errors import TaskError, TrialPruned
 from groupwise.optim import MultiOptimizer, build
 from groupwise.tasks import TrainFunction, raised_at
@@ -68,7 +68,7 @@ class Trial:
 
     def __init__(
         self,
-        config: TrialConfig | None,
+        config: TrialConfig,
         *,
         seed: int,
         device: torch.device,
@@ -84,11 +84,6 @@ class Trial:
 
     @property
     def config(self) -> TrialConfig:
-        if self._config is None:
-            raise TaskError(
-                "the function read trial.config before calling trial.build(model): planning "
-                "runs it only up to build (the model is what it needs), so call build first"
-            )
         return self._config
 
     def build(self, model: torch.nn.Module, *, total_steps: int) -> tuple[MultiOptimizer, LambdaLR]:
@@ -226,10 +221,20 @@ def _value(value: Any) -> float | None:
     return _number("the value train() returned", value)
 
 
-def probe_model(function: TrainFunction, options: Mapping[str, Any], ref: str) -> torch.nn.Module:
+def probe_model(
+    function: TrainFunction, options: Mapping[str, Any], ref: str, grad_clip_norm: float | None
+) -> torch.nn.Module:
     """The model ``function`` passes to ``trial.build``, running it no further (on the CPU,
-    seed 0). Raises TaskError when it raises first, or returns without building."""
-    trial = Trial(None, seed=0, device=torch.device("cpu"), options=options)
+    seed 0). Until then its ``trial.config`` is a stand-in (the whole model on AdamW at lr
+    1e-3, the study's clip norm), for what a function reads while it sets up (a Trainer's
+    ``gradient_clip_val``). Raises TaskError when it raises first, or returns without
+    building."""
+    stand_in = TrialConfig(
+        SchemeChoice("single"),
+        {"all": GroupConfig("adamw", {"lr": 1e-3})},
+        grad_clip_norm=grad_clip_norm,
+    )
+    trial = Trial(stand_in, seed=0, device=torch.device("cpu"), options=options)
     torch.manual_seed(0)
     try:
         function(trial)
