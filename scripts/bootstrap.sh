@@ -52,5 +52,5 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
 fi
 
 say "installing groupwise (editable) with its dev tools, optional optimizers and integrations"
-"${pip[@]}" install --quiet -e ".[dev,optimizers,lightning]"
+"${pip[@]}" install --quiet -e ".[dev,optimizers,lightning,hf]"
 "$VENV/bin/python" -c 'import groupwise, torch; print(f"groupwise {groupwise.__version__} with torch {torch.__version__}")'

@@ -4,6 +4,7 @@ optimizer groups outside the study; a missing framework is one line naming the e
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,22 @@ import pytest
 from optuna.trial import TrialState
 
 import groupwise
+from groupwise.config import TrialConfig
 from groupwise.execution import launch
+from groupwise.store import open_storage
+from groupwise.store._records import read_epochs
 from groupwise.studyfiles import read_study
 
-pytest.importorskip("pytorch_lightning")  # installed by the README's setup ([lightning])
-
 HERE = Path(__file__).parent
+
+
+def needs(module: str) -> pytest.MarkDecorator:
+    """The README's setup installs the extras ([lightning,hf]): CI runs these for real."""
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None, reason=f"{module} is not installed"
+    )
+
+
 SPACE = """
 schemes: [single, decay_split]
 optimizers:
@@ -38,6 +49,7 @@ def study_file(tmp_path: Path, train: str, trials: int, options: str, extra: str
 
 
 @pytest.mark.usefixtures("ray_local")
+@needs("pytorch_lightning")
 def test_a_lightning_study_runs_to_its_budget_and_its_best_rebuilds_outside(tmp_path):
     url = f"sqlite:///{tmp_path}/fw.db"
     path = study_file(tmp_path, "user_lightning:train", 3, "{epochs: 3}", "pruner: none\n")
@@ -59,6 +71,7 @@ def test_a_lightning_study_runs_to_its_budget_and_its_best_rebuilds_outside(tmp_
 
 
 @pytest.mark.usefixtures("ray_local")
+@needs("pytorch_lightning")
 def test_pruning_stops_lightning_fit_mid_run(tmp_path):
     url = f"sqlite:///{tmp_path}/fw.db"
     marker = tmp_path / "pruned.txt"
@@ -82,26 +95,98 @@ def test_pruning_stops_lightning_fit_mid_run(tmp_path):
     assert marker.read_text().splitlines()[0] == "1"  # Lightning's fit saw TrialPruned
 
 
-def test_a_missing_framework_is_one_line_naming_the_extra():
-    code = (
-        "import sys; sys.modules['pytorch_lightning'] = None\n"
-        "import groupwise.integrations.lightning\n"
-    )
+@pytest.mark.parametrize(
+    ("module", "hidden", "package", "extra"),
+    [
+        ("lightning", "pytorch_lightning", "pytorch-lightning", "lightning"),
+        ("hf", "transformers", "transformers", "hf"),
+    ],
+)
+def test_a_missing_framework_is_one_line_naming_the_extra(module, hidden, package, extra):
+    code = f"import sys; sys.modules[{hidden!r}] = None\nimport groupwise.integrations.{module}\n"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 1
     last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: groupwise.integrations.lightning needs pytorch-lightning")
-    assert "pip install 'groupwise[lightning]'" in last
+    assert last.startswith(f"ImportError: groupwise.integrations.{module} needs {package}")
+    assert f"pip install 'groupwise[{extra}]'" in last
 
 
-def test_the_lightning_example_validates_from_the_repository_root():
-    """`validate` runs the example's train() through Lightning's fit up to its
-    configure_optimizers (trial.build), and plans from the LightningModule it gets."""
+@pytest.mark.parametrize(
+    ("example", "name", "module"),
+    [
+        ("lightning", "lightning_wine", "pytorch_lightning"),
+        ("hf_trainer", "hf_gpt2", "transformers"),
+    ],
+)
+def test_the_examples_validate_from_the_repository_root(example, name, module):
+    """`validate` runs each example's train() through its framework up to trial.build (Lightning:
+    inside fit, at configure_optimizers), and plans from the model it gets."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
     run = subprocess.run(
-        [sys.executable, "-m", "groupwise", "validate", "examples/lightning/study.yaml"],
+        [sys.executable, "-m", "groupwise", "validate", f"examples/{example}/study.yaml"],
         capture_output=True,
         text=True,
         cwd=HERE.parent,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "ok: study 'lightning_wine'" in run.stdout
+    assert f"ok: study '{name}'" in run.stdout
+
+
+@pytest.mark.usefixtures("ray_local")
+@needs("transformers")
+def test_an_hf_trainer_study_runs_to_its_budget_and_its_best_rebuilds_outside(tmp_path):
+    url = f"sqlite:///{tmp_path}/fw.db"
+    path = study_file(
+        tmp_path,
+        "user_hf:train",
+        2,
+        "{epochs: 2}",
+        "pruner: none\nobjective: {metric: eval_loss}\n",
+    )
+    launch(read_study(path), storage=url)
+    trials = optuna.load_study(study_name="fw", storage=url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert all(sorted(t.intermediate_values) == [1, 2] for t in trials)
+    # total_steps is the Trainer's own count: the schedule ends at its last step
+    with open_storage(url).engine.connect() as connection:
+        last = {n: row for n, row in read_epochs(connection, "fw") if row.epoch == 2}
+    for trial in trials:
+        config = TrialConfig.from_json(trial.user_attrs["groupwise.config"])
+        for label, group in config.groups.items():
+            peak = group.hyperparameters["lr"]
+            assert last[trial.number].lrs[label] == pytest.approx(0.1 * peak)
+    import user_hf
+
+    best = groupwise.load_best("fw", url)
+    net = user_hf.model()
+    optimizer, _ = groupwise.build(net, best, total_steps=8)
+    names = sorted(n for label in best.groups for n in optimizer.partition[label])
+    assert names == sorted(n for n, _ in net.named_parameters())  # HF's names; lm_head tied
+    assert "transformer.h.0.attn.c_attn.weight" in names and "lm_head.weight" not in names
+
+
+@pytest.mark.usefixtures("ray_local")
+@needs("transformers")
+def test_pruning_stops_the_hf_trainer_mid_run(tmp_path):
+    url = f"sqlite:///{tmp_path}/fw.db"
+    marker = tmp_path / "pruned.txt"
+    path = study_file(
+        tmp_path,
+        "user_hf:train",
+        4,
+        f"{{epochs: 3, bad_every_other: true, marker: '{marker}'}}",
+        "objective: {metric: eval_constant}\n"
+        "pruner: {name: median, options: {n_startup_trials: 1, n_warmup_steps: 0}}\n"
+        "workers: {count: 1}\n",
+    )
+    launch(read_study(path), storage=url)
+    trials = optuna.load_study(study_name="fw", storage=url).get_trials()
+    assert [t.state for t in trials] == [
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    ]
+    assert sorted(trials[1].intermediate_values) == [1]
+    assert marker.read_text().splitlines()[0] == "1"  # trainer.train() let TrialPruned out
