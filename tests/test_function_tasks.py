@@ -237,6 +237,23 @@ def test_validate_plans_a_function_task_from_its_model(tmp_path):
     assert "trial.build" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_validate_dry_run_runs_a_function_task_to_its_first_report(tmp_path):
+    def validate(train: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / train).mkdir()
+        path = study_file(tmp_path / train, f"user_functions:{train}")
+        command = [sys.executable, "-m", "groupwise", "validate", "--dry-run", str(path)]
+        return subprocess.run(command, capture_output=True, text=True, cwd=HERE)
+
+    good = validate("train")
+    assert good.returncode == 0, good.stderr
+    assert "its first report: val_loss " in good.stdout and "train_loss " in good.stdout
+    wrong = validate("wrong_metric")
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "objective.metric: task.train 'user_functions:wrong_metric' reported [accuracy]" in (
+        wrong.stderr
+    )
+
+
 def test_the_own_loop_example_runs_from_the_repository_root(tmp_path):
     """The README's example, as a user runs it: the CLI, a private Ray, the file path relative
     to where they launch; its best config rebuilds the optimizer outside the study."""

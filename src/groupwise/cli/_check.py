@@ -18,9 +18,19 @@ def validate(
     files: Annotated[
         list[Path], typer.Argument(metavar="FILE", help="Study or search-space YAML files.")
     ],
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="A function task (task: {train: ...}): run it here up to its first report "
+            "and check it reports the study's metric.",
+        ),
+    ] = False,
 ) -> None:
     """Check study and search-space files. Trains nothing, but a study's task is code: it is
-    imported and its model built, to check it and partition it."""
+    imported and its model built (a function task: run up to trial.build), to check it and
+    partition it."""
+    from groupwise.plan import dry_run as run_to_report
     from groupwise.plan import make_plan
     from groupwise.studyfiles import StudySpec, validate_file
 
@@ -33,6 +43,10 @@ def validate(
                 schemes = len(loaded.space.schemes)
                 kind = f"study {loaded.name!r} (task {loaded.task.name}, {schemes} schemes)"
                 kind += f"; {len(warnings)} warning(s) above" if warnings else ""
+                reported = run_to_report(loaded) if dry_run else {}
+                if reported:
+                    shown = ", ".join(f"{k} {v:.4g}" for k, v in reported.items())
+                    kind += f"; its first report: {shown}"
             else:
                 counts = f"{len(loaded.schemes)} schemes, {len(loaded.optimizers)} optimizers"
                 kind = f"search space ({counts})"

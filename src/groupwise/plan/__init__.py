@@ -11,7 +11,7 @@ from groupwise.plan._components import (
     register_pruner,
     register_sampler,
 )
-from groupwise.plan._plan import Plan, Seed, fingerprint, identity, make_plan
+from groupwise.plan._plan import Plan, Seed, dry_run, fingerprint, identity, make_plan
 from groupwise.plan._show import show_partitions
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Plan",
     "Seed",
     "component",
+    "dry_run",
     "fingerprint",
     "identity",
     "make_plan",

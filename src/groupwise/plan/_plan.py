@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,9 @@ from groupwise.sampling import BASE_LR, PartitionFacts, base_kinds, partition_fa
 from groupwise.studyfiles import Choices, StudySpec
 from groupwise.tasks import raised_at, resolve_function, resolve_task
 from groupwise.training import check_step, probe_model
+from groupwise.training import dry_run as run_to_report
 
-__all__ = ["Plan", "Seed", "fingerprint", "identity", "make_plan"]
+__all__ = ["Plan", "Seed", "dry_run", "fingerprint", "identity", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,29 @@ def _function_model(spec: StudySpec, where: str) -> torch.nn.Module:
         return probe_model(function, spec.task.options, ref, spec.training.grad_clip_norm)
     except TaskError as e:
         raise SpecError(f"{where}: {e}") from e
+
+
+def dry_run(spec: StudySpec) -> dict[str, float]:
+    """A function task run up to its first report (``validate --dry-run``): the metrics it
+    reports, which must hold the study's ``objective.metric``. Raises SpecError naming the
+    study file. A built-in task's check step is its dry run: it reports every metric."""
+    where, ref = str(spec.source or spec.name), spec.task.name
+    if not spec.task.function:
+        return {}
+    try:
+        function = resolve_function(ref)
+        report = run_to_report(function, spec.task.options, ref, spec.training.grad_clip_norm)
+    except TaskError as e:
+        raise SpecError(f"{where}: {e}") from e
+    metrics = dict(report.metrics)
+    if math.isfinite(report.train_loss):
+        metrics["train_loss"] = report.train_loss
+    if spec.objective.metric not in report.metrics:
+        raise SpecError(
+            f"{where}: objective.metric: task.train {ref!r} reported "
+            f"[{', '.join(report.metrics)}] at step {report.epoch}; got {spec.objective.metric!r}"
+        )
+    return metrics
 
 
 def _task_model(spec: StudySpec, where: str) -> torch.nn.Module:

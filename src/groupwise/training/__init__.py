@@ -1,7 +1,14 @@
 """Training: Task + TrialConfig -> one EpochReport per call (the built-in loop, ``_loop``), or a
 function task's own training run a report at a time (``_function``). No Optuna, SQL or Ray."""
 
-from groupwise.training._function import FunctionRun, Returned, Trial, probe_model
+from groupwise.training._function import (
+    FunctionRun,
+    Returned,
+    Trial,
+    dry_run,
+    probe_model,
+    stand_in,
+)
 from groupwise.training._loop import (
     DivergedError,
     EpochReport,
@@ -21,5 +28,7 @@ __all__ = [
     "TrainingOptions",
     "Trial",
     "check_step",
+    "dry_run",
     "probe_model",
+    "stand_in",
 ]

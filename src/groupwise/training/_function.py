@@ -31,7 +31,7 @@ from groupwise.tasks import TrainFunction, raised_at
 from groupwise.training._loop import EpochReport
 from groupwise.training._memory import PeakMemory
 
-__all__ = ["FunctionRun", "Returned", "Trial", "probe_model"]
+__all__ = ["FunctionRun", "Returned", "Trial", "dry_run", "probe_model", "stand_in"]
 
 # How long a stopped function may take to unwind (its `finally:` blocks, a Lightning
 # teardown) before the worker goes on without it; every later report raises again.
@@ -221,20 +221,53 @@ def _value(value: Any) -> float | None:
     return _number("the value train() returned", value)
 
 
-def probe_model(
-    function: TrainFunction, options: Mapping[str, Any], ref: str, grad_clip_norm: float | None
-) -> torch.nn.Module:
-    """The model ``function`` passes to ``trial.build``, running it no further (on the CPU,
-    seed 0). Until then its ``trial.config`` is a stand-in (the whole model on AdamW at lr
-    1e-3, the study's clip norm), for what a function reads while it sets up (a Trainer's
-    ``gradient_clip_val``). Raises TaskError when it raises first, or returns without
-    building."""
-    stand_in = TrialConfig(
+def stand_in(grad_clip_norm: float | None) -> TrialConfig:
+    """What ``trial.config`` is before a trial is sampled (planning, a dry run): the whole
+    model on AdamW at lr 1e-3, with the study's clip norm."""
+    return TrialConfig(
         SchemeChoice("single"),
         {"all": GroupConfig("adamw", {"lr": 1e-3})},
         grad_clip_norm=grad_clip_norm,
     )
-    trial = Trial(stand_in, seed=0, device=torch.device("cpu"), options=options)
+
+
+def dry_run(
+    function: TrainFunction, options: Mapping[str, Any], ref: str, grad_clip_norm: float | None
+) -> EpochReport:
+    """Run ``function`` in this process, on the CPU with the :func:`stand_in` config, up to
+    its first report, then stop it there (``TrialPruned`` at the report, as a pruned trial).
+    Raises TaskError when it raises first or returns without reporting."""
+    run = FunctionRun(
+        function,
+        stand_in(grad_clip_norm),
+        seed=0,
+        device=torch.device("cpu"),
+        options=options,
+        ref=ref,
+    )
+    try:
+        outcome = run.next()
+    except TaskError as e:
+        raise TaskError(f"task.train {ref!r}: {e}") from e
+    except Exception as e:
+        raise TaskError(f"task.train {ref!r} raised: {raised_at(e)}") from e
+    run.stop()
+    if isinstance(outcome, Returned):
+        raise TaskError(
+            f"task.train {ref!r} returned without calling trial.report(epoch, <metric>=...): "
+            "the study's pruner and dashboard need its epochs"
+        )
+    return outcome
+
+
+def probe_model(
+    function: TrainFunction, options: Mapping[str, Any], ref: str, grad_clip_norm: float | None
+) -> torch.nn.Module:
+    """The model ``function`` passes to ``trial.build``, running it no further (on the CPU,
+    seed 0). Until then its ``trial.config`` is the :func:`stand_in`, for what a function
+    reads while it sets up (a Trainer's ``gradient_clip_val``). Raises TaskError when it
+    raises first, or returns without building."""
+    trial = Trial(stand_in(grad_clip_norm), seed=0, device=torch.device("cpu"), options=options)
     torch.manual_seed(0)
     try:
         function(trial)
