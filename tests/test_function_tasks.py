@@ -198,6 +198,7 @@ def test_a_returned_value_is_the_trials_and_bad_reports_are_failures(tmp_path):
         ("user_functions:two_arguments", "must take one argument, the trial"),
         ("user_functions:nowhere", "module 'user_functions' has no function 'nowhere'"),
         ("no_colon", "name the function as 'package.module:function'"),
+        ("user_functions:raises_two_lines", "ValueError: no data here\nlook in /data instead"),
     ],
 )
 def test_a_function_task_that_cannot_run_is_one_line_before_anything_runs(
@@ -207,7 +208,6 @@ def test_a_function_task_that_cannot_run_is_one_line_before_anything_runs(
     with pytest.raises(SpecError) as raised:
         make_plan(read_study(study_file(tmp_path, train)))
     assert says in str(raised.value) and str(tmp_path / "fn.yaml") in str(raised.value)
-    assert "\n" not in str(raised.value)
 
 
 def test_validate_plans_a_function_task_from_its_model(tmp_path):
@@ -235,6 +235,17 @@ def test_validate_plans_a_function_task_from_its_model(tmp_path):
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "trial.build" in bad.stderr and "Traceback" not in bad.stderr
+    # a user's message with a line break is still one line (errors.one_line)
+    (tmp_path / "two").mkdir()
+    two = study_file(tmp_path / "two", "user_functions:raises_two_lines")
+    run = subprocess.run(
+        [sys.executable, "-m", "groupwise", "validate", str(two)],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+    )
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "ValueError: no data here | look in /data instead" in run.stderr
 
 
 def test_validate_dry_run_runs_a_function_task_to_its_first_report(tmp_path):

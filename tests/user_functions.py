@@ -106,3 +106,7 @@ def wrong_metric(trial: groupwise.Trial) -> None:
     model = nn.Linear(8, 2)
     trial.build(model, total_steps=2)
     trial.report(1, accuracy=0.5)
+
+
+def raises_two_lines(trial: groupwise.Trial) -> None:
+    raise ValueError("no data here\nlook in /data instead")

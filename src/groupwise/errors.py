@@ -82,6 +82,13 @@ def _unknown_message(kind: str, got: str, choices: list[str], where: str) -> str
     return f"{prefix}unknown {kind} {got!r}{suggestion}; must be one of [{listed}]"
 
 
+def one_line(message: object) -> str:
+    """An error as the one line the CLI prints and the service answers: line breaks (a user's
+    exception can hold some, quoted into ours) become `` | ``, blank lines go."""
+    lines = [line.strip() for line in str(message).splitlines()]
+    return " | ".join(line for line in lines if line)
+
+
 def quote(value: object, limit: int = 120) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters and to a few levels and
     items (a value built from YAML aliases can hold billions of items)."""

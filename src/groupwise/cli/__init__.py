@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from groupwise.cli._common import app, render, user_errors
-from groupwise.errors import GroupwiseError
+from groupwise.errors import GroupwiseError, one_line
 
 for _group in ("_launch", "_read", "_serve", "_check"):  # each registers its commands, in order
     importlib.import_module(f"{__name__}.{_group}")
@@ -62,14 +62,15 @@ def main() -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except GroupwiseError as e:  # raised outside a command's user_errors()
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {one_line(e)}", err=True)
         sys.exit(2)
     except Exception as e:
         # click's usage errors (typer vendors its own click, so match the interface, not a class)
         if type(e).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
             sys.exit(2)
         if callable(getattr(e, "format_message", None)) and hasattr(e, "exit_code"):
-            typer.echo(f"error: {e.format_message()}", err=True)  # type: ignore[attr-defined]
+            message = e.format_message()  # type: ignore[attr-defined]
+            typer.echo(f"error: {one_line(message)}", err=True)
             sys.exit(2)
         raise
     sys.exit(code if isinstance(code, int) else 0)

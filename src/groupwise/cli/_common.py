@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from groupwise.errors import GroupwiseError
+from groupwise.errors import GroupwiseError, one_line
 
 if TYPE_CHECKING:
     from groupwise.analysis import Table
@@ -98,5 +98,5 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except GroupwiseError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {one_line(e)}", err=True)
         raise typer.Exit(2) from None

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from groupwise.errors import GroupwiseError, StudyError
+from groupwise.errors import GroupwiseError, StudyError, one_line
 
 __all__ = ["MAX_BODY", "BodyLimit", "ServiceError", "error", "install_handlers"]
 
@@ -29,7 +29,8 @@ class ServiceError(Exception):
 
 
 def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+    body = {"error": one_line(message)}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def install_handlers(app: FastAPI) -> None:
