@@ -18,6 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import polling
 from groupwise.store import (
     CONFIRMS_ATTR,
     DUPLICATE_ATTR,
@@ -100,10 +101,7 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
 
 
 def trials_of(storage: str, name: str = "resume") -> list[optuna.trial.FrozenTrial]:
-    try:
-        return optuna.load_study(study_name=name, storage=storage).get_trials()
-    except KeyError:  # not created yet
-        return []
+    return polling.trials_of(storage, name)
 
 
 def delete_for_real(storage: str, name: str, attempts: int = 100) -> None:

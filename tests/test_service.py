@@ -20,6 +20,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+import polling
 from groupwise.config import TrialConfig
 from groupwise.execution import unreachable
 from paths import free_port, subprocess_env
@@ -126,10 +127,7 @@ def wait_state(client: httpx.Client, name: str, *states: str, timeout: float = 6
 def wait_trials(storage: str, name: str, ready: Callable[[list], bool]) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        try:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
-        except KeyError:
-            trials = []
+        trials = polling.trials_of(storage, name)
         if ready(trials):
             return
         time.sleep(0.3)
