@@ -2,13 +2,14 @@
 
     python bench/function_overhead.py [--trials 20] [--epochs 3] [--steps 40]
 
-Every system trains the same model on the same data for the same steps: the built-in
-``digits_mlp`` task (scikit-learn's digits), AdamW at a sampled lr, ``epochs x steps`` steps of
-64 samples, the validation loss after each epoch. What differs is who runs the loop:
+Every system trains the same model on the same data for the same steps: a built-in task
+(``--task``, default ``char_rnn``: about a second a trial), AdamW at a sampled lr, ``epochs x
+steps`` steps of 64 samples (at most one pass over the data an epoch), the validation loss
+after each epoch. What differs is who runs the loop:
 
-- groupwise, built-in task: the study's loop (``task: digits_mlp``)
-- groupwise, function task: the user's loop (``task: {train: "function_tasks:digits_mlp"}``,
-  :func:`function_tasks.digits_mlp`), reporting each epoch through ``trial.report``
+- groupwise, built-in task: the study's loop (``task: char_rnn``)
+- groupwise, function task: the user's loop (``task: {train: "function_tasks:builtin"}``,
+  :func:`function_tasks.builtin`), reporting each epoch through ``trial.report``
 - Ray Tune, function trainable: the same loop with ``tune.report`` each epoch (2 concurrent)
 - plain Optuna: the same loop as an objective with ``trial.report`` (``n_jobs=2``, in-process)
 
@@ -82,11 +83,11 @@ def run_groupwise(
 def run_tune(directory: Path, args: argparse.Namespace) -> float:
     from ray import tune
 
-    epochs, steps = args.epochs, args.steps
+    epochs, steps, name = args.epochs, args.steps, args.task
 
     def trainable(params: dict[str, float]) -> None:
         torch.set_num_threads(1)
-        for _, val in function_tasks.loop(params["lr"], epochs, steps, seed=0):
+        for _, val in function_tasks.loop(params["lr"], epochs, steps, 0, name):
             tune.report({"val_loss": val})
 
     tuner = tune.Tuner(
@@ -104,7 +105,7 @@ def run_optuna(directory: Path, args: argparse.Namespace) -> float:
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-4, 3e-2, log=True)
         val = float("nan")
-        for epoch, val in function_tasks.loop(lr, args.epochs, args.steps, seed=0):
+        for epoch, val in function_tasks.loop(lr, args.epochs, args.steps, 0, args.task):
             trial.report(val, epoch)
         return val
 
@@ -121,20 +122,22 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--task", default="char_rnn", help="the built-in task both loops train")
     args = parser.parse_args()
     print(
         f"bench/function_overhead.py: {platform.machine()}, {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}, torch {torch.__version__}; {args.trials} trials x "
-        f"{args.epochs} epochs x {args.steps} steps of digits_mlp"
+        f"{args.epochs} epochs x {args.steps} steps of {args.task}"
     )
     local_ray.start()
     os.environ["GROUPWISE_TASK_PATH"] = str(HERE)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        builtin = run_groupwise(directory, "builtin", "digits_mlp", args)
+        builtin = run_groupwise(directory, "builtin", args.task, args)
         print(f"  groupwise, built-in task: {builtin[0]:.3f} s/trial (steady {builtin[1]:.3f})")
-        task = "{train: 'function_tasks:digits_mlp', options: {epochs: %d, steps: %d}}"
-        function = run_groupwise(directory, "function", task % (args.epochs, args.steps), args)
+        options = f"{{epochs: {args.epochs}, steps: {args.steps}, task: {args.task}}}"
+        task = f"{{train: 'function_tasks:builtin', options: {options}}}"
+        function = run_groupwise(directory, "function", task, args)
         print(f"  groupwise, function task: {function[0]:.3f} s/trial (steady {function[1]:.3f})")
         tuned = run_tune(directory, args)
         print(f"  Ray Tune, function trainable: {tuned:.3f} s/trial")

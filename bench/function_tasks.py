@@ -1,5 +1,5 @@
-"""The digits_mlp built-in task trained by a user's own loop: as a groupwise function task
-(:func:`digits_mlp`) and, for Ray Tune and plain Optuna, as a plain loop at a given lr
+"""A built-in task (digits_mlp, char_rnn ...) trained by a user's own loop: as a groupwise
+function task (:func:`builtin`) and, for Ray Tune and plain Optuna, as a plain loop at a given lr
 (:func:`loop`). The same model, data and batches as the built-in task's."""
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import torch
 import groupwise
 from groupwise.tasks import Task, resolve_task
 
-_task: Task | None = None
+NAME = "digits_mlp"
+_tasks: dict[str, Task] = {}
 
 
-def task() -> Task:
-    global _task
-    if _task is None:  # loaded once per process, as a groupwise worker keeps its task
-        _task = resolve_task("digits_mlp", seed=0)
-    return _task
+def task(name: str | None = None) -> Task:
+    """The built-in task ``name`` (default :data:`NAME`), loaded once per process, as a
+    groupwise worker keeps its task."""
+    name = name or NAME
+    if name not in _tasks:
+        _tasks[name] = resolve_task(name, seed=0)
+    return _tasks[name]
 
 
 def epochs_of(
@@ -28,9 +31,10 @@ def epochs_of(
     epochs: int,
     steps: int,
     seed: int,
+    name: str | None = None,
 ) -> Iterator[tuple[int, float]]:
     """Train ``epochs`` x ``steps`` steps of 64 samples; yield (epoch, validation loss)."""
-    data = task()
+    data = task(name)
     for epoch in range(1, epochs + 1):
         model.train()
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -50,18 +54,21 @@ def epochs_of(
         yield epoch, total / seen
 
 
-def loop(lr: float, epochs: int, steps: int, seed: int) -> Iterator[tuple[int, float]]:
+def loop(
+    lr: float, epochs: int, steps: int, seed: int, name: str | None = None
+) -> Iterator[tuple[int, float]]:
     """The loop with a plain AdamW at ``lr`` (what Ray Tune and Optuna users write)."""
     torch.manual_seed(seed)
-    model = task().make_model()
+    model = task(name).make_model()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    yield from epochs_of(model, optimizer, None, epochs, steps, seed)
+    yield from epochs_of(model, optimizer, None, epochs, steps, seed, name)
 
 
-def digits_mlp(trial: groupwise.Trial) -> None:
+def builtin(trial: groupwise.Trial) -> None:
     """The loop as a groupwise function task."""
     epochs, steps = int(trial.options["epochs"]), int(trial.options["steps"])
-    model = task().make_model()
+    name = trial.options.get("task")
+    model = task(name).make_model()
     optimizer, scheduler = trial.build(model, total_steps=epochs * steps)
-    for epoch, val in epochs_of(model, optimizer, scheduler, epochs, steps, trial.seed):
+    for epoch, val in epochs_of(model, optimizer, scheduler, epochs, steps, trial.seed, name):
         trial.report(epoch, val_loss=val)
