@@ -182,6 +182,8 @@ def test_a_returned_value_is_the_trials_and_bad_reports_are_failures(tmp_path):
         launch(read_study(path), storage=url)
         (trial,) = trials_of(url)
         assert trial.state == TrialState.FAIL and says in trial.user_attrs[REASON_ATTR]
+        if name == "steps_go_back":  # raised by our report: it names the user's line
+            assert "(at user_functions.py:" in trial.user_attrs[REASON_ATTR]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import torch
 
 from groupwise.config import TrialConfig
 from groupwise.execution._protocol import Finished, Placement, Stopped, Trained, WorkerSettings
-from groupwise.tasks import Task, TrainFunction, resolve_function, resolve_task
+from groupwise.tasks import Task, TrainFunction, resolve_function, resolve_task, user_frame
 from groupwise.training import DivergedError, FunctionRun, Returned, Trainer
 
 __all__ = ["Worker", "pick_device", "task_path"]
@@ -90,7 +90,8 @@ class Worker:
         except Exception as e:  # a trial's own error is data, not a worker crash
             if "can't allocate memory" in str(e):  # torch's CPU allocator says it this way
                 return self._out_of_memory(e)
-            frame = traceback.extract_tb(e.__traceback__)[-1]
+            # the user's line (a function task's report raises ours), else the last one
+            frame = user_frame(e) or traceback.extract_tb(e.__traceback__)[-1]
             at = f"{os.path.basename(frame.filename)}:{frame.lineno}"
             return Stopped("failed", f"{type(e).__name__}: {e} (at {at})")
 

@@ -142,6 +142,10 @@ class MultiOptimizer(torch.optim.Optimizer):
             self.defaults = _common_defaults(self.optimizers.values())
         self.param_groups.append(self.optimizers[info.name].param_groups[-1])
 
+    def lrs(self) -> dict[str, float]:
+        """Each group's lr now, by label (what a trial records with each epoch)."""
+        return {g["label"]: float(g["lr"]) for g in self.param_groups}
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for inner in self.optimizers.values():
             inner.zero_grad(set_to_none=set_to_none)

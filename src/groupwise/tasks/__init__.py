@@ -12,6 +12,7 @@ from groupwise.tasks._base import (
     raised_at,
     register_task,
     resolve_task,
+    user_frame,
 )
 from groupwise.tasks._data import TensorSplits, TokenWindows
 from groupwise.tasks._function import TrainFunction, resolve_function
@@ -27,4 +28,5 @@ __all__ = [
     "register_task",
     "resolve_function",
     "resolve_task",
+    "user_frame",
 ]

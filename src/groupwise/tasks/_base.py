@@ -30,6 +30,7 @@ __all__ = [
     "reference",
     "register_task",
     "resolve_task",
+    "user_frame",
 ]
 
 
@@ -205,11 +206,18 @@ def _from_file(ref: str, name: str, what: str) -> ModuleType:
     return module
 
 
-def raised_at(error: BaseException) -> str:
-    """``Kind: message (file:line)``: the user's line that raised, not ours."""
+def user_frame(error: BaseException) -> traceback.FrameSummary | None:
+    """The last frame of ``error``'s traceback outside groupwise: the user's line that raised
+    (or that called ours, when ours raised), not ours."""
     frames = traceback.extract_tb(error.__traceback__)
     theirs = [f for f in frames if "groupwise" not in Path(f.filename).parts]
-    at = f" ({theirs[-1].filename}:{theirs[-1].lineno})" if theirs else ""
+    return theirs[-1] if theirs else None
+
+
+def raised_at(error: BaseException) -> str:
+    """``Kind: message (file:line)``: the user's line that raised, not ours."""
+    frame = user_frame(error)
+    at = f" ({frame.filename}:{frame.lineno})" if frame else ""
     if isinstance(error, SyntaxError) and error.filename:
         at = f" ({error.filename}:{error.lineno})"
     return f"{type(error).__name__}: {error}{at}"

@@ -75,16 +75,11 @@ class Trial:
         options: Mapping[str, Any],
         run: FunctionRun | None = None,
     ) -> None:
-        self._config = config
+        self.config = config
         self.seed = seed
         self.device = device
         self.options = dict(options)
         self._run = run
-        self.optimizer: MultiOptimizer | None = None
-
-    @property
-    def config(self) -> TrialConfig:
-        return self._config
 
     def build(self, model: torch.nn.Module, *, total_steps: int) -> tuple[MultiOptimizer, LambdaLR]:
         """The optimizer and lr scheduler of this trial's config for ``model``, a run of
@@ -94,8 +89,7 @@ class Trial:
         if self._run is None:
             raise _Probed(model)
         optimizer, scheduler = build(model, self.config, total_steps=total_steps)
-        self.optimizer = optimizer
-        self._run.built(total_steps)
+        self._run.built(optimizer, total_steps)
         return optimizer, scheduler
 
     def report(self, step: int, **metrics: float) -> None:
@@ -104,7 +98,7 @@ class Trial:
         :class:`groupwise.TrialPruned` when the study stops the trial: let it propagate."""
         if self._run is None:
             raise TaskError("trial.report was called before trial.build(model)")
-        self._run.report(self, step, metrics)
+        self._run.report(step, metrics)
 
 
 class FunctionRun:
@@ -128,6 +122,7 @@ class FunctionRun:
         self.thread = threading.Thread(target=self._main, name="groupwise-trial", daemon=True)
         self.stopping = False
         self.last_step: int | None = None
+        self.optimizer: MultiOptimizer | None = None  # once the function has built it
         self.total_steps: int | None = None
         self.started = time.perf_counter()
         self.peak = PeakMemory(device)
@@ -169,11 +164,11 @@ class FunctionRun:
         except BaseException as e:  # the worker re-raises it as the trial's reason
             self.events.put(("error", e))
 
-    def built(self, total_steps: int) -> None:
-        self.total_steps = total_steps
+    def built(self, optimizer: MultiOptimizer, total_steps: int) -> None:
+        self.optimizer, self.total_steps = optimizer, total_steps
         self.started = time.perf_counter()
 
-    def report(self, trial: Trial, step: int, metrics: Mapping[str, Any]) -> None:
+    def report(self, step: int, metrics: Mapping[str, Any]) -> None:
         if self.stopping:
             raise TrialPruned("the study stopped this trial")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
@@ -185,18 +180,12 @@ class FunctionRun:
         self.last_step = step
         values = {name: _number(name, v) for name, v in metrics.items()}
         train_loss = values.pop("train_loss", math.nan)
-        optimizer = trial.optimizer
-        lrs = (
-            {}
-            if optimizer is None
-            else {g["label"]: float(g["lr"]) for g in optimizer.param_groups}
-        )
         report = EpochReport(
             epoch=step,
             step=step,
             train_loss=train_loss,
             metrics=values,
-            lrs=lrs,
+            lrs={} if self.optimizer is None else self.optimizer.lrs(),
             elapsed_s=time.perf_counter() - self.started,
             training={"function": self.ref, "total_steps": self.total_steps},
         )

@@ -171,7 +171,7 @@ class Trainer:
             step=self.step,
             train_loss=train_loss,
             metrics=metrics,
-            lrs={g["label"]: float(g["lr"]) for g in self.optimizer.param_groups},
+            lrs=self.optimizer.lrs(),
             elapsed_s=time.perf_counter() - self.started - self.compile_s,
             training=self.facts(),
         )
