@@ -223,6 +223,18 @@ def test_validate_plans_a_function_task_from_its_model(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert "user_functions:train" in run.stdout
+    assert "training: a function task trains as its function says" not in run.stderr
+    (tmp_path / "own").mkdir()
+    own = study_file(tmp_path / "own", "user_functions:train", training="{precision: bf16}")
+    said = subprocess.run(
+        [sys.executable, "-m", "groupwise", "validate", str(own)],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+    )
+    assert said.returncode == 0 and "training: a function task trains as its function says" in (
+        said.stderr
+    )
     bad = subprocess.run(
         [
             sys.executable,

@@ -60,7 +60,8 @@ class Plan:
         an option that does nothing on this model, a range cut to what the model allows, a
         recipe that does not fit, the space's confirmation left out for a small budget."""
         confirm = self.spec.confirm_note
-        return (*self.facts.notes, *self.skipped, *([confirm] if confirm else []))
+        notes = (confirm, _ignored_training(self.spec))
+        return (*self.facts.notes, *self.skipped, *(note for note in notes if note))
 
 
 def make_plan(spec: StudySpec) -> Plan:
@@ -77,6 +78,18 @@ def make_plan(spec: StudySpec) -> Plan:
     )
     seeds, skipped = _seeds(spec, facts, where)
     return Plan(spec, facts, sampler, pruner, fingerprint(spec), seeds, skipped)
+
+
+def _ignored_training(spec: StudySpec) -> str:
+    """A function task trains as its code says: the study file's ``training:`` section is the
+    built-in loop's, and only its ``epochs`` is read (the hyperband pruner's resource)."""
+    if not spec.task.function or "training" not in spec.model_fields_set:
+        return ""
+    return (
+        f"{spec.source or spec.name}: training: a function task trains as its function says; "
+        "this section is the built-in loop's, and only its epochs is read (hyperband's "
+        "max_resource): set precision, clipping and steps in your code"
+    )
 
 
 def _seeds(
