@@ -100,6 +100,15 @@ def test_unknown_nested_key(tmp_path):
     )
 
 
+@pytest.mark.parametrize("key", ["NUL", "Choices", "float", "list[int]"])
+def test_an_unknown_key_shaped_like_a_pydantic_union_member_is_still_a_key(tmp_path, key):
+    """pydantic names the union members it tried in an error's location ("Choices",
+    "float", "list[...]"); a file's own unknown key of that shape is told as a key (a fuzzed
+    request once made the line's writer fail on one: a 500 from the service)."""
+    message = error(write(tmp_path, study_text(), space=GOOD_SPACE + f"{key!r}: {{}}\n"))
+    assert f"space.yaml: {key}: unknown key; allowed keys: schemes, " in message, message
+
+
 @pytest.mark.parametrize(
     ("overrides", "said"),
     [

@@ -10,6 +10,7 @@ missing one beside it: here it is one, "did you mean".
 from __future__ import annotations
 
 import difflib
+import functools
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,8 @@ def _problems(errors: list[Any], title: str, models: dict[str, Any]) -> list[_Pr
     problem: the best their members tell."""
     unions: dict[tuple[str, ...], dict[str, list[Any]]] = {}
     plain: list[Any] = []
-    for e in errors:
+    names = _model_names(tuple(models.values()))
+    for e in (_marked(e, names) for e in errors):
         point = _union_point(e["loc"])
         if point is None:
             plain.append(e)
@@ -131,11 +133,50 @@ def _key(part: Any) -> str:
     return text if text.isprintable() and text.strip() else repr(text)
 
 
-def _is_union_tag(part: Any) -> bool:
-    # pydantic names union members in the location ("IntSpan", "list[...]", "function-after[...]")
-    return isinstance(part, str) and (
-        part[:1].isupper() or "[" in part or part in {"float", "int", "bool", "str", "none"}
+class _Tag(str):
+    """A location's part that names a union member pydantic tried, not a key of the file."""
+
+
+def _marked(error: Any, names: frozenset[str]) -> Any:
+    """The error with its union tags marked. pydantic names union members in the location
+    ("IntSpan", "list[...]", "function-after[...]", "float"); a file's own keys can look the
+    same ("NUL", "Foo"), so a tag is one of those shapes or a model's name, and the key an
+    unknown-key error is about is always a key."""
+    parts = error["loc"]
+    key_at = len(parts) - 1 if error["type"] == "extra_forbidden" else len(parts)
+    marked = tuple(
+        _Tag(p) if i != key_at and _looks_like_tag(p, names) else p for i, p in enumerate(parts)
     )
+    return {**error, "loc": marked}
+
+
+def _looks_like_tag(part: Any, names: frozenset[str]) -> bool:
+    if not isinstance(part, str):
+        return False
+    return part in names or part in _BUILTIN_TAGS or ("[" in part and part.endswith("]"))
+
+
+_BUILTIN_TAGS = frozenset({"float", "int", "bool", "str", "none"})
+
+
+@functools.cache
+def _model_names(roots: tuple[Any, ...]) -> frozenset[str]:
+    """The names of the models reachable from the spec models' fields (pydantic's tags)."""
+    seen: dict[str, Any] = {}
+    todo = list(roots)
+    while todo:
+        annotation = todo.pop()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation.__name__ in seen:
+                continue
+            seen[annotation.__name__] = annotation
+            todo += [f.annotation for f in annotation.model_fields.values()]
+        todo += typing.get_args(annotation)
+    return frozenset(seen)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, _Tag)
 
 
 def _most_specific(errors: list[Any]) -> Any:
