@@ -8,6 +8,7 @@ Public API (stable):
 - :class:`MultiOptimizer` -- a ``torch.optim.Optimizer`` over several optimizer kinds
 - :class:`TrialConfig` -- the config record and export format
 - :func:`load_best` -- a finished study's best TrialConfig
+- :func:`transfer` -- a config searched on a narrow proxy model, carried to a wider one
 - :class:`Trial`, :class:`TrialPruned` -- what a function task's ``train(trial)`` gets (its
   config, ``build`` and ``report``), and what ``report`` raises when the study prunes it
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         summarize,
     )
     from groupwise.training import Trial
+    from groupwise.transfer import transfer
 
 _LAZY = {
     "GroupConfig": "groupwise.config",
@@ -65,17 +67,22 @@ _LAZY = {
     "register_scheme": "groupwise.partition",
     "summarize": "groupwise.partition",
     "Trial": "groupwise.training",
+    "transfer": "groupwise.transfer",
 }
 
 
+_FUNCTIONS = ("partition", "transfer")  # public functions named as their subpackages
+
+
 class _Package(types.ModuleType):
-    """``groupwise.partition`` is the public function. Python sets a package's attribute to
-    each subpackage it loads, which would replace the function with the ``groupwise.partition``
-    subpackage the first time anything imports it; this keeps the function (the subpackage
-    stays importable through ``sys.modules``, as ``from groupwise.partition import ...``)."""
+    """``groupwise.partition`` and ``groupwise.transfer`` are public functions. Python sets a
+    package's attribute to each subpackage it loads, which would replace the function with
+    the subpackage of its name the first time anything imports it; this keeps the function
+    (the subpackage stays importable through ``sys.modules``, as ``from groupwise.partition
+    import ...``)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "partition" and isinstance(value, types.ModuleType):
+        if name in _FUNCTIONS and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 
@@ -125,4 +132,5 @@ __all__ = [
     "register_optimizer",
     "register_scheme",
     "summarize",
+    "transfer",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "Task",
     "TaskFactory",
     "available_tasks",
+    "parametrization_of",
     "raised_at",
     "reference",
     "register_task",
@@ -103,6 +104,27 @@ TaskFactory = Callable[..., Task]
 
 
 TASKS: Registry[TaskFactory] = Registry("task")
+
+
+PARAMETRIZATIONS = ("standard", "mup")
+
+
+def parametrization_of(parametrization: str, width: int, base_width: int, heads: int = 1) -> bool:
+    """Whether a width-scalable task's options ask for μP; TaskError for a value that is not
+    a parametrization, a width or base width that is not a positive multiple of ``heads``."""
+    if parametrization not in PARAMETRIZATIONS:
+        raise TaskError(
+            f"task option parametrization: {parametrization!r} is not one of "
+            f"{', '.join(PARAMETRIZATIONS)}"
+        )
+    for key, value in (("width", width), ("base_width", base_width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < heads or value % heads:
+            raise TaskError(
+                f"task option {key}: must be a positive integer"
+                + (f" divisible by heads ({heads})" if heads > 1 else "")
+                + f"; got {value!r}"
+            )
+    return parametrization == "mup"
 
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:

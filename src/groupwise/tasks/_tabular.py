@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from groupwise.tasks._base import Task, register_task
+from groupwise.tasks._base import Task, parametrization_of, register_task
 from groupwise.tasks._data import TensorSplits
 from groupwise.tasks._digits import accuracy
 
@@ -43,26 +43,43 @@ class _Block(nn.Module):
 
 
 class TabularMLP(nn.Module):
-    def __init__(self, features: int, width: int, blocks: int, classes: int) -> None:
+    """``base_width`` set: μP (the mup package's form): the head's output times
+    ``base_width / width`` and its weight initialised to zero (Tensor Programs V, D.2)."""
+
+    def __init__(
+        self, features: int, width: int, blocks: int, classes: int, base_width: int = 0
+    ) -> None:
         super().__init__()
         self.embed = nn.Linear(features, width)
         self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, classes)
+        self.output_mult = base_width / width if base_width else 1.0
+        if base_width:
+            nn.init.zeros_(self.head.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.embed(x)
         for block in self.blocks:
             h = block(h)
         out: Tensor = self.head(self.norm(h))
-        return out
+        return out * self.output_mult if self.output_mult != 1.0 else out
 
 
 @register_task("tabular_mlp")
-def tabular_mlp(*, seed: int = 0, width: int = 64, blocks: int = 2) -> Task:
+def tabular_mlp(
+    *,
+    seed: int = 0,
+    width: int = 64,
+    blocks: int = 2,
+    parametrization: str = "standard",
+    base_width: int = 64,
+) -> Task:
+    """``parametrization: mup`` builds the MLP in μP relative to ``base_width``."""
+    mup = parametrization_of(parametrization, width, base_width)
     return Task(
         name="tabular_mlp",
-        build_model=lambda: TabularMLP(30, width, blocks, 2),
+        build_model=lambda: TabularMLP(30, width, blocks, 2, base_width if mup else 0),
         data=cancer_splits(seed),
         loss=nn.functional.cross_entropy,
         metrics={"accuracy": accuracy},

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from groupwise.tasks._base import Task, register_task
+from groupwise.tasks._base import Task, parametrization_of, register_task
 from groupwise.tasks._data import TokenWindows
 
 # A fixed reading list, so the corpus is the same on every machine with the same Python.
@@ -116,17 +116,65 @@ class Block(nn.Module):
         return out
 
 
-class TinyTransformer(nn.Module):
-    """A causal character transformer whose output head shares the token embedding."""
+class MupAttention(nn.Module):
+    """Causal self-attention whose scores are scaled by 1/d_head (μP), not 1/sqrt(d_head):
+    ``sqrt(base_head) / d_head``, so at the base width it is the standard scale."""
 
-    def __init__(self, vocab: int, d: int, layers: int, heads: int, context: int) -> None:
+    def __init__(self, d: int, heads: int, base_head: int) -> None:
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(d, 3 * d), nn.Linear(d, d)
+        head = d // heads
+        self.scale = base_head**0.5 / head
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        b, t, d = x.shape
+        q, k, v = (
+            part.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+            for part in self.qkv(x).chunk(3, dim=-1)
+        )
+        att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=~mask, scale=self.scale)
+        out: Tensor = self.proj(att.transpose(1, 2).reshape(b, t, d))
+        return out
+
+
+class MupBlock(nn.Module):
+    """:class:`Block` with :class:`MupAttention`."""
+
+    def __init__(self, d: int, heads: int, base_head: int) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = MupAttention(d, heads, base_head)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x), mask)
+        out: Tensor = x + self.mlp(self.ln2(x))
+        return out
+
+
+class TinyTransformer(nn.Module):
+    """A causal character transformer whose output head shares the token embedding.
+
+    ``base_width`` set: μP (Tensor Programs V, the mup package's form): attention scores
+    over d_head (:class:`MupAttention`) and logits times ``base_width / d``; the tied token
+    embedding keeps its N(0, 1) init, as μP's input layer does. At ``d == base_width`` the
+    μP model computes what the standard one does, up to the attention module."""
+
+    def __init__(
+        self, vocab: int, d: int, layers: int, heads: int, context: int, base_width: int = 0
+    ) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(context, d)
-        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            MupBlock(d, heads, base_width // heads) if base_width else Block(d, heads)
+            for _ in range(layers)
+        )
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab, bias=False)
         self.head.weight = self.tok.weight  # tied: the partition lists it once, as tok.weight
+        self.output_mult = base_width / d if base_width else 1.0
         self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -136,22 +184,31 @@ class TinyTransformer(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         out: Tensor = self.head(self.ln_f(h))
-        return out
+        return out * self.output_mult if self.output_mult != 1.0 else out
 
 
 @register_task("tiny_transformer")
 def tiny_transformer(
     *,
     seed: int = 0,
-    d: int = 64,
+    width: int = 64,
     layers: int = 2,
     heads: int = 4,
     context: int = 64,
     max_chars: int = 200_000,
+    parametrization: str = "standard",
+    base_width: int = 64,
+    d: int | None = None,
 ) -> Task:
+    """``width`` is the model dimension (``d``, its older name, still works);
+    ``parametrization: mup`` builds it in μP relative to ``base_width``."""
+    width = width if d is None else d
+    mup = parametrization_of(parametrization, width, base_width, heads)
     return Task(
         name="tiny_transformer",
-        build_model=lambda: TinyTransformer(len(VOCAB), d, layers, heads, context),
+        build_model=lambda: TinyTransformer(
+            len(VOCAB), width, layers, heads, context, base_width if mup else 0
+        ),
         data=text_splits(max_chars, context),
         loss=lm_loss,
         metrics={"accuracy": lm_accuracy},
