@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import groupwise
 from groupwise import TrialConfig, build_optimizer
 from groupwise.cli import app
 from groupwise.tasks import resolve_task
@@ -71,6 +72,20 @@ def test_launch_best_export_in_process(tmp_path):
     )
     assert result.exit_code == 0
     assert json.loads((tmp_path / "t0.json").read_text())["groups"]
+
+    # tune small, transfer big: the best config carried to the task at hidden=64 (4x wider)
+    wide = tmp_path / "wide.yaml"
+    args = ["export", "cli", "-o", str(wide), "--to-task", "user_tasks:tiny", "--storage", db]
+    result = runner.invoke(app, [*args, "--option", "hidden=64"])
+    assert result.exit_code == 0, result.output
+    assert "carried to user_tasks:tiny {hidden: 64} by sp-per-layer" in result.output, result.output
+    proxy, target = (resolve_task("user_tasks:tiny", {"hidden": h}).build_model() for h in (16, 64))
+    expected = groupwise.transfer(TrialConfig.from_dict(document["config"]), proxy, target)
+    assert TrialConfig.load(wide) == expected
+    build_optimizer(target, str(wide))
+    result = runner.invoke(app, [*args, "--option", "hidden=64", "--rule", "none", "--force"])
+    assert result.exit_code == 0, result.output
+    assert TrialConfig.load(wide) == TrialConfig.from_dict(document["config"])  # a copy
 
 
 def groupwise_exe() -> str:

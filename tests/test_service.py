@@ -20,9 +20,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+import groupwise
 import polling
 from groupwise.config import TrialConfig
 from groupwise.execution import unreachable
+from groupwise.tasks import resolve_task
 from paths import free_port, subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,6 +164,46 @@ def test_a_submitted_study_runs_to_its_budget_and_reads_as_the_cli_does(serve, s
         assert TrialConfig.from_dict(yaml.safe_load(config.text)) == TrialConfig.from_dict(
             best["config"]
         )
+        # tune small, transfer big: the best config carried to a 4x wider digits_mlp, as
+        # groupwise.transfer carries it here; the CLI's --server asks the same
+        wider = {"to_task": "digits_mlp", "option": ["hidden=256"], "rule": "sp-per-layer"}
+        carried = client.get("/studies/api/config", params=wider)
+        assert carried.status_code == 200, carried.text
+        assert carried.text.startswith(f"# trial {best['trial']} of 'api' carried to digits_mlp")
+        proxy, target = (resolve_task("digits_mlp", {"hidden": h}).make_model() for h in (64, 256))
+        expected = groupwise.transfer(TrialConfig.from_dict(best["config"]), proxy, target)
+        assert TrialConfig.from_dict(yaml.safe_load(carried.text)) == expected
+        exported = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "groupwise",
+                "export",
+                "api",
+                "-o",
+                "wide.yaml",
+                "--to-task",
+                "digits_mlp",
+                "--option",
+                "hidden=256",
+                "--server",
+                server.url,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=server.cwd,
+            env=subprocess_env(GROUPWISE_API_TOKEN=FULL),
+        )
+        assert exported.returncode == 0, exported.stderr
+        assert TrialConfig.load(server.cwd / "wide.yaml") == expected
+        for params, said in [
+            ({"to_task": "os:system"}, "the service imports no code a request names"),
+            ({"to_task": "digits_mlp", "option": ["hidden"]}, "option: 'hidden': write KEY=VALUE"),
+            ({"to_task": "digits_mlp", "option": ["hidden=256"], "rule": "mu"}, "rule 'mu'"),
+            ({"option": ["hidden=256"]}, "give to_task"),
+        ]:
+            refused = client.get("/studies/api/config", params=params)
+            assert refused.status_code == 422 and said in refused.json()["error"], refused.text
         page = client.get("/studies/api/trials", params={"limit": 3}).json()
         assert page["total"] == 4 and [t["number"] for t in page["trials"]] == [0, 1, 2]
         rest = client.get("/studies/api/trials", params={"offset": 3}).json()

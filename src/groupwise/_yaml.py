@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+YAMLError: type[Exception] = yaml.YAMLError  # what load raises on text that is not YAML
+
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)

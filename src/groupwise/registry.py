@@ -13,9 +13,10 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from groupwise.errors import GroupwiseError, UnknownNameError
+from groupwise import _yaml
+from groupwise.errors import ConfigError, GroupwiseError, UnknownNameError
 
-__all__ = ["Registry", "accepted_options", "check_options"]
+__all__ = ["Registry", "accepted_options", "check_options", "key_values"]
 
 T = TypeVar("T")
 
@@ -93,3 +94,18 @@ def check_options(
             hint = difflib.get_close_matches(str(key), accepted, n=1)
             guess = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise error(f"{prefix}{kind} {name!r} {takes}; got option {key!r}{guess}")
+
+
+def key_values(pairs: list[str], where: str) -> dict[str, Any]:
+    """``["width=512", "parametrization=mup"]`` -> ``{"width": 512, ...}``, each value read
+    as YAML; ConfigError naming ``where`` for a pair that is not KEY=VALUE."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where}: {pair!r}: write KEY=VALUE, e.g. width=512")
+        try:
+            options[key.strip()] = _yaml.load(value) if value else ""
+        except _yaml.YAMLError:
+            options[key.strip()] = value
+    return options

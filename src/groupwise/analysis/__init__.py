@@ -14,6 +14,7 @@ from groupwise.analysis._best import (
     load_best,
     noise_note,
     study_status,
+    study_task,
     trial_config,
 )
 from groupwise.analysis._compare import (
@@ -71,6 +72,7 @@ __all__ = [
     "status_table",
     "studies_table",
     "study_status",
+    "study_task",
     "trial_config",
     "trial_page",
     "write_report",

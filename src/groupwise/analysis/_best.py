@@ -21,6 +21,7 @@ from groupwise.store import (
     CONFIG_ATTR,
     CONFIRMS_ATTR,
     DUPLICATE_ATTR,
+    IDENTITY_ATTR,
     METRIC_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
@@ -48,6 +49,7 @@ __all__ = [
     "load_best",
     "noise_note",
     "study_status",
+    "study_task",
     "trial_config",
 ]
 
@@ -297,3 +299,20 @@ def study_status(storage: Source = None, study: str | None = None) -> list[Study
             )
         )
     return out
+
+
+def study_task(study: str, storage: Source = None) -> dict[str, Any]:
+    """The task a study searched, as its file gave it (``name``, ``options``, and ``train``
+    for a function task); the model its configs were searched on is this task's."""
+    loaded = open_study(study, storage)
+    record = loaded.user_attrs.get(IDENTITY_ATTR)
+    if not isinstance(record, dict) or not isinstance(record.get("task"), dict):
+        raise StudyError(
+            f"study {study!r} does not record its task (launched before groupwise recorded "
+            "it, or not by groupwise); transfer its config in Python: groupwise.transfer("
+            "config, proxy_model, target_model)"
+        )
+    task = dict(record["task"])
+    task.setdefault("options", {})
+    task.setdefault("data_seed", record.get("seed", 0))
+    return task

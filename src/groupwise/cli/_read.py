@@ -115,11 +115,31 @@ def export(
     runs: Annotated[bool, typer.Option("--runs", help="Every run, one row each.")] = False,
     epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+    to_task: Annotated[
+        str | None,
+        typer.Option(
+            "--to-task",
+            metavar="TASK",
+            help="Carry the config to this task's model (the study's task with --option "
+            "width=512: a wider one), each group's lr by --rule.",
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", metavar="KEY=VALUE", help="A target task option (repeatable)."),
+    ] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            "--rule", metavar="RULE", help="sp-per-layer (default), mup or none (a copy)."
+        ),
+    ] = None,
     storage: StorageOption = None,
     server: ServerOption = None,
 ) -> None:
     """Write a trial's config for build_optimizer(model, "best.yaml"), or with --runs or
-    --epochs every run or epoch of the study as CSV or JSON (for pandas)."""
+    --epochs every run or epoch of the study as CSV or JSON (for pandas). With --to-task,
+    the config carried to a wider model (tune small, transfer big)."""
     from groupwise import remote
     from groupwise.analysis import best_trials, epoch_rows, run_rows, trial_config, write_rows
 
@@ -127,6 +147,15 @@ def export(
         _writable(output, force)
         if runs and epochs:
             raise ConfigError("--runs and --epochs write different tables; give one of them")
+        if (option or rule) and to_task is None:
+            raise ConfigError(
+                "--option and --rule say where --to-task carries the config; give --to-task"
+            )
+        if to_task is not None:
+            if runs or epochs:
+                raise ConfigError("--to-task carries a config; drop --runs/--epochs")
+            _export_to_task(output, study, trial, to_task, option or [], rule, storage, server)
+            return
         if runs or epochs:
             if server:
                 raise ConfigError("--runs and --epochs read the database; drop --server")
@@ -145,6 +174,42 @@ def export(
             return
         best = (remote.best_trials(client, study, 1) if client else best_trials(study, storage))[0]
         _wrote(output, best)
+
+
+def _export_to_task(
+    output: Path,
+    study: str,
+    trial: int | None,
+    to_task: str,
+    option: list[str],
+    rule: str | None,
+    storage: str | None,
+    server: str | None,
+) -> None:
+    """``export --to-task``: the config carried to the target's model, its notes printed."""
+    from groupwise import remote
+    from groupwise.analysis import best_trials, study_task, trial_config
+    from groupwise.registry import key_values
+    from groupwise.transfer import carried, transfer_to_task
+
+    rule = rule or "sp-per-layer"
+    options = key_values(option, "--option")
+    if server:
+        client = remote.Remote.of(server)
+        config, lines = remote.transferred_config(client, study, trial, to_task, option, rule)
+        comment, notes = lines[0], [line.removeprefix("note: ") for line in lines[1:]]
+    else:
+        if trial is None:
+            trial = best_trials(study, storage)[0].trial
+        proxy = study_task(study, storage)
+        done, target = transfer_to_task(
+            trial_config(study, trial, storage), proxy, to_task, options, rule
+        )
+        config, notes = done.config, list(done.notes)
+        comment = carried(study, trial, target, rule)
+    out.print(f"wrote {config.save(output, comment=comment)}: {comment}", markup=False)
+    for note in notes:
+        out.print(f"  note: {note}", markup=False)
 
 
 def _wrote(output: Path, best: BestTrial) -> None:

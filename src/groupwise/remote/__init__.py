@@ -19,6 +19,7 @@ from groupwise.remote._commands import (
     study_statuses,
     submit,
     tally_of,
+    transferred_config,
     trial_config,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "study_statuses",
     "submit",
     "tally_of",
+    "transferred_config",
     "trial_config",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "study_statuses",
     "submit",
     "tally_of",
+    "transferred_config",
     "trial_config",
 ]
 
@@ -125,6 +126,23 @@ def trial_config(remote: Remote, study: str, trial: int | None) -> TrialConfig:
     """A trial's config (default: the best), as ``groupwise export`` writes it."""
     text = remote.text(f"/studies/{quote(study)}/config", trial=trial)
     return TrialConfig.from_dict(_yaml.load(text), source=f"{remote.server} {study}")
+
+
+def transferred_config(
+    remote: Remote,
+    study: str,
+    trial: int | None,
+    to_task: str,
+    option: list[str],
+    rule: str,
+) -> tuple[TrialConfig, list[str]]:
+    """``export --to-task`` as the service answers it: the config, and its comment lines
+    (what it was carried from and to, then each note)."""
+    text = remote.text(
+        f"/studies/{quote(study)}/config", trial=trial, to_task=to_task, option=option, rule=rule
+    )
+    comments = [line[2:] for line in text.splitlines() if line.startswith("# ")]
+    return TrialConfig.from_dict(_yaml.load(text), source=f"{remote.server} {study}"), comments
 
 
 def study_names(remote: Remote) -> list[str]:

@@ -22,6 +22,7 @@ from groupwise.analysis import (
     export_comment,
     noise_note,
     study_status,
+    study_task,
     trial_config,
 )
 from groupwise.analysis import trial_page as read_trial_page
@@ -232,7 +233,8 @@ def get_best(
 
 @studies.get(
     "/{name}/config",
-    summary="A trial's config (default: the best) as the YAML build_optimizer loads",
+    summary="A trial's config (default: the best) as the YAML build_optimizer loads; with "
+    "to_task, carried to that task's model at the options given (tune small, transfer big)",
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},
@@ -240,16 +242,61 @@ def get_best(
     },
 )
 def get_config(
-    request: Request, name: str, access: Reader, trial: Annotated[int | None, Query(ge=0)] = None
+    request: Request,
+    name: str,
+    access: Reader,
+    trial: Annotated[int | None, Query(ge=0)] = None,
+    to_task: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    option: Annotated[list[str] | None, Query(max_length=32)] = None,
+    rule: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
 ) -> PlainTextResponse:
     study_of(request, name, trials=True)
     storage = reader(request)
-    if trial is None:
+    if to_task is not None:
+        text = transferred(name, storage, trial, to_task, option or [], rule or "sp-per-layer")
+    elif option or rule:
+        raise ServiceError(
+            422, "option and rule say where to_task carries the config; give to_task"
+        )
+    elif trial is None:
         best = best_trials(name, storage, 1)[0]
         text = f"# {export_comment(best)}\n{best.config.to_yaml()}"
     else:
         text = trial_config(name, trial, storage).to_yaml()
     return PlainTextResponse(text, media_type="application/yaml")
+
+
+def transferred(
+    name: str, storage: Any, trial: int | None, to_task: str, option: list[str], rule: str
+) -> str:
+    """The config carried to ``to_task``: a registered task or the study's own (the service
+    imports no code a request names), built on the meta device (no memory however wide);
+    the YAML's first comment says what it is, the next ones its notes."""
+    from groupwise.registry import key_values
+    from groupwise.tasks import available_tasks
+    from groupwise.transfer import carried, transfer_to_task
+
+    proxy = study_task(name, storage)
+    if proxy.get("train"):
+        raise ServiceError(
+            422,
+            f"study {name!r} trains a function task, whose model only its function builds; "
+            "carry its config with `groupwise export --to-task` where that code is installed",
+        )
+    if to_task not in (proxy["name"], *available_tasks()):
+        raise ServiceError(
+            422,
+            f"to_task: {to_task!r} is neither the study's task ({proxy['name']!r}) nor a "
+            f"registered one ({', '.join(available_tasks())}); the service imports no code a "
+            "request names: use `groupwise export --to-task` for your own",
+        )
+    if trial is None:
+        trial = best_trials(name, storage, 1)[0].trial
+    config = trial_config(name, trial, storage)
+    done, target = transfer_to_task(config, proxy, to_task, key_values(option, "option"), rule)
+    lines = [carried(name, trial, target, rule)]
+    lines += [f"note: {note}" for note in done.notes]
+    return "".join(f"# {line}\n" for line in lines) + done.config.to_yaml()
 
 
 @studies.post(

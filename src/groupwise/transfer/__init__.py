@@ -8,6 +8,7 @@
 
 from groupwise.transfer._rules import FAMILIES, RULES, register_family
 from groupwise.transfer._shapes import KINDS, TensorWidth, tensor_widths
+from groupwise.transfer._tasks import carried, target_task, task_model, transfer_to_task
 from groupwise.transfer._transfer import TensorScale, Transferred, plan_transfer, transfer
 
 __all__ = [
@@ -17,8 +18,12 @@ __all__ = [
     "TensorScale",
     "TensorWidth",
     "Transferred",
+    "carried",
     "plan_transfer",
     "register_family",
+    "target_task",
+    "task_model",
     "tensor_widths",
     "transfer",
+    "transfer_to_task",
 ]
