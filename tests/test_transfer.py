@@ -5,7 +5,10 @@ split where its tensors need different multipliers; and each refusal."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
+import matplotlib.image
 import pytest
 import torch
 from torch import nn
@@ -14,7 +17,8 @@ import groupwise
 from groupwise.config import TrialConfig
 from groupwise.errors import ConfigError, TaskError
 from groupwise.tasks import resolve_task
-from groupwise.transfer import plan_transfer, tensor_widths, transfer
+from groupwise.transfer import coord_check, plan_transfer, tensor_widths, transfer
+from paths import subprocess_env
 
 
 class Net(nn.Module):
@@ -276,13 +280,60 @@ def test_mup_models_compute_the_standard_model_at_the_base_width():
     mup = resolve_task(
         "tabular_mlp", {"width": 32, "base_width": 32, "parametrization": "mup"}
     ).make_model()
-    assert mup.output_mult == 1.0 and standard.output_mult == 1.0
+    assert mup.head.mult == 1.0 and not hasattr(standard.head, "mult")
     assert not mup.head.weight.any()  # μP's readout starts at zero
     wide = resolve_task(
         "tabular_mlp", {"width": 128, "base_width": 32, "parametrization": "mup"}
     ).make_model()
-    assert wide.output_mult == 0.25
+    assert wide.head.mult == 0.25
     x = torch.randint(0, 100, (2, 8))
     t = resolve_task("tiny_transformer", {"width": 64, "parametrization": "mup"}).make_model()
     assert t(x).shape == (2, 8, 100)
     assert t.blocks[0].attn.scale == pytest.approx(1 / math.sqrt(16))
+
+
+WIDTHS = [32, 64, 128, 256]
+
+
+def test_the_coord_check_of_the_mup_transformer_is_flat_and_the_standard_one_grows():
+    """Each layer's output scale after 4 AdamW steps at lr 1e-2: μP with its rule stays
+    within 2x from width 32 to 256; the standard model at the same lr everywhere grows."""
+    mup = coord_check(
+        "tiny_transformer",
+        WIDTHS,
+        options={"parametrization": "mup", "base_width": 32},
+        rule="mup",
+    )
+    assert mup.flat, mup.worst
+    assert all(mup.growth(layer, step) < 2 for layer in mup.layers for step in range(1, 5))
+    standard = coord_check("tiny_transformer", WIDTHS, rule="none")
+    assert not standard.flat
+    layer, growth = standard.worst
+    assert growth > 4 and layer.startswith("blocks."), standard.worst
+    # at init nothing was trained: the hidden layers start flat in both
+    assert standard.growth("blocks.0.mlp.2", 0) < 2 and mup.growth("blocks.0.mlp.2", 0) < 2
+
+
+def test_coord_check_from_the_cli_plots_and_refuses_in_one_line(tmp_path):
+    cli = [sys.executable, "-m", "groupwise", "coord-check"]
+    done = subprocess.run(
+        [*cli, "tabular_mlp", "--widths", "16", "32", "64", "--rule", "none", "-o", "c.png"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "blocks.0.up" in done.stdout and "wrote c.png" in done.stdout
+    assert matplotlib.image.imread(tmp_path / "c.png").shape[2] in (3, 4)
+    for args, said in [
+        (["tabular_mlp", "--widths", "64", "32"], "--widths: give two or more widths, increasing"),
+        (["digits_mlp", "--widths", "32", "64"], "--width-option"),
+        (["tabular_mlp", "--widths", "8", "16", "--rule", "mu"], "unknown transfer rule 'mu'"),
+    ]:
+        refused = subprocess.run(
+            [*cli, *args], cwd=tmp_path, capture_output=True, text=True, env=subprocess_env()
+        )
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

@@ -91,6 +91,66 @@ def partition(
     out.print("\n\n".join(shown), markup=False)
 
 
+@app.command("coord-check")
+def coord_check(
+    task: Annotated[str, typer.Argument(metavar="TASK", help="A task with a width option.")],
+    widths: Annotated[
+        list[int], typer.Argument(metavar="WIDTHS...", help="Widths to check, increasing.")
+    ],
+    _marker: Annotated[
+        bool,
+        typer.Option("--widths", help="Says that the numbers are widths: --widths 64 128 256 512."),
+    ] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", metavar="KEY=VALUE", help="A task option (repeatable)."),
+    ] = None,
+    width_option: Annotated[
+        str, typer.Option(metavar="NAME", help="The task option that sets the width.")
+    ] = "width",
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="PATH", help="A config for the narrowest width [AdamW, lr 1e-2]."),
+    ] = None,
+    rule: Annotated[
+        str, typer.Option(metavar="RULE", help="How lrs follow width: sp-per-layer, mup, none.")
+    ] = "sp-per-layer",
+    steps: Annotated[int, typer.Option(min=1, metavar="N", help="Training steps.")] = 4,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="PATH", help="The plot (.png/.svg/.pdf).")
+    ] = Path("coord_check.png"),
+) -> None:
+    """Train TASK a few steps at each width, each width's lrs carried from the narrowest by
+    --rule, and plot each layer's output scale against width: flat when a config searched
+    narrow will transfer, growing when it will not."""
+    from groupwise.config import TrialConfig
+    from groupwise.registry import key_values
+    from groupwise.transfer import coord_check as check
+    from groupwise.transfer import plot_coord_check
+
+    with user_errors():
+        options = key_values(option or [], "--option")
+        start = None if config is None else TrialConfig.load(config)
+        done = check(
+            task,
+            widths,
+            options=options,
+            width_option=width_option,
+            config=start,
+            rule=rule,
+            steps=steps,
+        )
+        path = plot_coord_check(done, output)
+    head = "  ".join(f"{w:>8}" for w in done.widths)
+    out.print(f"{'layer':<28}{head}   growth", markup=False)
+    for layer in done.layers:
+        cells = "  ".join(f"{x:8.3g}" for x in done.scales[layer][done.steps])
+        out.print(f"{layer[:27]:<28}{cells}  {done.growth(layer):6.2f}x", markup=False)
+    layer, growth = done.worst
+    verdict = "flat: a config should transfer" if done.flat else "grows: transfer will not hold"
+    out.print(f"{verdict} (largest growth {growth:.2f}x at {layer}); wrote {path}", markup=False)
+
+
 def _options(pairs: list[str]) -> dict[str, object]:
     from groupwise import _yaml
 

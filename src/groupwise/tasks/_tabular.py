@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from groupwise.tasks._base import Task, parametrization_of, register_task
 from groupwise.tasks._data import TensorSplits
 from groupwise.tasks._digits import accuracy
+from groupwise.tasks._text import MupReadout
 
 
 def cancer_splits(seed: int, val_fraction: float = 0.25) -> TensorSplits:
@@ -53,8 +54,11 @@ class TabularMLP(nn.Module):
         self.embed = nn.Linear(features, width)
         self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
         self.norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, classes)
-        self.output_mult = base_width / width if base_width else 1.0
+        self.head = (
+            MupReadout(width, classes, base_width / width)
+            if base_width
+            else nn.Linear(width, classes)
+        )
         if base_width:
             nn.init.zeros_(self.head.weight)
 
@@ -63,7 +67,7 @@ class TabularMLP(nn.Module):
         for block in self.blocks:
             h = block(h)
         out: Tensor = self.head(self.norm(h))
-        return out * self.output_mult if self.output_mult != 1.0 else out
+        return out
 
 
 @register_task("tabular_mlp")

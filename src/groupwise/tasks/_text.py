@@ -153,6 +153,19 @@ class MupBlock(nn.Module):
         return out
 
 
+class MupReadout(nn.Linear):
+    """μP's output layer: a Linear whose output is multiplied by ``base_width / width``
+    (the mup package's MuReadout), so the multiplier is part of the layer it scales."""
+
+    def __init__(self, d: int, out: int, mult: float, bias: bool = True) -> None:
+        super().__init__(d, out, bias=bias)
+        self.mult = mult
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = super().forward(x) * self.mult
+        return out
+
+
 class TinyTransformer(nn.Module):
     """A causal character transformer whose output head shares the token embedding.
 
@@ -172,9 +185,12 @@ class TinyTransformer(nn.Module):
             for _ in range(layers)
         )
         self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, vocab, bias=False)
+        self.head = (
+            MupReadout(d, vocab, base_width / d, bias=False)
+            if base_width
+            else nn.Linear(d, vocab, bias=False)
+        )
         self.head.weight = self.tok.weight  # tied: the partition lists it once, as tok.weight
-        self.output_mult = base_width / d if base_width else 1.0
         self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -184,7 +200,7 @@ class TinyTransformer(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         out: Tensor = self.head(self.ln_f(h))
-        return out * self.output_mult if self.output_mult != 1.0 else out
+        return out
 
 
 @register_task("tiny_transformer")

@@ -3,9 +3,12 @@
 - :func:`transfer` -- config + proxy model + target model + rule -> the target's config
 - :func:`plan_transfer` -- the same, with each tensor's multiplier and the notes
 - :func:`transfer_to_task` -- a study's config carried to its task at other options
+- :func:`coord_check` -- each layer's output scale across widths after a few steps
 - ``RULES`` (``sp-per-layer``, ``mup``, ``none``), :func:`register_family`
 """
 
+from groupwise.transfer._coord import FLAT, CoordCheck, coord_check
+from groupwise.transfer._plot import plot_coord_check
 from groupwise.transfer._rules import FAMILIES, RULES, register_family
 from groupwise.transfer._shapes import KINDS, TensorWidth, tensor_widths
 from groupwise.transfer._tasks import carried, target_task, task_model, transfer_to_task
@@ -13,13 +16,17 @@ from groupwise.transfer._transfer import TensorScale, Transferred, plan_transfer
 
 __all__ = [
     "FAMILIES",
+    "FLAT",
     "KINDS",
     "RULES",
+    "CoordCheck",
     "TensorScale",
     "TensorWidth",
     "Transferred",
     "carried",
+    "coord_check",
     "plan_transfer",
+    "plot_coord_check",
     "register_family",
     "target_task",
     "task_model",
