@@ -15,6 +15,7 @@ from groupwise.analysis._best import (
     noise_note,
     study_status,
     study_task,
+    study_transfer,
     trial_config,
 )
 from groupwise.analysis._compare import (
@@ -73,6 +74,7 @@ __all__ = [
     "studies_table",
     "study_status",
     "study_task",
+    "study_transfer",
     "trial_config",
     "trial_page",
     "write_report",

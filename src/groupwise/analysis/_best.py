@@ -27,6 +27,7 @@ from groupwise.store import (
     RETRIED_ATTR,
     SEEDED_ATTR,
     TASK_ATTR,
+    TRANSFER_ATTR,
     Confirmed,
     Source,
     Tally,
@@ -50,6 +51,7 @@ __all__ = [
     "noise_note",
     "study_status",
     "study_task",
+    "study_transfer",
     "trial_config",
 ]
 
@@ -316,3 +318,24 @@ def study_task(study: str, storage: Source = None) -> dict[str, Any]:
     task.setdefault("options", {})
     task.setdefault("data_seed", record.get("seed", 0))
     return task
+
+
+def study_transfer(study: str, storage: Source = None) -> dict[str, Any]:
+    """What ``transfer-check`` needs of a study: its best config carried to its target
+    (``transfer``), how its trials trained (``training``), its ``objective`` and ``seed``."""
+    loaded = open_study(study, storage)
+    carried = loaded.user_attrs.get(TRANSFER_ATTR)
+    record = loaded.user_attrs.get(IDENTITY_ATTR)
+    if not isinstance(carried, dict) or not isinstance(record, dict):
+        raise StudyError(
+            f"study {study!r} records no transferred config: give its file a target "
+            "(transfer: {options: {width: 512}}) and launch it again (a finished study only "
+            "records it), or carry a config yourself: groupwise export --to-task"
+        )
+    return {
+        "transfer": carried,
+        "training": record.get("training", {}),
+        "objective": record.get("objective", {}),
+        "seed": record.get("seed", 0),
+        "data_seed": record.get("task", {}).get("data_seed", record.get("seed", 0)),
+    }

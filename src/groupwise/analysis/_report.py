@@ -39,7 +39,13 @@ from groupwise.analysis._tables import (
     status_table,
 )
 from groupwise.errors import ConfigError
-from groupwise.store import epochs_of, has_run_tables, open_study
+from groupwise.store import (
+    TRANSFER_ATTR,
+    TRANSFER_CHECK_ATTR,
+    epochs_of,
+    has_run_tables,
+    open_study,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -103,7 +109,8 @@ def write_report(study: str, directory: str | Path, storage: str | None = None) 
         paths.append(path)
     page = directory / "index.html"
     status = study_status(storage, study)
-    page.write_text(_page(status_table(status).to_html(), result, best, figures))
+    summary = status_table(status).to_html()
+    page.write_text(_page(summary, result, best, figures, _transfer_section(loaded)))
     return Report(directory, page, tuple(paths))
 
 
@@ -290,6 +297,7 @@ def _page(
     result: Comparison,
     best: BestTrial,
     figures: Sequence[tuple[str, str, str]],
+    transfer: str = "",
 ) -> str:
     schemes = scheme_table(result).to_html()
     if result.by_schedule:
@@ -311,8 +319,34 @@ def _page(
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 .plot svg{{max-width:100%;height:auto}}pre{{background:#f4f4f4;padding:1em}}</style></head>
 <body><h1>groupwise report: {name}</h1>{summary}
-<h2>Best config (trial {best_number})</h2><p>{score}</p><pre>{config}</pre>
+<h2>Best config (trial {best_number})</h2><p>{score}</p><pre>{config}</pre>{transfer}
 <h2>By scheme</h2>{schemes}<h2>Which optimizer wins, per group</h2>{optimizers}
 <h2>Each group's lr among the best trials</h2>{lrs}{plots}
 </body></html>
 """
+
+
+def _transfer_section(study: optuna.Study) -> str:
+    """The best config carried to the study's transfer target, and its check there."""
+    carried = study.user_attrs.get(TRANSFER_ATTR)
+    if not isinstance(carried, dict):
+        return ""
+    target = carried["target"]
+    options = ", ".join(f"{k}: {v}" for k, v in target["options"].items())
+    head = (
+        f"trial {carried['trial']} ({carried['value']:.6g} on the proxy) carried to "
+        f"{target['name']} {{{options}}} by {carried['rule']}"
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in carried.get("notes", []))
+    check = study.user_attrs.get(TRANSFER_CHECK_ATTR)
+    command = f"groupwise transfer-check {html.escape(study.study_name)}"
+    said = (
+        f"Trained there: {html.escape(check['summary'])}"
+        if isinstance(check, dict)
+        else f"Not trained there yet: <code>{command}</code>"
+    )
+    config = html.escape(_yaml.dump(carried["config"]).rstrip())
+    return (
+        f"<h2>Transferred config</h2><p>{html.escape(head)}</p><p>{said}</p>"
+        f"<pre>{config}</pre>" + (f"<ul>{notes}</ul>" if notes else "")
+    )

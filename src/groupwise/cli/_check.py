@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from groupwise.cli._common import app, out, user_errors, warn
+from groupwise.cli._common import StorageOption, app, out, user_errors, warn
 
-__all__ = ["demo", "partition", "validate", "version"]
+__all__ = ["coord_check", "demo", "partition", "transfer_check", "validate", "version"]
 
 
 @app.command()
@@ -149,6 +149,35 @@ def coord_check(
     layer, growth = done.worst
     verdict = "flat: a config should transfer" if done.flat else "grows: transfer will not hold"
     out.print(f"{verdict} (largest growth {growth:.2f}x at {layer}); wrote {path}", markup=False)
+
+
+@app.command("transfer-check")
+def transfer_check(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="A study with a transfer target.")],
+    seeds: Annotated[
+        int, typer.Option(min=1, max=100, metavar="N", help="Fresh training seeds.")
+    ] = 1,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="cpu, cuda, cuda:1 ...")] = "cpu",
+    storage: StorageOption = None,
+) -> None:
+    """Train the study's best config, carried to its transfer target, on the target as the
+    study trained its trials (on N fresh seeds), and record what it scored with the study."""
+    from groupwise.analysis import study_transfer
+    from groupwise.store import fresh_seeds, record_transfer_check
+    from groupwise.transfer import check_transfer, named
+
+    with user_errors():
+        facts = study_transfer(study, storage)
+        done = check_transfer(
+            facts["transfer"],
+            facts["training"],
+            facts["objective"],
+            fresh_seeds(facts["seed"], seeds),
+            data_seed=facts["data_seed"],
+            device=device,
+        )
+        record_transfer_check(study, storage, done.to_dict())
+    out.print(f"{study} at {named(facts['transfer']['target'])}: {done.summary()}", markup=False)
 
 
 def _options(pairs: list[str]) -> dict[str, object]:

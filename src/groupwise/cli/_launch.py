@@ -106,6 +106,16 @@ def _print_result(result: LaunchResult, metric: str) -> None:
         return
     out.print(f"best: trial {p.best_trial}, {metric} = {p.best:.6g}{_seeds(p.counts)}")
     out.print(result.best_config.to_yaml().rstrip())
+    if result.transferred is not None:
+        t = result.transferred
+        out.print(
+            f"transferred by {t.rule} to its target (recorded with the study; "
+            f"`groupwise transfer-check {result.study}` trains it there):",
+            markup=False,
+        )
+        out.print(t.config.to_yaml().rstrip(), markup=False)
+        for note in t.notes:
+            out.print(f"  note: {note}", markup=False)
 
 
 def _seeds(counts: Tally) -> str:

@@ -19,18 +19,20 @@ from groupwise.errors import StudyError
 from groupwise.execution._driver import DRIVER, Driver
 from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
-from groupwise.plan import Plan, identity, make_plan
+from groupwise.plan import Plan, identity, make_plan, proxy_task
 from groupwise.store import (
     Ledger,
     StudyIdentity,
     Tally,
     check_source,
     check_study,
+    record_transfer,
     resolve_url,
     stored_config,
 )
 from groupwise.studyfiles import StudySpec
 from groupwise.training import TrainingOptions
+from groupwise.transfer import Transferred, transfer_to_task
 
 if TYPE_CHECKING:  # the pool brings Ray: imported only once the study needs workers
     from groupwise.execution._pool import WorkerPool
@@ -48,6 +50,7 @@ class LaunchResult:
     best_config: TrialConfig | None
     ran: int  # trials this launch trained to an end that counts toward the budget
     note: str = ""  # why it stopped, when that is not its budget
+    transferred: Transferred | None = None  # the best config at the study's transfer target
 
 
 def launch(
@@ -70,8 +73,9 @@ def launch(
             driver = _drive(plan, url, who, pool, on_progress)
     finally:
         pool.close()
-    progress = driver.progress()
-    return LaunchResult(spec.name, url, progress, driver.best_config(), driver.ran, driver.note)
+    progress, best = driver.progress(), driver.best_config()
+    carried = _transfer(plan, url, progress.counts, best)
+    return LaunchResult(spec.name, url, progress, best, driver.ran, driver.note, carried)
 
 
 def check_launch(plan: Plan, storage: str | None = None) -> Tally | None:
@@ -136,7 +140,29 @@ def _already_finished(plan: Plan, url: str, counts: Tally) -> LaunchResult:
         f"of {target}; to run more, pass --trials N with N the new total (above {target})"
     )
     progress = Progress(counts, target, 0.0)
-    return LaunchResult(plan.spec.name, url, progress, best, 0, note)
+    carried = _transfer(plan, url, counts, best)
+    return LaunchResult(plan.spec.name, url, progress, best, 0, note, carried)
+
+
+def _transfer(plan: Plan, url: str, counts: Tally, best: TrialConfig | None) -> Transferred | None:
+    """The best config carried to the study's transfer target, and recorded with the study
+    (its check, ``groupwise transfer-check``, trains it there)."""
+    target = plan.spec.transfer
+    if target is None or best is None or counts.best_trial is None:
+        return None
+    done, where = transfer_to_task(
+        best, proxy_task(plan.spec), target.task, target.options, target.rule
+    )
+    document = {
+        "trial": counts.best_trial,
+        "value": counts.best_value,
+        "target": {"name": where["name"], "options": where["options"]},
+        "rule": target.rule,
+        "config": done.config.to_dict(),
+        "notes": list(done.notes),
+    }
+    record_transfer(plan.spec.name, url, document)
+    return done
 
 
 def _identity(plan: Plan) -> StudyIdentity:

@@ -11,7 +11,7 @@ from groupwise.plan._components import (
     register_pruner,
     register_sampler,
 )
-from groupwise.plan._plan import Plan, Seed, dry_run, fingerprint, identity, make_plan
+from groupwise.plan._plan import Plan, Seed, dry_run, fingerprint, identity, make_plan, proxy_task
 from groupwise.plan._show import show_partitions
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "fingerprint",
     "identity",
     "make_plan",
+    "proxy_task",
     "register_pruner",
     "register_sampler",
     "show_partitions",

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from groupwise.config import TrialConfig
 from groupwise.errors import GroupwiseError, SpecError, TaskError, UnknownNameError
 from groupwise.optim import get_optimizer
 from groupwise.plan._components import Component, component
@@ -26,8 +27,9 @@ from groupwise.studyfiles import Choices, StudySpec
 from groupwise.tasks import raised_at, resolve_function, resolve_task
 from groupwise.training import check_step, probe_model
 from groupwise.training import dry_run as run_to_report
+from groupwise.transfer import RULES, family_of, plan_transfer, target_task, task_model
 
-__all__ = ["Plan", "Seed", "dry_run", "fingerprint", "identity", "make_plan"]
+__all__ = ["Plan", "Seed", "dry_run", "fingerprint", "identity", "make_plan", "proxy_task"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def _seeds(
 
 def _facts(spec: StudySpec, where: str) -> PartitionFacts:
     model = _function_model(spec, where) if spec.task.function else _task_model(spec, where)
+    _check_transfer(spec, model, where)
     facts = partition_facts(model, spec.space, source=str(spec.search_space))
     _check_relative(spec, facts)
     _check_schedule(spec)
@@ -138,6 +141,33 @@ def _function_model(spec: StudySpec, where: str) -> torch.nn.Module:
         return probe_model(function, spec.task.options, ref, spec.training.grad_clip_norm)
     except TaskError as e:
         raise SpecError(f"{where}: {e}") from e
+
+
+# the config a transfer target is checked with: any config's tensors are the model's
+_STAND_IN = TrialConfig.from_dict({"scheme": "single", "groups": {"all": {"optimizer": "adamw"}}})
+
+
+def _check_transfer(spec: StudySpec, model: torch.nn.Module, where: str) -> None:
+    """A study's ``transfer:`` target checked before anything runs: its rule, a width rule
+    for every optimizer the space offers, and a target model of the same architecture (a
+    stand-in config carried to it)."""
+    target = spec.transfer
+    if target is None:
+        return
+    try:
+        RULES.get(target.rule)
+        if target.rule != "none":
+            for optimizer in spec.space.optimizers:
+                family_of(optimizer, target.rule, f"search space optimizers.{optimizer}")
+        other = target_task(proxy_task(spec), target.task, target.options)
+        plan_transfer(_STAND_IN, model, task_model(other), target.rule)
+    except GroupwiseError as e:
+        raise SpecError(f"{where}: transfer: {e}") from e
+
+
+def proxy_task(spec: StudySpec) -> dict[str, Any]:
+    """The study's task as ``groupwise.transfer`` takes it (name, options, train, data seed)."""
+    return spec.task.model_dump(mode="json")
 
 
 def dry_run(spec: StudySpec) -> dict[str, float]:

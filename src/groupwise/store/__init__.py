@@ -11,6 +11,7 @@ One job a module:
 - ``_warmstart``: recipes and earlier studies a study starts from;
 - ``_liveness``: heartbeats, stale trials, other drivers, the service's stop request;
 - ``_counts``: the one count (tally);
+- ``_transfer``: a study's best config carried to its transfer target, and its check;
 - ``_mirror`` (over ``_replica``): one study in memory, every write through to SQL;
 - ``_reader``: a long-lived reader's mirrors (the service);
 - ``_records``, ``_tables``, ``_migrate``: groupwise's tables; ``_jobs``: the service's jobs;
@@ -34,6 +35,8 @@ from groupwise.store._attrs import (
     SPACE_ATTR,
     TASK_ATTR,
     TRAIN_SEED_ATTR,
+    TRANSFER_ATTR,
+    TRANSFER_CHECK_ATTR,
 )
 from groupwise.store._confirm import Confirmed, confirmed, fresh_seeds, within_noise
 from groupwise.store._counts import Tally, TrialClass, classify, tally, voided_of
@@ -60,6 +63,7 @@ from groupwise.store._reader import (
     study_names_in,
 )
 from groupwise.store._records import GroupFacts, RunFacts, epochs_of, has_run_tables, runs_of
+from groupwise.store._transfer import record_transfer, record_transfer_check
 from groupwise.store._trial import (
     Deferred,
     Ending,
@@ -86,6 +90,8 @@ __all__ = [
     "SPACE_ATTR",
     "TASK_ATTR",
     "TRAIN_SEED_ATTR",
+    "TRANSFER_ATTR",
+    "TRANSFER_CHECK_ATTR",
     "Confirmed",
     "Deferred",
     "Ending",
@@ -121,6 +127,8 @@ __all__ = [
     "opened",
     "ping",
     "quiet_optuna",
+    "record_transfer",
+    "record_transfer_check",
     "resolve_url",
     "runs_of",
     "source_url",

@@ -24,6 +24,8 @@ __all__ = [
     "SPACE_ATTR",
     "TASK_ATTR",
     "TRAIN_SEED_ATTR",
+    "TRANSFER_ATTR",
+    "TRANSFER_CHECK_ATTR",
     "VOIDED_ATTR",
 ]
 
@@ -48,3 +50,5 @@ TASK_ATTR = "groupwise.task"  # study
 METRIC_ATTR = "groupwise.metric"  # study
 SPACE_ATTR = "groupwise.search_space"  # study
 VOIDED_ATTR = "groupwise.voided"  # study: {trial number: why} the budget does not count
+TRANSFER_ATTR = "groupwise.transfer"  # study: its best config carried to its transfer target
+TRANSFER_CHECK_ATTR = "groupwise.transfer_check"  # study: that config trained at the target

@@ -32,6 +32,7 @@ from groupwise.studyfiles._study import (
     StudySpec,
     TaskRef,
     Training,
+    TransferTarget,
     WarmStart,
     Workers,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "StudySpec",
     "TaskRef",
     "Training",
+    "TransferTarget",
     "WarmStart",
     "Workers",
     "parse_yaml_text",

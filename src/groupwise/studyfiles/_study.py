@@ -35,6 +35,7 @@ __all__ = [
     "StudySpec",
     "TaskRef",
     "Training",
+    "TransferTarget",
     "WarmStart",
     "Workers",
 ]
@@ -182,6 +183,18 @@ class WarmStart(Frozen):
         return {"recipes": data} if isinstance(data, list | tuple) else data
 
 
+class TransferTarget(Frozen):
+    """Where a study's best config is meant to go (tune small, transfer big): ``task`` (the
+    study's own unless named) at ``options`` (``{width: 512}``: a wider model), its lrs
+    carried by ``rule`` (``sp-per-layer``, ``mup`` or ``none``). The search is unchanged; at
+    its end the best config is carried there and recorded (``report``, the dashboard's
+    study attributes, ``groupwise transfer-check``)."""
+
+    task: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    rule: str = "sp-per-layer"
+
+
 class StudySpec(Frozen):
     """A validated, frozen study file. ``space`` is the loaded search-space file."""
 
@@ -200,6 +213,7 @@ class StudySpec(Frozen):
     faults: Faults = Faults()
     warm_start: WarmStart = WarmStart()
     confirm: Confirm | None = None  # None: the space's default (confirming)
+    transfer: TransferTarget | None = None  # where the best config goes; None: nowhere
     seed: int = 0  # the search's: sampler, initialisation, batch order (not the data's)
     source: Path | None = None  # the file it was read from
 

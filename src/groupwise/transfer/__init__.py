@@ -7,11 +7,12 @@
 - ``RULES`` (``sp-per-layer``, ``mup``, ``none``), :func:`register_family`
 """
 
+from groupwise.transfer._check import TransferCheck, check_transfer
 from groupwise.transfer._coord import FLAT, CoordCheck, coord_check
 from groupwise.transfer._plot import plot_coord_check
-from groupwise.transfer._rules import FAMILIES, RULES, register_family
+from groupwise.transfer._rules import FAMILIES, RULES, family_of, register_family
 from groupwise.transfer._shapes import KINDS, TensorWidth, tensor_widths
-from groupwise.transfer._tasks import carried, target_task, task_model, transfer_to_task
+from groupwise.transfer._tasks import carried, named, target_task, task_model, transfer_to_task
 from groupwise.transfer._transfer import TensorScale, Transferred, plan_transfer, transfer
 
 __all__ = [
@@ -22,9 +23,13 @@ __all__ = [
     "CoordCheck",
     "TensorScale",
     "TensorWidth",
+    "TransferCheck",
     "Transferred",
     "carried",
+    "check_transfer",
     "coord_check",
+    "family_of",
+    "named",
     "plan_transfer",
     "plot_coord_check",
     "register_family",

@@ -15,7 +15,7 @@ from groupwise.tasks import raised_at, resolve_function, resolve_task
 from groupwise.training import probe_model
 from groupwise.transfer._transfer import Transferred, plan_transfer
 
-__all__ = ["carried", "target_task", "task_model", "transfer_to_task"]
+__all__ = ["carried", "named", "target_task", "task_model", "transfer_to_task"]
 
 
 def target_task(
@@ -38,7 +38,6 @@ def task_model(task: Mapping[str, Any]) -> nn.Module:
     Only its names and shapes matter here, so a task's model is built on the meta device (no
     memory, however wide), or on the CPU where that fails (a lazy module's first forward)."""
     ref, options = str(task["name"]), dict(task.get("options", {}))
-    where = f"task {ref!r} {options}"
     try:
         if task.get("train"):
             return probe_model(resolve_function(ref), options, ref, None)
@@ -48,10 +47,10 @@ def task_model(task: Mapping[str, Any]) -> nn.Module:
                 return built.make_model()
         except Exception:
             return built.make_model()
-    except GroupwiseError as e:
-        raise TaskError(f"{where}: {e}") from e
+    except GroupwiseError:
+        raise  # it names the task
     except Exception as e:
-        raise TaskError(f"{where}: building the model failed: {raised_at(e)}") from e
+        raise TaskError(f"{named(task)}: building the model failed: {raised_at(e)}") from e
 
 
 def transfer_to_task(
@@ -71,5 +70,10 @@ def transfer_to_task(
 
 def carried(study: str, trial: int, target: Mapping[str, Any], rule: str) -> str:
     """The line an exported transferred config starts with."""
-    options = ", ".join(f"{k}: {v}" for k, v in target["options"].items())
-    return f"trial {trial} of {study!r} carried to {target['name']} {{{options}}} by {rule}"
+    return f"trial {trial} of {study!r} carried to {named(target)} by {rule}"
+
+
+def named(task: Mapping[str, Any]) -> str:
+    """A task and its options as a line names them: ``tabular_mlp {width: 512}``."""
+    options = ", ".join(f"{k}: {v}" for k, v in task.get("options", {}).items())
+    return f"{task['name']} {{{options}}}"

@@ -1,0 +1,74 @@
+"""``transfer-check``: the carried config trained at the target, as the study trained its
+trials (its ``training:``, its objective's metric and reduce), on fresh training seeds."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from groupwise.config import TrialConfig
+from groupwise.studyfiles import Objective
+from groupwise.tasks import resolve_task
+from groupwise.training import Trainer, TrainingOptions
+
+__all__ = ["TransferCheck", "check_transfer"]
+
+
+@dataclass(frozen=True)
+class TransferCheck:
+    """The objective the carried config reached at the target, per seed."""
+
+    metric: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    proxy_value: float | None  # the study's best, on the proxy
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def spread(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    def summary(self) -> str:
+        spread = f" ± {self.spread:.3g}" if len(self.values) > 1 else ""
+        proxy = "" if self.proxy_value is None else f" (the proxy's best: {self.proxy_value:.6g})"
+        seeds = f"{len(self.values)} seed{'s' if len(self.values) > 1 else ''}"
+        return f"{self.metric} {self.mean:.6g}{spread} over {seeds}{proxy}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "seeds": list(self.seeds),
+            "values": list(self.values),
+            "mean": self.mean,
+            "spread": self.spread,
+            "summary": self.summary(),
+        }
+
+
+def check_transfer(
+    carried: Mapping[str, Any],
+    training: Mapping[str, Any],
+    objective: Mapping[str, Any],
+    seeds: Sequence[int],
+    *,
+    data_seed: int = 0,
+    device: str = "cpu",
+) -> TransferCheck:
+    """Train ``carried['config']`` on ``carried['target']`` (a task name and options) once
+    per training seed, as a study with ``training`` and ``objective`` trains a trial."""
+    target = carried["target"]
+    task = resolve_task(target["name"], target["options"], seed=data_seed)
+    config = TrialConfig.from_dict(carried["config"], source="the transferred config")
+    goal = Objective(**objective)
+    options = TrainingOptions(**training)
+    values = []
+    for seed in seeds:
+        trainer = Trainer(task, config, seed=seed, device=device, options=options)
+        curve = [trainer.run_epoch().metrics[goal.metric] for _ in range(options.epochs)]
+        values.append(goal.value_of(curve))
+    return TransferCheck(goal.metric, tuple(seeds), tuple(values), carried.get("value"))
