@@ -337,3 +337,21 @@ def test_coord_check_from_the_cli_plots_and_refuses_in_one_line(tmp_path):
         )
         assert refused.returncode == 2 and said in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_option_pairs_are_read_as_yaml_and_a_bad_pair_is_one_line():
+    from groupwise.registry import key_values
+
+    assert key_values(
+        ["width=512", "parametrization=mup", "l=[1, 2]", "s=a: b: c"], "--option"
+    ) == {
+        "width": 512,
+        "parametrization": "mup",
+        "l": [1, 2],
+        "s": "a: b: c",  # not YAML: the text as given
+    }
+    with pytest.raises(ConfigError, match="--option: 'width': write KEY=VALUE"):
+        key_values(["width"], "--option")
+    bomb = "[&a [1,1,1,1,1,1,1,1,1,1],&b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a],[*b,*b,*b,*b,*b,*b,*b,*b]]"
+    with pytest.raises(ConfigError, match="holds more than 100 values"):
+        key_values([f"x={bomb}"], "option")

@@ -96,16 +96,26 @@ def check_options(
             raise error(f"{prefix}{kind} {name!r} {takes}; got option {key!r}{guess}")
 
 
+VALUES_LIMIT = 100  # values one KEY=VALUE may hold once YAML aliases are expanded
+
+
 def key_values(pairs: list[str], where: str) -> dict[str, Any]:
     """``["width=512", "parametrization=mup"]`` -> ``{"width": 512, ...}``, each value read
-    as YAML; ConfigError naming ``where`` for a pair that is not KEY=VALUE."""
+    as YAML; ConfigError naming ``where`` for a pair that is not KEY=VALUE, or a value that
+    holds more than a task option should (a YAML alias bomb)."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{where}: {pair!r}: write KEY=VALUE, e.g. width=512")
+            raise ConfigError(f"{where}: {pair[:80]!r}: write KEY=VALUE, e.g. width=512")
         try:
-            options[key.strip()] = _yaml.load(value) if value else ""
+            parsed = _yaml.load(value) if value else ""
         except _yaml.YAMLError:
-            options[key.strip()] = value
+            parsed = value
+        if _yaml.size(parsed, VALUES_LIMIT) > VALUES_LIMIT:
+            raise ConfigError(
+                f"{where}: {key.strip()[:80]!r}: the value holds more than {VALUES_LIMIT} values; "
+                "give a number, a word or a short list"
+            )
+        options[key.strip()] = parsed
     return options

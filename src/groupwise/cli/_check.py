@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from groupwise.cli._common import StorageOption, app, out, user_errors, warn
+
+if TYPE_CHECKING:
+    from groupwise.transfer import CoordCheck
 
 __all__ = ["coord_check", "demo", "partition", "transfer_check", "validate", "version"]
 
@@ -141,6 +144,11 @@ def coord_check(
             steps=steps,
         )
         path = plot_coord_check(done, output)
+    _print_coord(done, path)
+
+
+def _print_coord(done: CoordCheck, path: Path) -> None:
+    """Each layer's scale at each width after the last step, its growth, and the verdict."""
     head = "  ".join(f"{w:>8}" for w in done.widths)
     out.print(f"{'layer':<28}{head}   growth", markup=False)
     for layer in done.layers:

@@ -100,6 +100,26 @@ def best(
             out.print(note)
 
 
+# export --to-task's options: where a config is carried (tune small, transfer big)
+ToTaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--to-task",
+        metavar="TASK",
+        help="Carry the config to this task's model (the study's task with --option "
+        "width=512: a wider one), each group's lr by --rule.",
+    ),
+]
+TargetOption = Annotated[
+    list[str] | None,
+    typer.Option("--option", metavar="KEY=VALUE", help="A target task option (repeatable)."),
+]
+RuleOption = Annotated[
+    str | None,
+    typer.Option("--rule", metavar="RULE", help="sp-per-layer (default), mup or none (a copy)."),
+]
+
+
 @app.command()
 def export(
     study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
@@ -115,25 +135,9 @@ def export(
     runs: Annotated[bool, typer.Option("--runs", help="Every run, one row each.")] = False,
     epochs: Annotated[bool, typer.Option("--epochs", help="Every epoch, one row each.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
-    to_task: Annotated[
-        str | None,
-        typer.Option(
-            "--to-task",
-            metavar="TASK",
-            help="Carry the config to this task's model (the study's task with --option "
-            "width=512: a wider one), each group's lr by --rule.",
-        ),
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", metavar="KEY=VALUE", help="A target task option (repeatable)."),
-    ] = None,
-    rule: Annotated[
-        str | None,
-        typer.Option(
-            "--rule", metavar="RULE", help="sp-per-layer (default), mup or none (a copy)."
-        ),
-    ] = None,
+    to_task: ToTaskOption = None,
+    option: TargetOption = None,
+    rule: RuleOption = None,
     storage: StorageOption = None,
     server: ServerOption = None,
 ) -> None:
@@ -141,27 +145,19 @@ def export(
     --epochs every run or epoch of the study as CSV or JSON (for pandas). With --to-task,
     the config carried to a wider model (tune small, transfer big)."""
     from groupwise import remote
-    from groupwise.analysis import best_trials, epoch_rows, run_rows, trial_config, write_rows
+    from groupwise.analysis import best_trials, trial_config
 
     with user_errors():
         _writable(output, force)
         if runs and epochs:
             raise ConfigError("--runs and --epochs write different tables; give one of them")
-        if (option or rule) and to_task is None:
-            raise ConfigError(
-                "--option and --rule say where --to-task carries the config; give --to-task"
-            )
-        if to_task is not None:
+        if to_task is not None or option or rule:
             if runs or epochs:
                 raise ConfigError("--to-task carries a config; drop --runs/--epochs")
             _export_to_task(output, study, trial, to_task, option or [], rule, storage, server)
             return
         if runs or epochs:
-            if server:
-                raise ConfigError("--runs and --epochs read the database; drop --server")
-            rows = run_rows(study, storage) if runs else epoch_rows(study, storage)
-            path = write_rows(rows, output)
-            out.print(f"wrote {path} ({len(rows)} {'runs' if runs else 'epochs'})")
+            _export_rows(output, study, runs, storage, server)
             return
         client = remote.Remote.of(server) if server else None
         if trial is not None:
@@ -176,17 +172,34 @@ def export(
         _wrote(output, best)
 
 
+def _export_rows(
+    output: Path, study: str, runs: bool, storage: str | None, server: str | None
+) -> None:
+    """``export --runs`` or ``--epochs``: the study's runs or epochs as rows."""
+    from groupwise.analysis import epoch_rows, run_rows, write_rows
+
+    if server:
+        raise ConfigError("--runs and --epochs read the database; drop --server")
+    rows = run_rows(study, storage) if runs else epoch_rows(study, storage)
+    path = write_rows(rows, output)
+    out.print(f"wrote {path} ({len(rows)} {'runs' if runs else 'epochs'})")
+
+
 def _export_to_task(
     output: Path,
     study: str,
     trial: int | None,
-    to_task: str,
+    to_task: str | None,
     option: list[str],
     rule: str | None,
     storage: str | None,
     server: str | None,
 ) -> None:
     """``export --to-task``: the config carried to the target's model, its notes printed."""
+    if to_task is None:
+        raise ConfigError(
+            "--option and --rule say where --to-task carries the config; give --to-task"
+        )
     from groupwise import remote
     from groupwise.analysis import best_trials, study_task, trial_config
     from groupwise.registry import key_values
