@@ -122,8 +122,8 @@ def test_the_layers_contract_places_every_module():
 def test_the_root_package_loads_only_the_public_stages():
     """``import groupwise`` is the public API: its names load on first use from config, optim
     and partition, ``Trial`` (a function task's) from training, ``TrialPruned`` from errors,
-    ``transfer`` from transfer, and ``load_best`` from analysis; nothing else, so importing it is cheap and
-    it sits above every stage without reaching into one's insides."""
+    ``transfer`` from transfer, and ``load_best`` from analysis; nothing else, so importing
+    it is cheap and it sits above every stage without reaching into one's insides."""
     tree = ast.parse((SRC / "__init__.py").read_text())
     imported = set()
     for node in ast.walk(tree):

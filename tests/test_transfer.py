@@ -159,7 +159,7 @@ def test_a_group_whose_tensors_need_different_multipliers_is_split_and_says_so()
         }
     )
     done = plan_transfer(config, Net(NARROW), Net(WIDE))
-    assert done.split and done.config.scheme.name == "by_name"
+    assert done.split == ("linear",) and done.config.scheme.name == "by_name"
     assert any("group 'linear'" in note and "split" in note for note in done.notes)
     groups = done.config.to_dict()["groups"]
     assert groups["linear.hidden+readout"] == {

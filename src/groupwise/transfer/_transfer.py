@@ -44,13 +44,7 @@ class Transferred:
     rule: str
     tensors: tuple[TensorScale, ...]
     notes: tuple[str, ...]
-
-    @property
-    def split(self) -> bool:
-        """Whether a group had to be split (the config's scheme is then ``by_name``)."""
-        return self.config.scheme.name == "by_name" and any(
-            "is split" in note for note in self.notes
-        )
+    split: tuple[str, ...] = ()  # the proxy's groups that were split (scheme then by_name)
 
 
 def transfer(
@@ -95,8 +89,8 @@ def plan_transfer(
             t = widths[name]
             m = 1.0 if family is None else scale(t, family, group.hyperparameters)
             tensors.append(TensorScale(name, label, t.kind, group.optimizer, t.m_in, t.m_out, m))
-    new, notes = _rebuild(config, groups, tensors, rule)
-    return Transferred(new, rule, tuple(tensors), tuple(notes + _tied(proxy_model)))
+    new, notes, split = _rebuild(config, groups, tensors, rule)
+    return Transferred(new, rule, tuple(tensors), tuple(notes + _tied(proxy_model)), split)
 
 
 def _labels(config: TrialConfig, proxy: nn.Module, target: nn.Module) -> dict[str, list[str]]:
@@ -122,7 +116,7 @@ def _rebuild(
     groups: Mapping[str, list[str]],
     tensors: list[TensorScale],
     rule: str,
-) -> tuple[TrialConfig, list[str]]:
+) -> tuple[TrialConfig, list[str], tuple[str, ...]]:
     """The target's groups: each label's lr times its multiplier, or, where its tensors have
     several, one label per (kind, multiplier), under a ``by_name`` scheme naming each tensor."""
     by_label: dict[str, list[TensorScale]] = {}
@@ -130,10 +124,11 @@ def _rebuild(
         by_label.setdefault(t.label, []).append(t)
     new_groups: dict[str, GroupConfig] = {}
     members: dict[str, list[str]] = {}
-    notes = []
+    notes, split = [], []
     for label, scales in by_label.items():
         parts = _parts(label, scales)
         if len(parts) > 1:
+            split.append(label)
             told = ", ".join(
                 f"{sub} x{_short(ts[0].multiplier)} ({len(ts)})" for sub, ts in parts.items()
             )
@@ -144,8 +139,8 @@ def _rebuild(
         for sub, ts in parts.items():
             new_groups[sub] = _scaled(config.groups[label], ts[0].multiplier)
             members[sub] = [t.name for t in ts]
-    if len(new_groups) == len(groups):
-        return replace(config, groups=new_groups), notes
+    if not split:
+        return replace(config, groups=new_groups), notes, ()
     patterns = {
         sub: "^(?:" + "|".join(re.escape(n) for n in names) + ")$" for sub, names in members.items()
     }
@@ -153,7 +148,7 @@ def _rebuild(
     notes.append(
         f"the config's scheme is by_name (each split group names its tensors), not {config.scheme}"
     )
-    return replace(config, scheme=scheme, groups=new_groups), notes
+    return replace(config, scheme=scheme, groups=new_groups), notes, tuple(split)
 
 
 def _parts(label: str, scales: list[TensorScale]) -> dict[str, list[TensorScale]]:
