@@ -67,33 +67,28 @@ def test_kinds_come_from_how_each_tensor_grows():
     }
 
 
-# name -> multiplier for a 4x wider model, by hand: n = 4
+# name -> multiplier for a 4x wider model, by hand: n = 4. Under SGD, what grows in fan-out
+# alone (the embedding table, the input layer, every vector of the grown width) takes n_out
+SGD_GROWN = dict.fromkeys(
+    [
+        "embed.weight",
+        "inp.weight",
+        "inp.bias",
+        "hidden.bias",
+        "up.bias",
+        "norm.weight",
+        "norm.bias",
+    ],
+    4,
+)
 HAND = {
     # Everett et al.: standard parametrization, Adam, full alignment: hidden and readout 1/n
     ("sp-per-layer", "adamw"): {"hidden.weight": 1 / 4, "up.weight": 1 / 4, "out.weight": 1 / 4},
-    # SGD: inputs and vectors that grow n_out, readout 1/n_in, hidden 1
-    ("sp-per-layer", "sgd"): {
-        "embed.weight": 4,
-        "inp.weight": 4,
-        "inp.bias": 4,
-        "hidden.bias": 4,
-        "up.bias": 4,
-        "norm.weight": 4,
-        "norm.bias": 4,
-        "out.weight": 1 / 4,
-    },
-    # mup package (readout multiplier 1/n): Adam scales hidden only
+    # SGD: the readout 1/n_in, hidden matrices 1
+    ("sp-per-layer", "sgd"): {**SGD_GROWN, "out.weight": 1 / 4},
+    # mup package (readout multiplier 1/n): Adam scales hidden only; SGD the readout by n_in
     ("mup", "adam"): {"hidden.weight": 1 / 4, "up.weight": 1 / 4},
-    ("mup", "sgd"): {
-        "embed.weight": 4,
-        "inp.weight": 4,
-        "inp.bias": 4,
-        "hidden.bias": 4,
-        "up.bias": 4,
-        "norm.weight": 4,
-        "norm.bias": 4,
-        "out.weight": 4,
-    },
+    ("mup", "sgd"): {**SGD_GROWN, "out.weight": 4},
     ("none", "adamw"): {},
     ("none", "sgd"): {},
 }

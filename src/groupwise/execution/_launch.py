@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
-from groupwise.errors import StudyError
+from groupwise.errors import GroupwiseError, StudyError
 from groupwise.execution._driver import DRIVER, Driver
 from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
@@ -150,9 +150,13 @@ def _transfer(plan: Plan, url: str, counts: Tally, best: TrialConfig | None) -> 
     target = plan.spec.transfer
     if target is None or best is None or counts.best_trial is None:
         return None
-    done, where = transfer_to_task(
-        best, proxy_task(plan.spec), target.task, target.options, target.rule
-    )
+    try:
+        done, where = transfer_to_task(
+            best, proxy_task(plan.spec), target.task, target.options, target.rule
+        )
+    except GroupwiseError as e:  # the search stands; only its carried config is missing
+        log.warning("the best config could not be carried to the transfer target: %s", e)
+        return None
     document = {
         "trial": counts.best_trial,
         "value": counts.best_value,

@@ -31,7 +31,7 @@ from groupwise.service._deps import Reader, Writer, jobs, reader, settings
 from groupwise.service._errors import ServiceError
 from groupwise.service._openapi import DOCUMENT, responses
 from groupwise.store import Job, TrialClass
-from groupwise.studyfiles import StudySpec, parse_yaml_text, read_study_document
+from groupwise.studyfiles import parse_yaml_text, read_study_document
 
 __all__ = ["studies", "study_of"]
 
@@ -74,7 +74,7 @@ def _submit(request: Request, content_type: str, body: bytes) -> JSONResponse:
     given = settings(request)
     data = _document(content_type, body)
     spec = read_study_document(data, where=SUBMIT, spaces=given.spaces)
-    _check_task(spec, given.allow_task_modules)
+    _check_task(spec.task.name, given.allow_task_modules, f"{SUBMIT}: task")
     plan = make_plan(spec)  # every check `groupwise validate` makes, nothing written
     check_launch(plan, given.storage)  # an existing study of this name must be this one
     known = jobs(request).get(spec.name)
@@ -105,23 +105,22 @@ def _document(content_type: str, body: bytes) -> Any:
     )
 
 
-def _check_task(spec: StudySpec, allowed: tuple[str, ...]) -> None:
+def _check_task(name: str, allowed: tuple[str, ...], where: str) -> None:
     """Registered tasks only, and `module:function` tasks whose module the operator
     allow-listed: a request must never make the server import a module of its choosing, nor
     run a file of its choosing."""
-    name = spec.task.name
     if ":" not in name:
         return
     module = name.rpartition(":")[0]
     if module.endswith(".py") or "/" in module:
         raise TaskError(
-            f"{SUBMIT}: task: {name!r} names a file; a submitted study names its task by "
-            "registered name or as 'package.module:function' from an allow-listed module"
+            f"{where}: {name!r} names a file; the server takes a task by registered name or "
+            "as 'package.module:function' from an allow-listed module"
         )
     if not any(fnmatch.fnmatchcase(module, pattern) for pattern in allowed):
         rule = ", ".join(allowed) if allowed else "none allowed"
         raise TaskError(
-            f"{SUBMIT}: task: {name!r} is not allowed: this server runs registered tasks, and "
+            f"{where}: {name!r} is not allowed: this server runs registered tasks, and "
             f"module:function tasks only from modules matching --allow-task-module ({rule})"
         )
 
@@ -253,7 +252,9 @@ def get_config(
     study_of(request, name, trials=True)
     storage = reader(request)
     if to_task is not None:
-        text = transferred(name, storage, trial, to_task, option or [], rule or "sp-per-layer")
+        allowed = settings(request).allow_task_modules
+        pairs = option or []
+        text = transferred(name, storage, trial, to_task, pairs, rule or "sp-per-layer", allowed)
     elif option or rule:
         raise ServiceError(
             422, "option and rule say where to_task carries the config; give to_task"
@@ -267,7 +268,13 @@ def get_config(
 
 
 def transferred(
-    name: str, storage: Any, trial: int | None, to_task: str, option: list[str], rule: str
+    name: str,
+    storage: Any,
+    trial: int | None,
+    to_task: str,
+    option: list[str],
+    rule: str,
+    allowed: tuple[str, ...],
 ) -> str:
     """The config carried to ``to_task``: a registered task or the study's own (the service
     imports no code a request names), built on the meta device (no memory however wide);
@@ -277,6 +284,7 @@ def transferred(
     from groupwise.transfer import carried, transfer_to_task
 
     proxy = study_task(name, storage)
+    _check_task(proxy["name"], allowed, f"study {name!r}'s task")  # a CLI launch's, maybe
     if proxy.get("train"):
         raise ServiceError(
             422,
