@@ -266,6 +266,14 @@ def test_width_scalable_tasks_refuse_a_bad_parametrization(task):
         resolve_task(task, {"width": 0})
 
 
+def test_tabular_mlp_trains_on_generated_data_and_refuses_an_unknown_set():
+    task = resolve_task("tabular_mlp", {"dataset": "synthetic", "width": 16})
+    assert task.data.val_x.shape == (5000, 30) and set(task.data.train_y.tolist()) == {0, 1, 2, 3}
+    assert task.make_model()(task.data.val_x[:2]).shape == (2, 4)
+    with pytest.raises(TaskError, match="dataset: 'covtype' is not one of cancer, synthetic"):
+        resolve_task("tabular_mlp", {"dataset": "covtype"})
+
+
 def test_mup_models_compute_the_standard_model_at_the_base_width():
     """μP changes how the model scales, not what it computes at its base width (the
     attention module differs, so the transformer is compared through the MLP)."""
