@@ -48,6 +48,7 @@ import local_ray  # noqa: E402
 from groupwise.analysis import best_trials  # noqa: E402
 from groupwise.config import TrialConfig  # noqa: E402
 from groupwise.execution import launch  # noqa: E402
+from groupwise.registry import key_values  # noqa: E402
 from groupwise.studyfiles import read_study  # noqa: E402
 from groupwise.tasks import resolve_task  # noqa: E402
 from groupwise.training import DivergedError, Trainer, TrainingOptions  # noqa: E402
@@ -80,7 +81,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     options = TrainingOptions(epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64)
     rows = []
     for label, (extra, rule) in SWEEP_RULES.items():
-        base = {**extra, "base_width": args.widths[0]} if extra else {}
+        base = {**args.options, **extra, "base_width": args.widths[0]} if extra else args.options
         tasks = {w: resolve_task(args.task, {**base, "width": w}) for w in args.widths}
         proxy = tasks[args.widths[0]].make_model()
         for lr in args.lrs:
@@ -100,8 +101,9 @@ def study(
 ) -> tuple[TrialConfig, float, float]:
     """A search at one width: its exported config, wall-clock and parameter-steps."""
     path = tmp / f"{name}.yaml"
+    options = json.dumps({**args.options, "width": width})
     path.write_text(
-        f"name: {name}\ntask: {{name: {task}, options: {{width: {width}}}, data_seed: {seed}}}\n"
+        f"name: {name}\ntask: {{name: {task}, options: {options}, data_seed: {seed}}}\n"
         f"search_space: {ROOT / 'search_spaces' / space}\nbudget: {{trials: {args.trials}}}\n"
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}\n"
         f"workers: {{count: 2, cpus_per_trial: 1, reproducible: true}}\nseed: {seed}\n"
@@ -113,7 +115,8 @@ def study(
     wall = time.perf_counter() - started
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
     steps = sum(len(t.intermediate_values) for t in trials) * args.steps
-    params = sum(p.numel() for p in resolve_task(task, {"width": width}).make_model().parameters())
+    model = resolve_task(task, {**args.options, "width": width}).make_model()
+    params = sum(p.numel() for p in model.parameters())
     return best_trials(name, storage, 1)[0].config, wall, float(steps * params)
 
 
@@ -132,8 +135,8 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
             single, s_wall, s_cost = study(
                 f"single{seed}", t, args.target, "single_optimizer.yaml", seed, args, Path(tmp)
             )
-            proxy = resolve_task(t, {"width": args.proxy}).make_model()
-            target_task = resolve_task(t, {"width": args.target}, seed=seed)
+            proxy = resolve_task(t, {**args.options, "width": args.proxy}).make_model()
+            target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
             configs = {
                 "transferred": (transfer(found, proxy, target_task.make_model()), p_wall, p_cost),
                 "copied": (found, p_wall, p_cost),
@@ -235,7 +238,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--option", nargs="*", default=[], help="task options, KEY=VALUE")
     args = parser.parse_args()
+    args.options = key_values(args.option, "--option")
     torch.set_num_threads(1)
     print(
         f"bench/transfer.py {args.part}: {platform.machine()}, {torch.get_num_threads()} thread; {args.task}"
