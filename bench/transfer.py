@@ -81,6 +81,8 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     options = TrainingOptions(epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64)
     rows = []
     for label, (extra, rule) in SWEEP_RULES.items():
+        if args.rules and rule not in args.rules:
+            continue
         base = {**args.options, **extra, "base_width": args.widths[0]} if extra else args.options
         tasks = {w: resolve_task(args.task, {**base, "width": w}) for w in args.widths}
         proxy = tasks[args.widths[0]].make_model()
@@ -238,6 +240,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--rules", nargs="*", default=[], help="sweep these rules only")
     parser.add_argument("--option", nargs="*", default=[], help="task options, KEY=VALUE")
     args = parser.parse_args()
     args.options = key_values(args.option, "--option")

@@ -179,7 +179,10 @@ def test_a_group_whose_tensors_need_different_multipliers_is_split_and_says_so()
         assert lr_of[id(param)] == pytest.approx(expected[name]), name
 
 
-def test_a_tied_output_layer_is_carried_by_its_embedding_and_told():
+def test_a_tied_output_layer_takes_the_smaller_multiplier_of_its_roles_and_is_told():
+    """The transformer's head is its token embedding: an input (x1 under Adam) and a readout
+    (x 1/n_in): it takes 1/2, the one that keeps the logits stable, and its group splits from
+    the position embedding, which stays at x1."""
     proxy, target = (resolve_task("tiny_transformer", {"width": w}).make_model() for w in (32, 64))
     config = TrialConfig.from_dict(
         {
@@ -190,9 +193,15 @@ def test_a_tied_output_layer_is_carried_by_its_embedding_and_told():
         }
     )
     done = plan_transfer(config, proxy, target)
-    assert done.config.groups["matrix"].hyperparameters["lr"] == 0.005
-    assert done.config.groups["embedding"].hyperparameters["lr"] == 0.01
-    assert any("head.weight is tied to tok.weight" in note for note in done.notes)
+    lrs = {label: g.hyperparameters["lr"] for label, g in done.config.groups.items()}
+    assert lrs == {
+        "matrix": 0.005,
+        "embedding.readout": 0.005,  # tok.weight, the head
+        "embedding.input": 0.01,  # pos.weight
+        "vector": 0.01,
+    }
+    said = "head.weight (readout) is tied to tok.weight (input): one tensor in several roles"
+    assert any(note.startswith(said) for note in done.notes), done.notes
 
 
 ADAMW = TrialConfig.from_dict({"scheme": "single", "groups": {"all": {"optimizer": "adamw"}}})

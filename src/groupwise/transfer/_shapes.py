@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from torch import nn
@@ -41,6 +41,9 @@ class TensorWidth:
     target_shape: tuple[int, ...]
     fan_in: tuple[int, int]  # proxy, target
     fan_out: tuple[int, int]
+    # the same tensor under its other names, in their own layers' roles (a head tied to the
+    # embedding is a readout there): a rule gives it the smaller multiplier of its roles
+    also: tuple[TensorWidth, ...] = ()
 
     @property
     def m_in(self) -> float:
@@ -70,6 +73,13 @@ def tensor_widths(
     widths = {}
     for name, info in ours.items():
         widths[name] = _width(info, theirs[name], given.get(name))
+    tied_theirs = _tied(target)
+    for name, aliases in _tied(proxy).items():
+        counterparts = {a.name: a for a in tied_theirs.get(name, [])}
+        also = tuple(
+            _width(a, counterparts[a.name], None) for a in aliases if a.name in counterparts
+        )
+        widths[name] = replace(widths[name], also=also)
     unknown = sorted(set(given) - set(widths))
     if unknown:
         raise ConfigError(
@@ -80,6 +90,23 @@ def tensor_widths(
 
 def _params(model: nn.Module) -> dict[str, ParamInfo]:
     return {info.name: info for info in trainable_parameters(model)}
+
+
+def _tied(model: nn.Module) -> dict[str, list[ParamInfo]]:
+    """A shared tensor's other names (each with the layer that uses it), by its first name."""
+    first: dict[int, str] = {}
+    aliases: dict[str, list[ParamInfo]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if not param.requires_grad:
+            continue
+        if id(param) not in first:
+            first[id(param)] = name
+            continue
+        owner = name.rpartition(".")[0]
+        top = name.split(".", 1)[0] if owner else ""
+        info = ParamInfo(name, param, model.get_submodule(owner), owner, top)
+        aliases.setdefault(first[id(param)], []).append(info)
+    return aliases
 
 
 def _same_architecture(proxy: Mapping[str, ParamInfo], target: Mapping[str, ParamInfo]) -> None:

@@ -16,7 +16,7 @@ from groupwise.errors import ConfigError
 from groupwise.optim import get_optimizer
 from groupwise.partition import partition
 from groupwise.transfer._rules import RULES, family_of
-from groupwise.transfer._shapes import Kind, tensor_widths
+from groupwise.transfer._shapes import Kind, TensorWidth, tensor_widths
 
 __all__ = ["TensorScale", "Transferred", "plan_transfer", "transfer"]
 
@@ -87,10 +87,19 @@ def plan_transfer(
         family = None if rule == "none" else family_of(group.optimizer, rule, where)
         for name in names:
             t = widths[name]
-            m = 1.0 if family is None else scale(t, family, group.hyperparameters)
-            tensors.append(TensorScale(name, label, t.kind, group.optimizer, t.m_in, t.m_out, m))
+            # a tied tensor serves several layers: the smallest multiplier of its roles (the
+            # one that keeps every use of it stable)
+            m, used = min(
+                (
+                    ((1.0 if family is None else scale(w, family, group.hyperparameters)), w)
+                    for w in (t, *t.also)
+                ),
+                key=lambda option: option[0],
+            )
+            tensors.append(TensorScale(name, label, used.kind, group.optimizer, t.m_in, t.m_out, m))
     new, notes, split = _rebuild(config, groups, tensors, rule)
-    return Transferred(new, rule, tuple(tensors), tuple(notes + _tied(proxy_model)), split)
+    told = [_tied_note(widths[t.name], t) for t in tensors if widths[t.name].also]
+    return Transferred(new, rule, tuple(tensors), tuple(notes + told), split)
 
 
 def _labels(config: TrialConfig, proxy: nn.Module, target: nn.Module) -> dict[str, list[str]]:
@@ -183,19 +192,12 @@ def _scaled(group: GroupConfig, multiplier: float) -> GroupConfig:
     return GroupConfig(group.optimizer, hyper)
 
 
-def _tied(model: nn.Module) -> list[str]:
-    """A note for each tensor that serves two layers (a head tied to the embedding): it
-    carries its first name's rule."""
-    first: dict[int, str] = {}
-    notes = []
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if id(param) in first and param.requires_grad:
-            notes.append(
-                f"{name} is tied to {first[id(param)]}; it is carried by the rule of "
-                f"{first[id(param)]} (its first name)"
-            )
-        first.setdefault(id(param), name)
-    return notes
+def _tied_note(width: TensorWidth, scale: TensorScale) -> str:
+    names = ", ".join(f"{a.name} ({a.kind})" for a in width.also)
+    return (
+        f"{names} is tied to {width.name} ({width.kind}): one tensor in several roles takes "
+        f"the smallest multiplier of them, x{_short(scale.multiplier)} ({scale.kind})"
+    )
 
 
 def _short(x: float) -> str:
