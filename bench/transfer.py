@@ -177,8 +177,12 @@ def show_sweep(result: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(SWEEP_RULES), figsize=(5 * len(SWEEP_RULES), 4), sharey=True)
-    for ax, label in zip(axes, SWEEP_RULES, strict=True):
+    labels = [label for label in SWEEP_RULES if any(r["rule"] == label for r in result["rows"])]
+    fig, axes = plt.subplots(
+        1, len(labels), figsize=(5 * len(labels), 4), sharey=True, squeeze=False
+    )
+    axes = axes[0]
+    for ax, label in zip(axes, labels, strict=True):
         for w in result["widths"]:
             pts = [
                 (r["lr"], r["val_loss"])
