@@ -15,7 +15,7 @@ from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
 from groupwise.errors import ConfigError
 from groupwise.optim import get_optimizer
 from groupwise.partition import partition
-from groupwise.transfer._rules import RULES, family_of
+from groupwise.transfer._rules import RULES, Family, Rule, family_of
 from groupwise.transfer._shapes import Kind, TensorWidth, tensor_widths
 
 __all__ = ["TensorScale", "Transferred", "plan_transfer", "transfer"]
@@ -87,19 +87,23 @@ def plan_transfer(
         family = None if rule == "none" else family_of(group.optimizer, rule, where)
         for name in names:
             t = widths[name]
-            # a tied tensor serves several layers: the smallest multiplier of its roles (the
-            # one that keeps every use of it stable)
-            m, used = min(
-                (
-                    ((1.0 if family is None else scale(w, family, group.hyperparameters)), w)
-                    for w in (t, *t.also)
-                ),
-                key=lambda option: option[0],
-            )
-            tensors.append(TensorScale(name, label, used.kind, group.optimizer, t.m_in, t.m_out, m))
+            m, kind = _multiplier(t, family, group.hyperparameters, scale)
+            tensors.append(TensorScale(name, label, kind, group.optimizer, t.m_in, t.m_out, m))
     new, notes, split = _rebuild(config, groups, tensors, rule)
     told = [_tied_note(widths[t.name], t) for t in tensors if widths[t.name].also]
     return Transferred(new, rule, tuple(tensors), tuple(notes + told), split)
+
+
+def _multiplier(
+    width: TensorWidth, family: Family | None, hyper: Mapping[str, Any], scale: Rule
+) -> tuple[float, Kind]:
+    """A tensor's lr multiplier and the role that set it: a tied tensor serves several layers
+    and takes the smallest multiplier of its roles (the one that keeps every use stable)."""
+    if family is None:
+        return 1.0, width.kind
+    return min(
+        ((scale(w, family, hyper), w.kind) for w in (width, *width.also)), key=lambda o: o[0]
+    )
 
 
 def _labels(config: TrialConfig, proxy: nn.Module, target: nn.Module) -> dict[str, list[str]]:
