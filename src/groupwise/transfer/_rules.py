@@ -27,9 +27,10 @@ none                   1 for every tensor (a copy: the baseline transfer must be
 layers (a head tied to the token embedding: an input there, a readout here) takes the
 smallest multiplier of its roles, the one that keeps every use of it stable.
 
-Adaptive: the Adam family and the other sign-like updates (RMSprop, Adagrad, Lion, Rprop, SOAP, schedule-free AdamW),
-whose step does not scale with the gradient. Weight decay is left as it is: torch's decoupled
-decay multiplies it by the lr, so it follows the lr as the mup package's does.
+Adaptive: the Adam family and the other sign-like updates (RMSprop, Adagrad, Lion, Rprop,
+SOAP, schedule-free AdamW), whose step does not scale with the gradient. Weight decay is left
+as it is: torch's decoupled decay multiplies it by the lr, so it follows the lr as the mup
+package's does.
 """
 
 from __future__ import annotations
