@@ -88,9 +88,11 @@ def partition(
     """How each scheme splits a task's model: each group's tensors, their shapes and sizes.
     Trains nothing; the task's model is built (its code runs)."""
     from groupwise.plan import show_partitions
+    from groupwise.registry import key_values
 
     with user_errors():
-        shown = show_partitions(task, scheme or [], _options(option or []), names=names)
+        options = key_values(option or [], "--option")
+        shown = show_partitions(task, scheme or [], options, names=names)
     out.print("\n\n".join(shown), markup=False)
 
 
@@ -186,20 +188,6 @@ def transfer_check(
         )
         record_transfer_check(study, storage, done.to_dict())
     out.print(f"{study} at {named(facts['transfer']['target'])}: {done.summary()}", markup=False)
-
-
-def _options(pairs: list[str]) -> dict[str, object]:
-    from groupwise import _yaml
-
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(
-                f"{pair!r}: write KEY=VALUE, e.g. hidden=32", param_hint="--option"
-            )
-        options[key.strip()] = _yaml.load(value) if value else ""
-    return options
 
 
 @app.command()
