@@ -92,3 +92,14 @@ def test_transfer_check_of_a_study_without_a_target_names_the_fix(tmp_path):
     optuna.create_study(study_name="plain", storage=db)
     done = groupwise("transfer-check", "plain", "--storage", db, cwd=tmp_path)
     assert done.returncode == 2 and "records no transferred config" in done.stderr
+
+
+def test_a_carried_config_that_diverges_at_the_target_is_a_result_said_so():
+    """A transfer-check seed whose training diverges (the carried lr too large wide) is
+    recorded as diverged, not raised: the record holds no inf, the line says how many."""
+    from groupwise.transfer import TransferCheck
+
+    check = TransferCheck("val_loss", (1, 2), (float("inf"), 0.5), 0.4)
+    assert check.summary() == "val_loss: diverged on 1 of 2 seeds"
+    document = check.to_dict()
+    assert document["values"] == [None, 0.5] and document["mean"] is None

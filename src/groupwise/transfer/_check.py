@@ -3,6 +3,7 @@ trials (its ``training:``, its objective's metric and reduce), on fresh training
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 from groupwise.config import TrialConfig
 from groupwise.studyfiles import Objective
 from groupwise.tasks import resolve_task
-from groupwise.training import Trainer, TrainingOptions
+from groupwise.training import DivergedError, Trainer, TrainingOptions
 
 __all__ = ["TransferCheck", "check_transfer"]
 
@@ -33,7 +34,14 @@ class TransferCheck:
     def spread(self) -> float:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
+    @property
+    def diverged(self) -> int:
+        """Seeds whose training diverged (their value is inf)."""
+        return sum(not math.isfinite(v) for v in self.values)
+
     def summary(self) -> str:
+        if self.diverged:
+            return f"{self.metric}: diverged on {self.diverged} of {len(self.values)} seeds"
         spread = f" ± {self.spread:.3g}" if len(self.values) > 1 else ""
         proxy = "" if self.proxy_value is None else f" (the proxy's best: {self.proxy_value:.6g})"
         seeds = f"{len(self.values)} seed{'s' if len(self.values) > 1 else ''}"
@@ -43,9 +51,9 @@ class TransferCheck:
         return {
             "metric": self.metric,
             "seeds": list(self.seeds),
-            "values": list(self.values),
-            "mean": self.mean,
-            "spread": self.spread,
+            "values": [v if math.isfinite(v) else None for v in self.values],  # None: diverged
+            "mean": None if self.diverged else self.mean,
+            "spread": None if self.diverged else self.spread,
             "summary": self.summary(),
         }
 
@@ -69,6 +77,10 @@ def check_transfer(
     values = []
     for seed in seeds:
         trainer = Trainer(task, config, seed=seed, device=device, options=options)
-        curve = [trainer.run_epoch().metrics[goal.metric] for _ in range(options.epochs)]
+        try:
+            curve = [trainer.run_epoch().metrics[goal.metric] for _ in range(options.epochs)]
+        except DivergedError:  # a carried lr too large for the target: a result, said so
+            values.append(math.inf)
+            continue
         values.append(goal.value_of(curve))
     return TransferCheck(goal.metric, tuple(seeds), tuple(values), carried.get("value"))
