@@ -314,7 +314,13 @@ def study_task(study: str, storage: Source = None) -> dict[str, Any]:
             "it, or not by groupwise); transfer its config in Python: groupwise.transfer("
             "config, proxy_model, target_model)"
         )
-    task = dict(record["task"])
+    return _recorded_task(record)
+
+
+def _recorded_task(record: dict[str, Any]) -> dict[str, Any]:
+    """The task of a study's identity record, its defaults filled in (the identity leaves
+    out a data seed equal to the study's seed)."""
+    task = dict(record.get("task", {}))
     task.setdefault("options", {})
     task.setdefault("data_seed", record.get("seed", 0))
     return task
@@ -337,5 +343,5 @@ def study_transfer(study: str, storage: Source = None) -> dict[str, Any]:
         "training": record.get("training", {}),
         "objective": record.get("objective", {}),
         "seed": record.get("seed", 0),
-        "data_seed": record.get("task", {}).get("data_seed", record.get("seed", 0)),
+        "data_seed": _recorded_task(record)["data_seed"],
     }
