@@ -103,3 +103,19 @@ def test_a_carried_config_that_diverges_at_the_target_is_a_result_said_so():
     assert check.summary() == "val_loss: diverged on 1 of 2 seeds"
     document = check.to_dict()
     assert document["values"] == [None, 0.5] and document["mean"] is None
+
+
+@pytest.mark.parametrize(
+    ("device", "said"),
+    [("gpu0", "--device: 'gpu0' is not a device"), ("cuda:7", "this machine has no CUDA")],
+)
+def test_transfer_check_refuses_a_device_it_cannot_use_in_one_line(device, said):
+    from groupwise.errors import ConfigError
+    from groupwise.transfer import check_transfer
+
+    if device.startswith("cuda") and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match=said):
+        check_transfer(
+            {"target": {"name": "tabular_mlp", "options": {}}}, {}, {}, [1], device=device
+        )

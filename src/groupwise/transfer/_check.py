@@ -9,7 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from groupwise.config import TrialConfig
+from groupwise.errors import ConfigError
 from groupwise.studyfiles import Objective
 from groupwise.tasks import resolve_task
 from groupwise.training import DivergedError, Trainer, TrainingOptions
@@ -69,6 +72,7 @@ def check_transfer(
 ) -> TransferCheck:
     """Train ``carried['config']`` on ``carried['target']`` (a task name and options) once
     per training seed, as a study with ``training`` and ``objective`` trains a trial."""
+    _check_device(device)
     target = carried["target"]
     task = resolve_task(target["name"], target["options"], seed=data_seed)
     config = TrialConfig.from_dict(carried["config"], source="the transferred config")
@@ -84,3 +88,13 @@ def check_transfer(
             continue
         values.append(goal.value_of(curve))
     return TransferCheck(goal.metric, tuple(seeds), tuple(values), carried.get("value"))
+
+
+def _check_device(device: str) -> None:
+    """A device torch can name and this machine has; ConfigError otherwise."""
+    try:
+        named = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device: {device!r} is not a device; cpu, cuda or cuda:N") from None
+    if named.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device: {device!r}, but this machine has no CUDA device; use cpu")
