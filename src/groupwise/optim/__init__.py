@@ -1,6 +1,12 @@
 """Optimizers: the registry by name, and model + TrialConfig -> MultiOptimizer (and the lr
 scheduler of the config's schedule)."""
 
+from groupwise.optim._batched import (
+    BATCHED_KINDS,
+    BatchedOptimizer,
+    per_candidate,
+    unbatchable,
+)
 from groupwise.optim._build import as_config, build, build_optimizer
 from groupwise.optim._checks import GroupPlan, check_group
 from groupwise.optim._multi import MultiOptimizer, partition_fingerprint
@@ -14,7 +20,9 @@ from groupwise.optim._registry import (
 )
 
 __all__ = [
+    "BATCHED_KINDS",
     "IMPLEMENTATION_FLAGS",
+    "BatchedOptimizer",
     "GroupPlan",
     "MultiOptimizer",
     "OptimizerInfo",
@@ -26,5 +34,7 @@ __all__ = [
     "check_group",
     "get_optimizer",
     "partition_fingerprint",
+    "per_candidate",
     "register_optimizer",
+    "unbatchable",
 ]
