@@ -35,6 +35,8 @@ from groupwise.training import BatchedTrainer, Trainer, TrainingOptions, batch_c
 
 TASKS = {  # name: (task, options) -- "a small tiny_transformer": width 32
     "digits_mlp": ("digits_mlp", {}),
+    "tabular_mlp": ("tabular_mlp", {}),
+    "digits_cnn": ("digits_cnn", {}),
     "char_rnn": ("char_rnn", {}),
     "tiny_transformer_w32": ("tiny_transformer", {"width": 32}),
     "tiny_transformer": ("tiny_transformer", {}),

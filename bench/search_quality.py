@@ -69,11 +69,14 @@ STAGED = "per_group.yaml, staged: the base first (the default)"
 JOINT = "per_group.yaml, joint TPE"
 CONFIRMED = "per_group.yaml, staged, confirm top 3 x 2 seeds"
 CONFIRMED_BASELINE = "baseline, confirm top 3 x 2 seeds"
+BATCHED_STAGED = "per_group.yaml, staged, workers.batch 4"
+BATCH = {BATCHED_STAGED: 4}  # methods whose workers train several candidates at once
 METHODS: dict[str, tuple[str, str | None, str | None]] = {
     # name: (space, sampler, the study file's warm_start; None: the study file names none,
     # so the shipped default)
     BASELINE: ("single_optimizer.yaml", None, None),
     STAGED: ("per_group.yaml", None, None),
+    BATCHED_STAGED: ("per_group.yaml", None, None),
     JOINT: ("per_group.yaml", "{name: tpe}", None),
     "per_group.yaml, staged, 6 start-up": (
         "per_group.yaml",
@@ -147,7 +150,8 @@ def study_text(name: str, task: str, method: str, args: Any, seed: int, tmp: Pat
         f"search_space: {space_path(space, args, tmp)}",
         f"budget: {{trials: {args.trials}}}",
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}",
-        "workers: {count: 2, cpus_per_trial: 1, reproducible: true}",
+        "workers: {count: 2, cpus_per_trial: 1, reproducible: true, "
+        f"batch: {BATCH.get(method, 1)}}}",
         f"seed: {seed}",
         f"confirm: {CONFIRMS.get(method, 'off')}",
     ]

@@ -118,6 +118,17 @@ CASES = {
         1e-5,
         False,
     ),
+    "nadamw": (
+        [
+            roles(
+                {"optimizer": "nadamw", "lr": lr, "weight_decay": 0.05, "betas": (0.9, 0.99)},
+                {"optimizer": "nadam", "lr": 2e-3, "weight_decay": 1e-3},
+            )
+            for lr in (1e-3, 4e-3)
+        ],
+        1e-5,
+        False,
+    ),
     "muon": (
         [
             roles(

@@ -56,6 +56,14 @@ class Budget:
         )
         return below and time.perf_counter() < self.clock()
 
+    def room(self) -> int:
+        """Trials the search may still start (a large number for a budget of time only)."""
+        target = self.target
+        if target is None:
+            return 2**31
+        searched = self.confirming.searched(self.ledger.tally())
+        return max(0, self.confirming.search_target(target) - searched)
+
     def searched_all(self) -> bool:
         """The search has spent its budget: its time, or its trials (the budget less the
         confirmations)."""

@@ -13,6 +13,7 @@ trials are the leaders' confirmations, which start once the search has ended
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -44,9 +45,11 @@ from groupwise.store import (
 
 if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports it
     from groupwise.execution._pool import WorkerPool
+    from groupwise.execution._slots import BatchedPool
 
 __all__ = ["DRIVER", "STOPPED", "Driver", "Progress"]
 
+log = logging.getLogger("groupwise")
 DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # this process, recorded with each run
 # A launch whose first trials all fail for one reason stops: the rest would too.
 FIRST_FAILURES = 5
@@ -70,7 +73,7 @@ class Driver:
         self,
         plan: Plan,
         ledger: Ledger,
-        pool: WorkerPool,
+        pool: WorkerPool | BatchedPool,
         on_progress: Callable[[Progress], None] | None = None,
         memory_budget: int | None = None,
     ) -> None:
@@ -89,6 +92,7 @@ class Driver:
         # (trial, state, reason) of the trials this launch ended, in order
         self.endings: list[tuple[int, str, str]] = []
         self.reseeded = False
+        self.alone: set[str] = set()  # why trials could not batch, each said once
         self.deferred = False  # the queue's next trial waits for one running: start none now
         self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
         self.confirming = Confirming(self.spec.confirming, ledger, self.spec.seed)
@@ -157,7 +161,7 @@ class Driver:
         the timing. Otherwise a free worker is enough."""
         if not self.spec.workers.reproducible:
             return True
-        return not self.running and len(self.pool.free()) == self.spec.workers.count
+        return not self.running and len(self.pool.free()) == self.pool.capacity
 
     def _confirm(self) -> None:
         """Once the search has ended and none of its trials runs: enqueue the leaders' fresh
@@ -225,6 +229,9 @@ class Driver:
         slot = self.pool.free()[0]
         self.pool.submit(slot, dict(opened.config), opened.seed)
         self.running[slot] = _Running(opened)
+        room = min(self.pool.companions(slot), self.budget.room())
+        if room:  # the first trial of a worker's batch: the rest share its structure
+            self.ledger.warm_start.enqueue_companions(opened.number, room)
 
     def _settled(self, settled: Settled) -> None:
         if settled.replay_of is None:  # refused: it would not fit in memory
@@ -254,7 +261,7 @@ class Driver:
                 == "failed"
             ):
                 self.ran += 1  # its worker died under it too often: it counts, as failed
-            del self.running[slot]
+            self._forget(slot)
         elif isinstance(reply, Stopped):
             if reply.kind == "out_of_memory":
                 self._close(slot, "PRUNED", reason=reply.reason, over=1.0)
@@ -281,6 +288,7 @@ class Driver:
             reason = f"diverged: {metric} is {value} at epoch {report.epoch}"
             self._close(slot, "FAIL", reason=reason, remember=True)
             return
+        self._tell_alone(report.training.get("alone_because"))
         epoch = EpochFacts(
             report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
@@ -299,7 +307,13 @@ class Driver:
             return
         self.ran += 1  # it ended (complete or pruned) in the same transaction
         self.endings.append((run.opened.number, ending, ""))
-        del self.running[slot]
+        self._forget(slot)
+
+    def _tell_alone(self, reason: str | None) -> None:
+        """Say once per reason why trials of a batched study train one at a time."""
+        if reason and reason not in self.alone:
+            self.alone.add(reason)
+            log.warning("workers.batch: some trials train one at a time: %s", reason)
 
     def _finished(self, slot: int, reply: Finished) -> None:
         """A function task's function returned: complete, with the value it returned or the
@@ -328,8 +342,13 @@ class Driver:
         if self.ledger.close(run.opened.number, state, facts=_facts(run, run.last), **how):
             self.ran += 1
             self.endings.append((run.opened.number, state, str(how.get("reason", ""))))
-        del self.running[slot]
+        self._forget(slot)
         self._check_first_failures()
+
+    def _forget(self, slot: int) -> None:
+        """The trial on ``slot`` has ended or been lost: its slot is the pool's again."""
+        del self.running[slot]
+        self.pool.release(slot)
 
     def _check_first_failures(self) -> None:
         """Stop when this launch's first trials all failed for one reason: the task is broken,
@@ -353,7 +372,7 @@ class Driver:
         for slot, run in list(self.running.items()):
             if self.ledger.liveness.lose(run.opened.number, reason) == "failed":
                 self.ran += 1
-            del self.running[slot]
+            self._forget(slot)
 
     def best_config(self) -> TrialConfig | None:
         best = self.ledger.tally().best_trial

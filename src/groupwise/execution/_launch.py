@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from groupwise.errors import GroupwiseError, StudyError
 from groupwise.execution._driver import DRIVER, Driver
 from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
+from groupwise.execution._slots import BatchedPool
 from groupwise.plan import Plan, identity, make_plan, proxy_task
 from groupwise.store import (
     Ledger,
@@ -59,23 +61,60 @@ def launch(
     storage: str | None = None,
     ray_address: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> LaunchResult:
-    """Run (or continue) a study until its budget of finished trials or its time is spent."""
-    plan = study if isinstance(study, Plan) else make_plan(study)  # every check, no writes
-    spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
-    known = check_launch(plan, url)
-    if known is not None and _finished(spec, known):
-        return _already_finished(plan, url, known)
-    pool = _pool(spec, ray_address)
+    """Run (or continue) a study until its budget of finished trials or its time is spent.
+
+    Given a study file's spec, the plan (every check, no writes) is made while Ray and the
+    workers start, and ``on_plan`` sees it before anything is written; a bad input still
+    ends the launch before its first write (and stops Ray)."""
+    if isinstance(study, Plan):
+        plan, pool = study, None
+    else:
+        plan, pool = _plan_while_ray_starts(study, ray_address)
     try:
-        pool.start()  # the cluster can refuse the workers: before any write
+        if on_plan is not None:
+            on_plan(plan)
+        spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
+        known = check_launch(plan, url)
+        if known is not None and _finished(spec, known):
+            return _already_finished(plan, url, known)
+        if pool is None:
+            pool = _pool(spec, ray_address)
+            pool.start()  # the cluster can refuse the workers: before any write
         with interrupts.deferring():  # set after Ray's start-up, whose SIGTERM handler aborts
             driver = _drive(plan, url, who, pool, on_progress)
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     progress, best = driver.progress(), driver.best_config()
     carried = _transfer(plan, url, progress.counts, best)
     return LaunchResult(spec.name, url, progress, best, driver.ran, driver.note, carried)
+
+
+def _plan_while_ray_starts(
+    spec: StudySpec, ray_address: str | None
+) -> tuple[Plan, WorkerPool | BatchedPool]:
+    """The plan, made in a thread while this one starts Ray and the workers (which import
+    torch and load the task meanwhile): the two biggest costs of a launch's start overlap.
+    The plan's error wins over the pool's (a bad input is the user's to fix first)."""
+    pool = _pool(spec, ray_address)
+    with ThreadPoolExecutor(1, thread_name_prefix="groupwise-plan") as planner:
+        planning = planner.submit(make_plan, spec)
+        try:
+            pool.start()
+        except BaseException as e:
+            pool.close()
+            error = planning.exception()  # the plan's own error, if any, is raised instead
+            if error is not None:
+                raise error from e
+            raise
+        try:
+            plan = planning.result()
+        except BaseException:
+            pool.close()
+            raise
+    return plan, pool
 
 
 def check_launch(plan: Plan, storage: str | None = None) -> Tally | None:
@@ -93,7 +132,7 @@ def _drive(
     plan: Plan,
     url: str,
     who: StudyIdentity,
-    pool: WorkerPool,
+    pool: WorkerPool | BatchedPool,
     on_progress: Callable[[Progress], None] | None,
 ) -> Driver:
     """Record the study and its seeds, then run the driver to the end. Ctrl-C and SIGTERM
@@ -182,10 +221,18 @@ def _identity(plan: Plan) -> StudyIdentity:
     )
 
 
-def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
+def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool | BatchedPool:
     from groupwise.execution._pool import WorkerPool
 
     w, t = spec.workers, spec.training
+    batch = w.batch
+    if batch > 1 and spec.task.function:
+        log.warning(
+            "workers.batch %d: a function task (task.train) trains in the user's own loop, "
+            "which groupwise cannot batch; its trials train one at a time",
+            batch,
+        )
+        batch = 1
     settings = WorkerSettings(
         task=spec.task.name,
         task_options=dict(spec.task.options),
@@ -202,14 +249,16 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool:
             grad_clip_norm=t.grad_clip_norm,
             compile=t.compile,
         ),
+        batch=batch,
     )
-    return WorkerPool(
+    pool = WorkerPool(
         settings,
         count=w.count,
         cpus=w.cpus_per_trial,
         gpus=w.gpus_per_trial,
         ray_address=ray_address,
     )
+    return BatchedPool(pool, batch) if batch > 1 else pool
 
 
 def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
@@ -227,9 +276,11 @@ def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
     )
 
 
-def _memory_budget(spec: StudySpec, pool: WorkerPool) -> int | None:
-    """Bytes a trial may use: the study's setting, else on GPUs its share of the smallest."""
+def _memory_budget(spec: StudySpec, pool: WorkerPool | BatchedPool) -> int | None:
+    """Bytes a trial may use: the study's setting, else on GPUs its worker's share of the
+    smallest, which a worker's batch of K candidates splits (a K-th each)."""
     w = spec.workers
+    k = pool.k if isinstance(pool, BatchedPool) else 1
     if w.memory_per_trial_mb is not None:
         return int(w.memory_per_trial_mb * 2**20)
     if w.gpus_per_trial <= 0:
@@ -238,4 +289,4 @@ def _memory_budget(spec: StudySpec, pool: WorkerPool) -> int | None:
     sizes = pool.device_memory()
     if not sizes or not all(sizes):
         return None
-    return int(min(s for s in sizes if s) * min(1.0, w.gpus_per_trial))
+    return int(min(s for s in sizes if s) * min(1.0, w.gpus_per_trial)) // k

@@ -147,8 +147,39 @@ class WorkerPool:
         slot.call = slot.actor.step.remote(config, seed)
         slot.since = time.perf_counter()
 
+    @property
+    def capacity(self) -> int:
+        """Trials that can train at once: one per worker."""
+        return self.count
+
+    def companions(self, index: int) -> int:
+        """Trials that could join the batch the trial just started on ``index`` leads: none,
+        one trial per worker."""
+        return 0
+
+    def release(self, index: int) -> None:
+        """The driver has ended the slot's trial (nothing to do: the slot is free already)."""
+
+    def submit_batch(
+        self, index: int, starts: list[tuple[int, dict[str, Any], int | None]], drops: list[int]
+    ) -> None:
+        """``workers.batch``: start a batch of candidates on a free slot, or train the next
+        epoch of its live ones (``Worker.step_batch``)."""
+        slot = self.slots[index]
+        slot.call = slot.actor.step_batch.remote(starts, drops)
+        slot.since = time.perf_counter()
+
     def wait(self, timeout_s: float) -> tuple[int, Reply] | None:
         """The next reply of a training slot, or None (timeout, or a worker became free)."""
+        got = self.wait_raw(timeout_s)
+        if got is None:
+            return None
+        index, reply = got
+        return index, reply
+
+    def wait_raw(self, timeout_s: float) -> tuple[int, Any] | None:
+        """The next answer of a training slot as its worker gave it (a batch's: a list of
+        replies), or None (timeout, or a worker became free)."""
         calls = {s.call: i for i, s in enumerate(self.slots) if s.call is not None}
         if not calls:
             time.sleep(max(0.0, timeout_s))
@@ -167,8 +198,7 @@ class WorkerPool:
             slot.starting, slot.placement = False, answer
             self._start_failures = 0
             return None
-        reply: Reply = answer
-        return index, reply
+        return index, answer
 
     def _died(self, index: int, error: BaseException) -> tuple[int, Reply] | None:
         was_starting = self.slots[index].starting

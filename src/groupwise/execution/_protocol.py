@@ -28,6 +28,7 @@ class WorkerSettings:
     data_seed: int | None = None  # the task's data (None: the search's seed, as before)
     function: bool = False  # ``task`` is the user's training function (``task: {train:}``)
     training: TrainingOptions = field(default_factory=TrainingOptions)  # epochs, batch, ...
+    batch: int = 1  # candidates trained at once (``workers.batch``)
 
 
 @dataclass(frozen=True)

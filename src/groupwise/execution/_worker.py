@@ -8,12 +8,21 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from groupwise.config import TrialConfig
-from groupwise.execution._protocol import Finished, Placement, Stopped, Trained, WorkerSettings
+from groupwise.execution._batching import Candidates, Start
+from groupwise.execution._protocol import (
+    Finished,
+    Placement,
+    Reply,
+    Stopped,
+    Trained,
+    WorkerSettings,
+)
 from groupwise.tasks import Task, TrainFunction, resolve_function, resolve_task, user_frame
 from groupwise.training import DivergedError, FunctionRun, Returned, Trainer
 
@@ -45,6 +54,7 @@ class Worker:
         self.node = node
         self.device = pick_device(list(self.gpu_ids), torch.cuda.is_available())
         self.trainer: Trainer | FunctionRun | None = None
+        self.candidates: Candidates | None = None  # workers.batch > 1
 
     def placement(self) -> Placement:
         """Where this worker trains; answering it also says the worker has started."""
@@ -67,29 +77,55 @@ class Worker:
         """Start a trial (when ``config`` is given; ``seed``: its training seed, None: the
         study's) and train one epoch (a function task: run it to its next report). Never
         raises for a trial's own errors: they are a :class:`Stopped` reply."""
+        reply: Trained | Finished | Stopped = self.guard(
+            lambda: self._step(config, seed), self._let_go
+        )
+        return reply
+
+    def _step(
+        self, config: dict[str, Any] | None, seed: int | None
+    ) -> Trained | Finished | Stopped:
+        if config is not None:
+            self._start(TrialConfig.from_dict(config), self.settings.seed if seed is None else seed)
+        if self.trainer is None:
+            return Stopped("failed", "worker has no trial to continue")
+        if isinstance(self.trainer, Trainer):
+            report = self.trainer.run_epoch()
+        else:
+            outcome = self.trainer.next()
+            if isinstance(outcome, Returned):
+                self.trainer = None
+                return Finished(outcome.value)
+            report = outcome
+        return Trained(report, self.trainer.peak_memory_bytes(), self.placement())
+
+    def step_batch(self, starts: list[Start], drops: list[int]) -> list[tuple[int, Reply]]:
+        """``workers.batch``: start a batch of candidates (``starts``: slot, config, seed;
+        None seed: the study's), or let ``drops`` go and train the live ones an epoch. One
+        reply per candidate, keyed by its slot."""
+        if self.candidates is None:
+            if self.task is None:
+                raise RuntimeError("a function task is never batched")
+            self.candidates = Candidates(self.task, self.device, self.settings.training, self.guard)
+        self.candidates.drop(drops)
+        early: list[tuple[int, Reply]] = []
+        if starts:
+            seeded = [(s, c, self.settings.seed if seed is None else seed) for s, c, seed in starts]
+            early = self.candidates.start(seeded)
+        return early + self.candidates.epoch(self.placement)
+
+    def guard(self, call: Callable[[], Any], let_go: Callable[[], None]) -> Any:
+        """``call``'s answer, or the :class:`Stopped` reply a trial's own error makes (after
+        ``let_go`` has freed what the trial held, on running out of memory)."""
         try:
-            if config is not None:
-                self._start(
-                    TrialConfig.from_dict(config), self.settings.seed if seed is None else seed
-                )
-            if self.trainer is None:
-                return Stopped("failed", "worker has no trial to continue")
-            if isinstance(self.trainer, Trainer):
-                report = self.trainer.run_epoch()
-            else:
-                outcome = self.trainer.next()
-                if isinstance(outcome, Returned):
-                    self.trainer = None
-                    return Finished(outcome.value)
-                report = outcome
-            return Trained(report, self.trainer.peak_memory_bytes(), self.placement())
+            return call()
         except DivergedError as e:
             return Stopped("diverged", str(e))
         except (torch.OutOfMemoryError, MemoryError) as e:
-            return self._out_of_memory(e)
+            return self._out_of_memory(e, let_go)
         except Exception as e:  # a trial's own error is data, not a worker crash
             if "can't allocate memory" in str(e):  # torch's CPU allocator says it this way
-                return self._out_of_memory(e)
+                return self._out_of_memory(e, let_go)
             # the user's line (a function task's report raises ours), else the last one
             frame = user_frame(e) or traceback.extract_tb(e.__traceback__)[-1]
             at = f"{os.path.basename(frame.filename)}:{frame.lineno}"
@@ -115,10 +151,14 @@ class Worker:
                 self.task, config, seed=seed, device=self.device, options=self.settings.training
             )
 
-    def _out_of_memory(self, error: BaseException) -> Stopped:
+    def _let_go(self) -> None:
+        """Free the trial's tensors (a function task's is stopped first)."""
         if isinstance(self.trainer, FunctionRun):
             self.trainer.stop()
-        self.trainer = None  # let go of the trial's tensors before the next one
+        self.trainer = None
+
+    def _out_of_memory(self, error: BaseException, let_go: Callable[[], None]) -> Stopped:
+        let_go()  # let go of the trial's tensors before the next one
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         detail = str(error).splitlines()[0][:300] if str(error) else type(error).__name__

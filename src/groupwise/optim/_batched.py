@@ -2,11 +2,11 @@
 axis of K, each candidate with its own hyperparameters as [K]-shaped tensors.
 
 The arithmetic is torch's single-tensor implementation's (``torch.optim.SGD``, ``Adam``,
-``AdamW``, ``Muon``), in the same order, with each Python scalar torch would use replaced by
-the candidate's value, so a candidate trained in a batch follows the one trained alone to
-float rounding (Muon's Newton-Schulz iteration runs in bf16, as torch's does, batched with
-``baddbmm``). An optimizer kind, or a setting of one, with no batched step here trains alone:
-:func:`unbatchable` says why.
+``AdamW``, ``NAdam`` and NAdamW, ``Muon``), in the same order, with each Python scalar torch
+would use replaced by the candidate's value, so a candidate trained in a batch follows the
+one trained alone to float rounding (Muon's Newton-Schulz iteration runs in bf16, as torch's
+does, batched with ``baddbmm``). An optimizer kind, or a setting of one, with no batched
+step here trains alone: :func:`unbatchable` says why.
 
 Every candidate's lr follows its own config's schedule, as ``groupwise.build``'s LambdaLR
 would apply it (step ``i`` at ``schedule.multiplier(min(i, T - 1), T)`` of the peak).
@@ -98,6 +98,33 @@ def _adam(decoupled: bool) -> Update:
     return update
 
 
+def _nadam(decoupled: bool) -> Update:
+    def update(p: Tensor, g: Tensor, state: State, h: Numbers, step: int, _: bool) -> None:
+        lr, wd, beta1, beta2 = h["lr"], h["weight_decay"], h["beta1"], h["beta2"]
+        if "exp_avg" not in state:
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+            state["mu_product"] = torch.ones(len(lr), device=p.device)  # float32, as torch's
+        exp_avg, exp_avg_sq, product = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
+        bias_correction2 = 1 - beta2**step
+        if decoupled:
+            p.mul_(_per(1 - lr * wd, p))
+        else:
+            g = g.add(p * _per(wd, p))
+        decay = h["momentum_decay"]
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * decay)))
+        product.mul_(mu.to(product.dtype))
+        exp_avg.lerp_(g, _per(1 - beta1, g))
+        exp_avg_sq.mul_(_per(beta2, p)).add_(g * g * _per(1 - beta2, g))
+        denom = (exp_avg_sq / _per(bias_correction2, p)).sqrt().add_(_per(h["eps"], p))
+        so_far = product.double()
+        p.add_(g / denom * _per(-lr * (1.0 - mu) / (1.0 - so_far), p))
+        p.add_(exp_avg / denom * _per(-lr * mu_next / (1.0 - so_far * mu_next), p))
+
+    return update
+
+
 def newton_schulz(g: Tensor, coefficients: Sequence[float], steps: int, eps: float) -> Tensor:
     """torch.optim.Muon's orthogonalisation of each matrix of a stack [K, m, n], batched."""
     a, b, c = coefficients
@@ -140,6 +167,13 @@ def _adam_kind(name: str, cls: type, decoupled: bool) -> BatchedStep:
     return BatchedStep(name, {**d, "beta1": beta1, "beta2": beta2}, _ADAM_OFF, _adam(decoupled))
 
 
+def _nadam_kind(name: str, decoupled: bool) -> BatchedStep:
+    d = _defaults(torch.optim.NAdam, ["lr", "betas", "eps", "weight_decay", "momentum_decay"])
+    beta1, beta2 = d.pop("betas")
+    settings = {**_OFF, "capturable": False, "decoupled_weight_decay": decoupled}
+    return BatchedStep(name, {**d, "beta1": beta1, "beta2": beta2}, settings, _nadam(decoupled))
+
+
 BATCHED_KINDS: dict[str, BatchedStep] = {
     "sgd": BatchedStep(
         "sgd",
@@ -149,6 +183,8 @@ BATCHED_KINDS: dict[str, BatchedStep] = {
     ),
     "adam": _adam_kind("adam", torch.optim.Adam, decoupled=False),
     "adamw": _adam_kind("adamw", torch.optim.AdamW, decoupled=True),
+    "nadam": _nadam_kind("nadam", decoupled=False),
+    "nadamw": _nadam_kind("nadamw", decoupled=True),
     "muon": BatchedStep(
         "muon",
         _defaults(torch.optim.Muon, ["lr", "momentum", "weight_decay", "eps"]),

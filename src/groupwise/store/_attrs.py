@@ -42,6 +42,7 @@ LOST_ATTR = "groupwise.lost_as"  # retry: how its previous attempt was lost
 RECIPE_ATTR = "groupwise.recipe"  # trial: the warm-start recipe it was enqueued from
 SEEDED_ATTR = "groupwise.seeded_from"  # trial: "<study>#<number>" it was copied from
 CONFIRMS_ATTR = "groupwise.confirms"  # trial: the search trial whose config it trains again
+BATCH_OF_ATTR = "groupwise.batch_of"  # trial: the trial whose structure it shares (workers.batch)
 TRAIN_SEED_ATTR = "groupwise.train_seed"  # trial: its training seed, where not the study's
 CONFIRM_ATTR = "groupwise.confirm"  # study: {top, seeds} of its confirmations
 FINGERPRINT_ATTR = "groupwise.fingerprint"  # study: task, space, objective, training, seed

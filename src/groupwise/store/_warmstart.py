@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from groupwise.store import _internals
 from groupwise.store._attrs import (
+    BATCH_OF_ATTR,
     CANONICAL_ATTR,
     CONFIG_ATTR,
     REASON_ATTR,
@@ -73,6 +74,32 @@ class WarmStart:
                 if name not in held
             ]
         )
+
+    def enqueue_companions(self, number: int, count: int) -> int:
+        """``workers.batch``: ``count`` trials that keep trial ``number``'s structure (its
+        categorical and integer parameters: scheme, its options, each group's optimizer)
+        and leave its numbers (lrs, weight decays, ...) to the sampler, next in the queue,
+        so that one worker's batch trains them together. Only a sampled trial leads a batch
+        (not a recipe, a retry or a confirmation). Returns how many were enqueued."""
+        if count < 1:
+            return 0
+        return self.mirror.transact("enqueue a batch", lambda c: self._companions(c, number, count))
+
+    def _companions(self, connection: sqlalchemy.Connection, number: int, count: int) -> int:
+        _internals.lock_study(connection, self.mirror.backend_study)
+        trial = self.mirror.get_trial(number)
+        if _internals.enqueued(trial):
+            return 0
+        fixed = {
+            name: trial.params[name]
+            for name, distribution in trial.distributions.items()
+            if not isinstance(distribution, optuna.distributions.FloatDistribution)
+        }
+        for _ in range(count):
+            self.ledger.study.enqueue_trial(
+                fixed, user_attrs={BATCH_OF_ATTR: number}, skip_if_exists=False
+            )
+        return count
 
     def recipes_pending(self) -> bool:
         """Whether a recipe's trial still waits or runs (what follows it waits for it)."""

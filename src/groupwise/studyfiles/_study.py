@@ -129,6 +129,14 @@ class Workers(Frozen):
     step never depends on which worker happened to finish first: the same study file, seed
     and machine give the same trials and the same best. The price is idle workers while a
     round's slowest trial finishes (pruned trials end early). Off by default.
+
+    ``batch``: candidates each worker trains at once, K trials of one model in one batched
+    step (``groupwise.training.BatchedTrainer``): trials whose configs differ only in numbers
+    (lrs, weight decays, momenta, schedules, clip norms) share the step; the others, and
+    models or optimizers that cannot batch, train one at a time (the reason is logged once).
+    Each candidate is its own trial, recorded as if it had trained alone. 1: one at a time.
+    A function task is never batched. ``memory_per_trial_mb`` stays per trial (a worker
+    holds ``batch`` of them); the GPU default, a worker's share, is split between them.
     """
 
     count: int = Field(default=2, ge=1)
@@ -137,6 +145,7 @@ class Workers(Frozen):
     # The memory a trial may use; default on GPUs: its share (gpus_per_trial) of the GPU's.
     memory_per_trial_mb: float | None = Field(default=None, gt=0)
     reproducible: bool = False
+    batch: int = Field(default=1, ge=1, le=256)
 
 
 class Faults(Frozen):
