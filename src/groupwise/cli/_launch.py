@@ -61,22 +61,19 @@ def _launch_here(
     ray_address: str | None,
 ) -> None:
     from groupwise.execution import launch as run_study
+    from groupwise.plan import make_plan
     from groupwise.store import quiet_optuna
     from groupwise.studyfiles import read_study
 
     quiet_optuna()  # our progress bar says it better than a log line per trial
     with user_errors():
         spec = read_study(study_file).with_overrides(trials=trials, workers=workers)
+        plan = make_plan(spec)  # every check before the progress bar and the database
+        warn(plan.warnings)
         try:
-            # every check of the plan (made while Ray starts) before the progress bar,
-            # which is drawn once trials run, and before the database
             with progress_bar(spec.name, spec.budget.trials) as update:
                 result = run_study(
-                    spec,
-                    storage=storage,
-                    ray_address=ray_address,
-                    on_progress=update,
-                    on_plan=lambda plan: warn(plan.warnings),
+                    plan, storage=storage, ray_address=ray_address, on_progress=update
                 )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the launch turns it into this)
             typer.echo(

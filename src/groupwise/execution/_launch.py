@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,60 +60,23 @@ def launch(
     storage: str | None = None,
     ray_address: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
-    on_plan: Callable[[Plan], None] | None = None,
 ) -> LaunchResult:
-    """Run (or continue) a study until its budget of finished trials or its time is spent.
-
-    Given a study file's spec, the plan (every check, no writes) is made while Ray and the
-    workers start, and ``on_plan`` sees it before anything is written; a bad input still
-    ends the launch before its first write (and stops Ray)."""
-    if isinstance(study, Plan):
-        plan, pool = study, None
-    else:
-        plan, pool = _plan_while_ray_starts(study, ray_address)
+    """Run (or continue) a study until its budget of finished trials or its time is spent."""
+    plan = study if isinstance(study, Plan) else make_plan(study)  # every check, no writes
+    spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
+    known = check_launch(plan, url)
+    if known is not None and _finished(spec, known):
+        return _already_finished(plan, url, known)
+    pool = _pool(spec, ray_address)
     try:
-        if on_plan is not None:
-            on_plan(plan)
-        spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
-        known = check_launch(plan, url)
-        if known is not None and _finished(spec, known):
-            return _already_finished(plan, url, known)
-        if pool is None:
-            pool = _pool(spec, ray_address)
-            pool.start()  # the cluster can refuse the workers: before any write
+        pool.start()  # the cluster can refuse the workers: before any write
         with interrupts.deferring():  # set after Ray's start-up, whose SIGTERM handler aborts
             driver = _drive(plan, url, who, pool, on_progress)
     finally:
-        if pool is not None:
-            pool.close()
+        pool.close()
     progress, best = driver.progress(), driver.best_config()
     carried = _transfer(plan, url, progress.counts, best)
     return LaunchResult(spec.name, url, progress, best, driver.ran, driver.note, carried)
-
-
-def _plan_while_ray_starts(
-    spec: StudySpec, ray_address: str | None
-) -> tuple[Plan, WorkerPool | BatchedPool]:
-    """The plan, made in a thread while this one starts Ray and the workers (which import
-    torch and load the task meanwhile): the two biggest costs of a launch's start overlap.
-    The plan's error wins over the pool's (a bad input is the user's to fix first)."""
-    pool = _pool(spec, ray_address)
-    with ThreadPoolExecutor(1, thread_name_prefix="groupwise-plan") as planner:
-        planning = planner.submit(make_plan, spec)
-        try:
-            pool.start()
-        except BaseException as e:
-            pool.close()
-            error = planning.exception()  # the plan's own error, if any, is raised instead
-            if error is not None:
-                raise error from e
-            raise
-        try:
-            plan = planning.result()
-        except BaseException:
-            pool.close()
-            raise
-    return plan, pool
 
 
 def check_launch(plan: Plan, storage: str | None = None) -> Tally | None:
