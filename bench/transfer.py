@@ -140,7 +140,11 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
             proxy = resolve_task(t, {**args.options, "width": args.proxy}).make_model()
             target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
             configs = {
-                "transferred": (transfer(found, proxy, target_task.make_model()), p_wall, p_cost),
+                "transferred": (
+                    transfer(found, proxy, target_task.make_model(), args.rule),
+                    p_wall,
+                    p_cost,
+                ),
                 "copied": (found, p_wall, p_cost),
                 "direct": (direct, d_wall, d_cost),
                 "single": (single, s_wall, s_cost),
@@ -244,6 +248,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--rule", default="sp-per-layer", help="the headline's transfer rule")
     parser.add_argument("--rules", nargs="*", default=[], help="sweep these rules only")
     parser.add_argument("--option", nargs="*", default=[], help="task options, KEY=VALUE")
     args = parser.parse_args()
