@@ -271,3 +271,29 @@ def test_what_cannot_batch_says_why(task: Any) -> None:
     reason = batch_check(rnn, single, OPTIONS)
     assert reason is not None and "cannot train under torch.func.vmap" in reason
     assert "rnn_tanh" in reason
+
+
+@pytest.mark.parametrize(("error", "kind"), [("runtime", "failed"), ("memory", "out_of_memory")])
+def test_a_batch_that_raises_answers_for_every_candidate(error: str, kind: str) -> None:
+    """The worker's side of workers.batch, without Ray: a group's own error (the model raises,
+    or memory runs out) is each of its candidates' reply, and the batch is let go."""
+    from groupwise.execution._protocol import Stopped, WorkerSettings
+    from groupwise.execution._worker import Worker
+
+    settings = WorkerSettings(
+        task="user_tasks:raises",
+        task_options={"error": error},
+        seed=0,
+        cpus=1,
+        training=TrainingOptions(epochs=2, batch_size=32),
+        batch=2,
+    )
+    worker = Worker(settings)
+    groups = {"all": {"optimizer": "adamw", "lr": 1e-3}}
+    starts = [(slot, {"scheme": "single", "groups": groups}, None) for slot in (3, 4)]
+    replies = worker.step_batch(starts, [])
+    assert [slot for slot, _ in replies] == [3, 4]
+    for _, reply in replies:
+        assert isinstance(reply, Stopped) and reply.kind == kind
+        assert "on purpose" in reply.reason
+    assert worker.step_batch([], []) == []  # nothing left to train

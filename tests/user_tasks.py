@@ -321,3 +321,25 @@ def fluke(*, seed: int = 0) -> Task:
         ),
         loss=nn.functional.mse_loss,
     )
+
+
+class _Raises(nn.Module):
+    def __init__(self, error: type[BaseException]) -> None:
+        super().__init__()
+        self.error = error
+        self.net = nn.Linear(8, 2)
+
+    def forward(self, x):
+        raise self.error("this model cannot take a batch on purpose")
+
+
+def raises(*, seed: int = 0, error: str = "runtime") -> Task:
+    """A model whose forward raises (``error``: runtime or memory): a trial's own error, or
+    running out of memory, as a worker meets it."""
+    kind = {"runtime": RuntimeError, "memory": MemoryError}[error]
+    return Task(
+        name="raises",
+        build_model=lambda: _Raises(kind),
+        data=_data(seed),
+        loss=nn.functional.cross_entropy,
+    )

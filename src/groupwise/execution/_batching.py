@@ -136,12 +136,15 @@ class Candidates:
     def _group_epoch(
         self, group: _Group, placement: Callable[[], Placement]
     ) -> list[tuple[int, Reply]]:
+        members = sorted(group.live)
+
         def forget() -> None:
             group.live = set()
 
         outcome = self.guard(group.trainer.run_epoch, forget)
         if isinstance(outcome, Stopped):  # the group's own error: each member's reply
-            return [(slot, outcome) for slot in sorted(group.live)]
+            group.live = set()
+            return [(slot, outcome) for slot in members]
         where, peak = placement(), group.trainer.peak_memory_bytes()
         if isinstance(outcome, EpochReport):  # a trainer alone
             outcome = {0: outcome}
