@@ -13,7 +13,6 @@ trials are the leaders' confirmations, which start once the search has ended
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import socket
@@ -49,7 +48,6 @@ if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports
 
 __all__ = ["DRIVER", "STOPPED", "Driver", "Progress"]
 
-log = logging.getLogger("groupwise")
 DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # this process, recorded with each run
 # A launch whose first trials all fail for one reason stops: the rest would too.
 FIRST_FAILURES = 5
@@ -92,7 +90,6 @@ class Driver:
         # (trial, state, reason) of the trials this launch ended, in order
         self.endings: list[tuple[int, str, str]] = []
         self.reseeded = False
-        self.alone: set[str] = set()  # why trials could not batch, each said once
         self.deferred = False  # the queue's next trial waits for one running: start none now
         self.followers = [seed for seed in plan.seeds if seed.follows]  # not yet queued
         self.confirming = Confirming(self.spec.confirming, ledger, self.spec.seed)
@@ -105,7 +102,7 @@ class Driver:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
-        self.budget.adopt(self._stale_reason())
+        self.budget.adopt(_stale_reason(self.spec.faults.stale_after_s))
         next_tick = 0.0
         while True:
             interrupts.check()  # a safe point: nothing half-written
@@ -188,15 +185,9 @@ class Driver:
         live.sync()
         for number in live.stale():
             if number not in ours:  # another driver's: retried, not this launch's to count
-                self.ledger.liveness.lose(number, self._stale_reason())
+                self.ledger.liveness.lose(number, _stale_reason(self.spec.faults.stale_after_s))
         if not self.note and live.stop_requested():
             self.note = STOPPED
-
-    def _stale_reason(self) -> str:
-        return (
-            f"stale: no heartbeat from its driver for over {self.spec.faults.stale_after_s} s "
-            "(the driver died or was cut off)"
-        )
 
     def _next_timeout(self) -> float:
         limit = self.spec.faults.trial_timeout_s
@@ -288,7 +279,6 @@ class Driver:
             reason = f"diverged: {metric} is {value} at epoch {report.epoch}"
             self._close(slot, "FAIL", reason=reason, remember=True)
             return
-        self._tell_alone(report.training.get("alone_because"))
         epoch = EpochFacts(
             report.epoch, value, report.train_loss, report.metrics, report.lrs, report.elapsed_s
         )
@@ -308,12 +298,6 @@ class Driver:
         self.ran += 1  # it ended (complete or pruned) in the same transaction
         self.endings.append((run.opened.number, ending, ""))
         self._forget(slot)
-
-    def _tell_alone(self, reason: str | None) -> None:
-        """Say once per reason why trials of a batched study train one at a time."""
-        if reason and reason not in self.alone:
-            self.alone.add(reason)
-            log.warning("workers.batch: some trials train one at a time: %s", reason)
 
     def _finished(self, slot: int, reply: Finished) -> None:
         """A function task's function returned: complete, with the value it returned or the
@@ -378,6 +362,13 @@ class Driver:
         best = self.ledger.tally().best_trial
         config = None if best is None else self.ledger.config_of(best)
         return None if config is None else TrialConfig.from_json(config)
+
+
+def _stale_reason(stale_after_s: float) -> str:
+    return (
+        f"stale: no heartbeat from its driver for over {stale_after_s} s "
+        "(the driver died or was cut off)"
+    )
 
 
 def _facts(run: _Running, reply: Trained | None = None) -> RunFacts:

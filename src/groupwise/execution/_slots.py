@@ -14,6 +14,7 @@ candidate timed out, loses the others: each is answered :class:`Lost` (retried).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from groupwise.execution._pool import WorkerPool
 
 __all__ = ["BatchedPool"]
+
+log = logging.getLogger("groupwise")
 
 
 class BatchedPool:
@@ -36,6 +39,7 @@ class BatchedPool:
         self.going_on: dict[int, set[int]] = {}  # worker -> candidates told to go on
         self.drops: dict[int, list[int]] = {}  # worker -> candidates ended since its last call
         self.replies: deque[tuple[int, Reply]] = deque()
+        self.alone: set[str] = set()  # why trials could not batch, each said once
 
     # -- life, as the pool's ----------------------------------------------------------------
     def start(self) -> None:
@@ -115,9 +119,18 @@ class BatchedPool:
             self.going_on.pop(w, None)
         else:
             self.replies.extend(answer)
+            for _, reply in answer:
+                if isinstance(reply, Trained):
+                    self._say_alone(reply.report.training.get("alone_because"))
             # a candidate that trained waits for the driver; one that stopped has left
             self.live[w] = {slot for slot, reply in answer if isinstance(reply, Trained)}
         return self.replies.popleft() if self.replies else None
+
+    def _say_alone(self, reason: str | None) -> None:
+        """Say once per reason why trials of this study train one at a time."""
+        if reason and reason not in self.alone:
+            self.alone.add(reason)
+            log.warning("workers.batch: some trials train one at a time: %s", reason)
 
     def _flush(self) -> None:
         """Call each idle worker that has its orders: a new batch, or every live candidate's
