@@ -6,6 +6,7 @@ No Ray and no database here: the worker calls it, the pool's virtual slots feed 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -51,8 +52,6 @@ class Candidates:
         self.task, self.device, self.options = task, device, options
         self.guard = guard  # runs a call, mapping a trial's own errors to a Stopped reply
         self.groups: list[_Group] = []
-        self.model_reason: str | None = None  # why this task's model cannot batch
-        self.checked = False
 
     def start(self, starts: Sequence[Start]) -> list[tuple[int, Reply]]:
         """Form the groups of a new batch; a candidate whose trainer cannot even be made
@@ -74,12 +73,14 @@ class Candidates:
             failed.extend(self._batched_group(members, seed))
         return failed
 
+    @functools.cached_property
+    def model_reason(self) -> str | None:
+        """Why this task's model cannot batch (None: it can), checked once per worker."""
+        return batch_check(self.task, _PROBE, self.options)
+
     def _alone(self, config: TrialConfig) -> str | None:
-        """Why this config trains alone (None: it may batch): the model's reason, checked
-        once per worker, else the config's."""
-        if not self.checked:
-            self.checked = True
-            self.model_reason = batch_check(self.task, _PROBE, self.options)
+        """Why this config trains alone (None: it may batch): the model's reason, else the
+        config's."""
         return self.model_reason or unbatchable_config(config, self.options)
 
     def _alone_group(
@@ -137,13 +138,9 @@ class Candidates:
         self, group: _Group, placement: Callable[[], Placement]
     ) -> list[tuple[int, Reply]]:
         members = sorted(group.live)
-
-        def forget() -> None:
-            group.live = set()
-
-        outcome = self.guard(group.trainer.run_epoch, forget)
+        outcome = self.guard(group.trainer.run_epoch, group.live.clear)
         if isinstance(outcome, Stopped):  # the group's own error: each member's reply
-            group.live = set()
+            group.live.clear()  # the group is let go after this epoch
             return [(slot, outcome) for slot in members]
         where, peak = placement(), group.trainer.peak_memory_bytes()
         if isinstance(outcome, EpochReport):  # a trainer alone

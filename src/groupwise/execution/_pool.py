@@ -171,11 +171,7 @@ class WorkerPool:
 
     def wait(self, timeout_s: float) -> tuple[int, Reply] | None:
         """The next reply of a training slot, or None (timeout, or a worker became free)."""
-        got = self.wait_raw(timeout_s)
-        if got is None:
-            return None
-        index, reply = got
-        return index, reply
+        return self.wait_raw(timeout_s)  # one trial per worker: its answer is a Reply
 
     def wait_raw(self, timeout_s: float) -> tuple[int, Any] | None:
         """The next answer of a training slot as its worker gave it (a batch's: a list of

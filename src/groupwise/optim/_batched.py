@@ -44,13 +44,15 @@ Update = Callable[[Tensor, Tensor, State, Numbers, int, bool], None]
 @dataclass(frozen=True)
 class BatchedStep:
     """One optimizer kind's batched step: the hyperparameters that may differ per candidate
-    (with torch's defaults), the settings it implements (at the only values it takes), and
-    the update of one stacked tensor."""
+    (with torch's defaults), the settings it implements (at the only value it takes, or a
+    frozenset of the values it takes; the candidates of a batch share them), the update of
+    one stacked tensor, and torch's default of ``nesterov``."""
 
     name: str
     numbers: Mapping[str, float]
     settings: Mapping[str, Any]
     update: Update
+    nesterov: bool = False
 
 
 def _defaults(cls: type, names: Sequence[str]) -> dict[str, Any]:
@@ -157,6 +159,7 @@ def _muon(p: Tensor, g: Tensor, state: State, h: Numbers, step: int, nesterov: b
 _muon_defaults = _defaults(torch.optim.Muon, ["ns_coefficients", "ns_steps"])
 MUON_COEFFICIENTS: tuple[float, float, float] = _muon_defaults["ns_coefficients"]
 MUON_NS_STEPS: int = _muon_defaults["ns_steps"]
+_NONE = object()  # a setting no batched step implements
 _OFF = {"maximize": False, "foreach": None, "differentiable": False, "fused": None}
 _ADAM_OFF = {**_OFF, "amsgrad": False, "capturable": False}
 
@@ -178,8 +181,9 @@ BATCHED_KINDS: dict[str, BatchedStep] = {
     "sgd": BatchedStep(
         "sgd",
         _defaults(torch.optim.SGD, ["lr", "momentum", "weight_decay"]),
-        {**_OFF, "dampening": 0, "nesterov": (False, True)},
+        {**_OFF, "dampening": 0, "nesterov": frozenset({False, True})},
         _sgd,
+        nesterov=_defaults(torch.optim.SGD, ["nesterov"])["nesterov"],
     ),
     "adam": _adam_kind("adam", torch.optim.Adam, decoupled=False),
     "adamw": _adam_kind("adamw", torch.optim.AdamW, decoupled=True),
@@ -189,12 +193,13 @@ BATCHED_KINDS: dict[str, BatchedStep] = {
         "muon",
         _defaults(torch.optim.Muon, ["lr", "momentum", "weight_decay", "eps"]),
         {
-            "nesterov": (False, True),
+            "nesterov": frozenset({False, True}),
             "ns_coefficients": _muon_defaults["ns_coefficients"],
             "ns_steps": _muon_defaults["ns_steps"],
             "adjust_lr_fn": None,
         },
         _muon,
+        nesterov=_defaults(torch.optim.Muon, ["nesterov"])["nesterov"],
     ),
 }
 
@@ -213,12 +218,13 @@ def unbatchable(optimizer: str, hyperparameters: Mapping[str, Any]) -> str | Non
     kind = BATCHED_KINDS.get(optimizer)
     if kind is None:
         return f"optimizer {optimizer!r} has no batched step (batched: {sorted(BATCHED_KINDS)})"
+    numbers = per_candidate(optimizer)
     for key, value in hyperparameters.items():
-        if key in kind.numbers or (key == "betas" and "beta1" in kind.numbers):
+        if key in numbers:
             continue
-        allowed = kind.settings.get(key, ())
-        options = allowed if isinstance(allowed, tuple) and key == "nesterov" else (allowed,)
-        if key not in kind.settings or value not in options:
+        allowed = kind.settings.get(key, _NONE)
+        values = tuple(allowed) if isinstance(allowed, frozenset) else (allowed,)
+        if allowed is _NONE or value not in values:
             return f"{optimizer}'s {key}={value!r} has no batched step"
     return None
 
@@ -256,6 +262,8 @@ class BatchedOptimizer:
         total_steps: int,
     ) -> None:
         self.params = params  # name -> the stacked leaf [K, ...]; the trainer may replace them
+        # the hyperparameters live beside the tensors they update: no copy per tensor and step
+        self.device = next(iter(params.values())).device if params else torch.device("cpu")
         self.total_steps = total_steps
         self.schedules = [c.schedule or Schedule() for c in configs]
         self.count = 0  # optimizer steps taken
@@ -267,10 +275,9 @@ class BatchedOptimizer:
                 raise ValueError(f"groups.{label}: a batch needs one optimizer kind, got {kinds}")
             kind = BATCHED_KINDS[kinds.pop()]
             settings = [c.groups[label].hyperparameters for c in configs]
-            nesterov = bool(settings[0].get("nesterov", kind.name == "muon"))
-            self.groups.append(
-                _Group(label, kind, tuple(names), _numbers(kind, settings), nesterov)
-            )
+            nesterov = bool(settings[0].get("nesterov", kind.nesterov))
+            peaks = {k: v.to(self.device) for k, v in _numbers(kind, settings).items()}
+            self.groups.append(_Group(label, kind, tuple(names), peaks, nesterov))
             for name in names:
                 self.state[name] = {}
 
@@ -278,7 +285,9 @@ class BatchedOptimizer:
         """Each candidate's lr multiplier at the current step, [K]."""
         step, total = min(self.count, self.total_steps - 1), self.total_steps
         return torch.tensor(
-            [s.multiplier(step, total) for s in self.schedules], dtype=torch.float64
+            [s.multiplier(step, total) for s in self.schedules],
+            dtype=torch.float64,
+            device=self.device,
         )
 
     @torch.no_grad()
@@ -292,8 +301,7 @@ class BatchedOptimizer:
                 p = self.params[name]
                 if p.grad is None:
                     continue
-                here = {k: v.to(p.device) for k, v in numbers.items()}
-                group.kind.update(p, p.grad, self.state[name], here, self.count, group.nesterov)
+                group.kind.update(p, p.grad, self.state[name], numbers, self.count, group.nesterov)
 
     def lrs(self, k: int) -> dict[str, float]:
         """Candidate ``k``'s lr of each label now (as ``MultiOptimizer.lrs`` reports it)."""
@@ -302,10 +310,10 @@ class BatchedOptimizer:
 
     def keep(self, indices: Sequence[int]) -> None:
         """Keep only these candidates (in this order): the others have left the batch."""
-        index = torch.tensor(list(indices), dtype=torch.long)
+        index = torch.tensor(list(indices), dtype=torch.long, device=self.device)
         self.schedules = [self.schedules[i] for i in indices]
         for group in self.groups:
             group.peaks = {k: v[index] for k, v in group.peaks.items()}
         for state in self.state.values():
             for key, value in state.items():
-                state[key] = value[index.to(value.device)]
+                state[key] = value[index]

@@ -37,7 +37,6 @@ from groupwise.partition import partition
 from groupwise.tasks import Task, raised_at
 from groupwise.training._loop import (
     _CHECK_EVERY,
-    _DTYPES,
     CHECK_BATCH,
     DIVERGENCE_FACTOR,
     DivergedError,
@@ -45,6 +44,8 @@ from groupwise.training._loop import (
     TrainingOptions,
     _groups_of,
     _steps_per_epoch,
+    autocast,
+    divergence,
 )
 from groupwise.training._memory import PeakMemory
 
@@ -109,16 +110,16 @@ class BatchedTrainer:
             except Exception as e:
                 self.failed[i] = f"{type(e).__name__}: {e}"
         self.ids = [i for i in range(len(configs)) if i not in self.failed]
-        self.configs = [configs[i] for i in self.ids]
+        kept = [configs[i] for i in self.ids]
         k = len(self.ids)
         self.params = {
             name: p.detach().unsqueeze(0).repeat(k, *[1] * p.dim()).requires_grad_(True)
             for name, p in self.model.named_parameters()
         }
         self.buffers = dict(self.model.named_buffers())
-        groups = partition(self.model, configs[0].scheme) if self.configs else {}
-        self.optimizer = BatchedOptimizer(self.params, groups, self.configs, self.total_steps)
-        clips = [_clip_of(c, self.options) for c in self.configs]
+        groups = partition(self.model, configs[0].scheme) if kept else {}
+        self.optimizer = BatchedOptimizer(self.params, groups, kept, self.total_steps)
+        clips = [_clip_of(c, self.options) for c in kept]
         self.clips = torch.tensor(clips, dtype=torch.float32, device=self.device)
         self.totals = torch.zeros(len(self.ids), device=self.device)  # the epoch's losses
         self.loss_limits: Tensor | None = None
@@ -149,7 +150,6 @@ class BatchedTrainer:
         if self.loss_limits is not None:
             self.loss_limits = self.loss_limits[index]
         self.ids = [self.ids[j] for j in keep]
-        self.configs = [self.configs[j] for j in keep]
 
     def parameters_of(self, i: int) -> dict[str, Tensor]:
         """Candidate ``i``'s parameters now, by name (a copy)."""
@@ -218,19 +218,14 @@ class BatchedTrainer:
     def _check(self, losses: Tensor, outcomes: dict[int, Outcome]) -> None:
         """Stop each candidate whose loss is no longer finite or has grown past its limit,
         with :class:`Trainer`'s reason; it leaves the batch."""
-        values = losses.tolist()
-        limits = self.loss_limits.tolist() if self.loss_limits is not None else []
+        limits = self.loss_limits.tolist() if self.loss_limits is not None else None
         gone = []
-        for j, value in enumerate(values):
-            if math.isfinite(value) and (not limits or value <= limits[j]):
-                continue
-            limit = "" if not math.isfinite(value) else f" (over the limit {limits[j]:.3g})"
-            outcomes[self.ids[j]] = DivergedError(
-                f"diverged: training loss became {value:.4g}{limit} in epoch {self.epoch} "
-                f"(step {self.step})"
-            )
-            gone.append(j)
-        self.drop([self.ids[j] for j in gone])
+        for j, value in enumerate(losses.tolist()):
+            error = divergence(value, None if limits is None else limits[j], self.epoch, self.step)
+            if error is not None:
+                outcomes[self.ids[j]] = error
+                gone.append(self.ids[j])
+        self.drop(gone)
 
     def _reports(self, train_losses: Tensor) -> dict[int, Outcome]:
         metrics = self.evaluate()
@@ -303,10 +298,7 @@ class BatchedTrainer:
         return self.peak.bytes()
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        dtype = _DTYPES.get(self.options.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return autocast(self.device, self.options.precision)
 
 
 def _clip_of(config: TrialConfig, options: TrainingOptions) -> float:

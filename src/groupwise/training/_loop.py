@@ -211,10 +211,7 @@ class Trainer:
         }
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        dtype = _DTYPES.get(self.options.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return autocast(self.device, self.options.precision)
 
     @contextlib.contextmanager
     def _first_call(self, mode: str) -> Iterator[None]:
@@ -253,13 +250,28 @@ class Trainer:
 
     def _check(self, value: float) -> None:
         """Stop a trial whose loss is no longer finite, or has grown past the limit."""
-        if math.isfinite(value) and (self.loss_limit is None or value <= self.loss_limit):
-            return
-        limit = "" if not math.isfinite(value) else f" (over the limit {self.loss_limit:.3g})"
-        raise DivergedError(
-            f"diverged: training loss became {value:.4g}{limit} in epoch {self.epoch} "
-            f"(step {self.step})"
-        )
+        error = divergence(value, self.loss_limit, self.epoch, self.step)
+        if error is not None:
+            raise error
+
+
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager[Any]:
+    """The autocast a trial's forward runs under (none in fp32)."""
+    dtype = _DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def divergence(value: float, limit: float | None, epoch: int, step: int) -> DivergedError | None:
+    """The error that stops a trial whose training loss ``value`` is no longer finite or has
+    grown past ``limit`` (None: it goes on)."""
+    if math.isfinite(value) and (limit is None or value <= limit):
+        return None
+    over = "" if not math.isfinite(value) or limit is None else f" (over the limit {limit:.3g})"
+    return DivergedError(
+        f"diverged: training loss became {value:.4g}{over} in epoch {epoch} (step {step})"
+    )
 
 
 def _steps_per_epoch(task: Task, options: TrainingOptions) -> int:
