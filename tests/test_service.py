@@ -213,6 +213,36 @@ def test_a_submitted_study_runs_to_its_budget_and_reads_as_the_cli_does(serve, s
         assert [s["name"] for s in client.get("/studies").json()] == ["api"]
 
 
+def test_config_to_task_imports_a_module_task_only_from_an_allow_listed_module(serve, tmp_path):
+    """/config?to_task builds the study's model to carry its config: a module task a CLI
+    launch recorded is imported only where the operator allow-listed its module."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    shutil.copy(ROOT / "search_spaces" / "seeds_mixed.yaml", tmp_path / "seeds_mixed.yaml")
+    task = "{name: 'user_tasks:tiny', options: {hidden: 16}}"
+    (tmp_path / "own.yaml").write_text(study("own", trials=2, task=task))
+    subprocess.run(
+        [sys.executable, "-m", "groupwise", "launch", "own.yaml", "--storage", storage],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+    wider = {"to_task": "user_tasks:tiny", "option": ["hidden=64"]}
+    with serve(storage, "--no-jobs").client() as client:
+        refused = client.get("/studies/own/config", params=wider)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert "'user_tasks:tiny' is not allowed" in error and "--allow-task-module" in error
+    with serve(storage, "--no-jobs", "--allow-task-module", "user_tasks").client() as client:
+        carried = client.get("/studies/own/config", params=wider)
+        assert carried.status_code == 200, carried.text
+        best = client.get("/studies/own/best").json()
+    proxy, target = (resolve_task("user_tasks:tiny", {"hidden": h}).make_model() for h in (16, 64))
+    expected = groupwise.transfer(TrialConfig.from_dict(best["config"]), proxy, target)
+    assert TrialConfig.from_dict(yaml.safe_load(carried.text)) == expected
+
+
 def test_tokens_full_read_and_none(serve, tmp_path):
     server = serve(f"sqlite:///{tmp_path}/s.db")
     assert httpx.get(f"{server.url}/health").status_code == 200  # no token needed
