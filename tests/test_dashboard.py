@@ -4,6 +4,7 @@ headless Chromium, on SQLite and on PostgreSQL. The screenshot is kept for peopl
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
@@ -13,13 +14,14 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import optuna
 import pytest
 
 from groupwise.execution import launch
-from groupwise.store import CONFIG_ATTR, CONFIRMS_ATTR
+from groupwise.store import CONFIG_ATTR, CONFIRMS_ATTR, TRANSFER_ATTR
 from groupwise.studyfiles import read_study
 from paths import free_port
 from test_cli_search import groupwise_exe, run
@@ -58,10 +60,81 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+class Browser:
+    """A headless Chromium driven through the DevTools protocol over a pipe (it reads fd 3
+    and writes fd 4: no websocket client needed), for what a page shows only after a click."""
+
+    def __init__(self) -> None:
+        assert CHROMIUM is not None
+        to_chrome, self.commands = os.pipe()
+        self.answers, from_chrome = os.pipe()
+        a, b = (fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in (to_chrome, from_chrome))
+        for fd in (to_chrome, from_chrome):
+            os.close(fd)
+        move = f"exec 3<&{a} 4>&{b} {a}<&- {b}>&- " + '"$@"'  # bash: dash takes fds < 10
+        command = [CHROMIUM, *HEADLESS, "--remote-debugging-pipe", "about:blank"]
+        self.proc = subprocess.Popen(
+            ["bash", "-c", move, "bash", *command],
+            pass_fds=(a, b),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for fd in (a, b):
+            os.close(fd)
+        self.buffer, self.next_id = b"", 0
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        attached = self.call("Target.attachToTarget", targetId=target, flatten=True)
+        self.session = attached["sessionId"]
+
+    def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        message: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self.commands, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self.buffer:
+                chunk = os.read(self.answers, 1 << 16)
+                assert chunk, "chromium closed its DevTools pipe"
+                self.buffer += chunk
+            raw, self.buffer = self.buffer.split(b"\0", 1)
+            answer = json.loads(raw)
+            if answer.get("id") == self.next_id:
+                assert "error" not in answer, answer
+                return answer["result"]  # type: ignore[no-any-return]
+
+    def run(self, expression: str) -> Any:
+        """``expression``'s value in the page; an exception it raises fails the test."""
+        done = self.call("Runtime.evaluate", self.session, expression=expression)
+        assert "exceptionDetails" not in done, done["exceptionDetails"]
+        return done["result"].get("value")
+
+    def text_when(self, expression: str, holds: str, timeout: float = 60) -> str:
+        """``expression``'s value (a string) once it contains ``holds``, or at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = str(self.run(expression) or "")
+            if holds in found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", self.session, url=url)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        os.close(self.commands)
+        os.close(self.answers)
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_the_dashboard_shows_the_study_and_a_trials_config(tmp_path, storage_url):
     path = make_study(tmp_path, trials=3, epochs=2, name="dash")
-    path.write_text(path.read_text() + "confirm: {top: 1, seeds: 1}\n")  # 2 searched, 1 confirms
+    # 2 searched, 1 confirms; the best carried to a 4x wider model (tune small, transfer big)
+    path.write_text(
+        path.read_text() + "confirm: {top: 1, seeds: 1}\ntransfer: {options: {hidden: 64}}\n"
+    )
     launch(read_study(path), storage=storage_url)
     loaded = optuna.load_study(study_name="dash", storage=storage_url)
     best = loaded.best_trial
@@ -101,6 +174,25 @@ def test_the_dashboard_shows_the_study_and_a_trials_config(tmp_path, storage_url
             f"{base}/dashboard/studies/{study_id}/trials?numbers={confirmation.number}",
         )
         assert "groupwise.confirms" in dom.stdout and "groupwise.train_seed" in dom.stdout
+        # the best config carried to the study's transfer target is a study user attribute,
+        # which the study's page lists
+        carried = loaded.user_attrs[TRANSFER_ATTR]
+        assert carried["target"] == {"name": "user_tasks:tiny", "options": {"hidden": 64}}
+        # (five rows a page: it is on the second, after the study's own facts)
+        browser = Browser()
+        try:
+            browser.open(f"{base}/dashboard/studies/{study_id}")
+            card = (
+                "[...document.querySelectorAll('h6')].find(h => h.textContent == "
+                "'Study User Attributes')?.parentElement"
+            )
+            first = browser.text_when(f"{card}?.innerText", "groupwise.task")
+            assert "groupwise.task" in first and TRANSFER_ATTR not in first, first
+            browser.run(f"{card}.querySelector('[aria-label=\"next page\"]').click()")
+            second = browser.text_when(f"{card}.innerText", TRANSFER_ATTR)
+        finally:
+            browser.close()
+        assert TRANSFER_ATTR in second and "user_tasks:tiny" in second, second
 
         shot = tmp_path / "dashboard.png"
         done = chromium("--window-size=1400,1000", f"--screenshot={shot}", page)
