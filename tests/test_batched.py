@@ -232,11 +232,15 @@ def test_batched_newton_schulz_is_torchs_bit_for_bit() -> None:
 
     from groupwise.optim._batched import MUON_COEFFICIENTS, MUON_NS_STEPS, newton_schulz
 
+    eps = torch.tensor([1e-7, 1e-3, 1e-7])  # each candidate's own
     for shape in ((3, 16, 32), (3, 32, 16)):
         g = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-        mine = newton_schulz(g, MUON_COEFFICIENTS, MUON_NS_STEPS, 1e-7)
+        g[1] *= 1e-6  # a norm below the second candidate's eps: its clamp acts
+        mine = newton_schulz(g, MUON_COEFFICIENTS, MUON_NS_STEPS, eps)
         for k in range(shape[0]):
-            theirs = _zeropower_via_newtonschulz(g[k], MUON_COEFFICIENTS, MUON_NS_STEPS, 1e-7)
+            theirs = _zeropower_via_newtonschulz(
+                g[k], MUON_COEFFICIENTS, MUON_NS_STEPS, float(eps[k])
+            )
             assert torch.equal(mine[k], theirs)
 
 

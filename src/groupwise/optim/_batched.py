@@ -127,14 +127,16 @@ def _nadam(decoupled: bool) -> Update:
     return update
 
 
-def newton_schulz(g: Tensor, coefficients: Sequence[float], steps: int, eps: float) -> Tensor:
-    """torch.optim.Muon's orthogonalisation of each matrix of a stack [K, m, n], batched."""
+def newton_schulz(g: Tensor, coefficients: Sequence[float], steps: int, eps: Tensor) -> Tensor:
+    """torch.optim.Muon's orthogonalisation of each matrix of a stack [K, m, n], batched;
+    ``eps``: each candidate's, [K] (kept on the device: no sync per step)."""
     a, b, c = coefficients
     x = g.bfloat16()
     tall = g.size(-2) > g.size(-1)
     if tall:
         x = x.mT
-    x = x / torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp(min=eps)
+    norm = torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True)
+    x = x / torch.maximum(norm, _per(eps, norm))
     for _ in range(steps):
         gram = x @ x.mT
         update = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
@@ -149,7 +151,7 @@ def _muon(p: Tensor, g: Tensor, state: State, h: Numbers, step: int, nesterov: b
     buf = state["momentum_buffer"]
     buf.lerp_(g, _per(1 - momentum, g))
     update = g.lerp(buf, _per(momentum, g)) if nesterov else buf
-    update = newton_schulz(update, MUON_COEFFICIENTS, MUON_NS_STEPS, float(h["eps"][0]))
+    update = newton_schulz(update, MUON_COEFFICIENTS, MUON_NS_STEPS, h["eps"])
     rows, cols = p.shape[1:3]
     adjusted = lr * math.sqrt(max(1, rows / cols))  # torch's adjust_lr_fn None ("original")
     p.mul_(_per(1 - lr * h["weight_decay"], p))
