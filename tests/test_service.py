@@ -111,6 +111,23 @@ def study(name: str, trials: int = 4, task: str = "digits_mlp", **more: Any) -> 
     return yaml.safe_dump(document)
 
 
+def launched_from_cli(
+    work: Path, storage: str, name: str, trials: int, task: str = "digits_mlp"
+) -> None:
+    """The study ``name`` launched to its end by `groupwise launch` in ``work``, as a user
+    does without the service."""
+    shutil.copy(ROOT / "search_spaces" / "seeds_mixed.yaml", work / "seeds_mixed.yaml")
+    (work / f"{name}.yaml").write_text(study(name, trials=trials, task=task))
+    subprocess.run(
+        [sys.executable, "-m", "groupwise", "launch", f"{name}.yaml", "--storage", storage],
+        cwd=work,
+        env=subprocess_env(),
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+
+
 def post(client: httpx.Client, text: str) -> httpx.Response:
     return client.post("/studies", content=text, headers={"Content-Type": "application/yaml"})
 
@@ -217,16 +234,8 @@ def test_config_to_task_imports_a_module_task_only_from_an_allow_listed_module(s
     """/config?to_task builds the study's model to carry its config: a module task a CLI
     launch recorded is imported only where the operator allow-listed its module."""
     storage = f"sqlite:///{tmp_path}/s.db"
-    shutil.copy(ROOT / "search_spaces" / "seeds_mixed.yaml", tmp_path / "seeds_mixed.yaml")
-    task = "{name: 'user_tasks:tiny', options: {hidden: 16}}"
-    (tmp_path / "own.yaml").write_text(study("own", trials=2, task=task))
-    subprocess.run(
-        [sys.executable, "-m", "groupwise", "launch", "own.yaml", "--storage", storage],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        check=True,
-        timeout=600,
+    launched_from_cli(
+        tmp_path, storage, "own", 2, "{name: 'user_tasks:tiny', options: {hidden: 16}}"
     )
     wider = {"to_task": "user_tasks:tiny", "option": ["hidden=64"]}
     with serve(storage, "--no-jobs").client() as client:

@@ -10,8 +10,6 @@ import http.client
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,8 @@ from schemathesis import GenerationMode, checks
 from schemathesis.config import SchemathesisConfig
 
 from groupwise.service._dashboard import COOKIE
-from paths import subprocess_env
 from test_dashboard import CHROMIUM, chromium
-from test_service import FULL, READ, Server, study
+from test_service import FULL, READ, Server, launched_from_cli
 
 TOKENS = {"full": FULL, "read": READ, "none": None}
 
@@ -37,17 +34,7 @@ TOKENS = {"full": FULL, "read": READ, "none": None}
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("fuzz")
     storage = f"sqlite:///{work}/s.db"
-    root = Path(__file__).resolve().parent.parent
-    shutil.copy(root / "search_spaces" / "seeds_mixed.yaml", work / "seeds_mixed.yaml")
-    (work / "fuzzed.yaml").write_text(study("fuzzed", trials=3))
-    subprocess.run(
-        [sys.executable, "-m", "groupwise", "launch", "fuzzed.yaml", "--storage", storage],
-        cwd=work,
-        env=subprocess_env(),
-        capture_output=True,
-        check=True,
-        timeout=600,
-    )
+    launched_from_cli(work, storage, "fuzzed", 3)
     running = Server(storage, work, "--no-jobs").start()  # accepted studies are only recorded
     yield running
     running.kill(signal.SIGINT)
