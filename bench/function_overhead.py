@@ -1,6 +1,12 @@
 """Per-trial overhead of a function task, side by side in one run (issue 25).
 
     python bench/function_overhead.py [--trials 20] [--epochs 3] [--steps 40]
+    python bench/function_overhead.py --profile [--rounds 2] [--task digits_mlp] ...
+
+``--profile`` says where a function task's extra time goes: the same trial trained in this
+process by the built-in loop (``Trainer``) and as a function (``FunctionRun``), alternating,
+then groupwise's two runs alone, alternating ``--rounds`` times, each with its steady state
+and its worker replies (round trips) per trial.
 
 Every system trains the same model on the same data for the same steps: a built-in task
 (``--task``, default ``char_rnn``: about a second a trial), AdamW at a sampled lr, ``epochs x
@@ -28,6 +34,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -117,12 +124,84 @@ def run_optuna(directory: Path, args: argparse.Namespace) -> float:
     return (time.perf_counter() - start) / args.trials
 
 
+def in_process(args: argparse.Namespace, trials: int = 30) -> dict[str, float]:
+    """Seconds per trial of the built-in loop and of the function, here, without Ray."""
+    from groupwise.config import GroupConfig, SchemeChoice, TrialConfig
+    from groupwise.training import FunctionRun, Returned, Trainer, TrainingOptions
+
+    torch.set_num_threads(1)
+    config = TrialConfig(SchemeChoice("single"), {"all": GroupConfig("adamw", {"lr": 1e-3})})
+    task = function_tasks.task(args.task)
+    options = TrainingOptions(batch_size=64, steps_per_epoch=args.steps)
+    cpu = torch.device("cpu")
+    function_options = {"epochs": args.epochs, "steps": args.steps, "task": args.task}
+
+    def builtin() -> None:
+        trainer = Trainer(task, config, seed=0, device=cpu, options=options)
+        for _ in range(args.epochs):
+            trainer.run_epoch()
+
+    def function() -> None:
+        run = FunctionRun(
+            function_tasks.builtin, config, seed=0, device=cpu, options=function_options
+        )
+        while not isinstance(run.next(), Returned):
+            pass
+
+    seconds: dict[str, float] = {}
+    for train in (builtin, function, builtin, function):
+        train()  # warm
+        start = time.perf_counter()
+        for _ in range(trials):
+            train()
+        seconds[train.__name__] = seconds.get(train.__name__, 0.0) + (
+            time.perf_counter() - start
+        ) / (2 * trials)
+    return seconds
+
+
+def profile(args: argparse.Namespace) -> None:
+    from groupwise.execution._pool import WorkerPool
+
+    local = in_process(args)
+    print(
+        f"  in one process: built-in {local['builtin'] * 1e3:.1f} ms/trial, function "
+        f"{local['function'] * 1e3:.1f} ms/trial"
+    )
+    replies = [0]
+    wait_raw = WorkerPool.wait_raw
+
+    def counted(self: WorkerPool, timeout_s: float) -> Any:
+        got = wait_raw(self, timeout_s)
+        replies[0] += got is not None
+        return got
+
+    WorkerPool.wait_raw = counted  # type: ignore[method-assign]
+    options = f"{{epochs: {args.epochs}, steps: {args.steps}, task: {args.task}}}"
+    tasks = {
+        "built-in": args.task,
+        "function": f"{{train: 'function_tasks:builtin', options: {options}}}",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for label, task in tasks.items():
+                replies[0] = 0
+                name = f"{label.replace('-', '')}{r}"
+                _, steady = run_groupwise(Path(tmp), name, task, args)
+                print(
+                    f"  round {r} {label:<8}: steady {steady:.3f} s/trial, "
+                    f"{replies[0] / args.trials:.2f} worker replies a trial"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--task", default="char_rnn", help="the built-in task both loops train")
+    parser.add_argument("--profile", action="store_true", help="where the function's time goes")
+    parser.add_argument("--rounds", type=int, default=2, help="--profile: runs of each")
     args = parser.parse_args()
     print(
         f"bench/function_overhead.py: {platform.machine()}, {os.cpu_count()} CPUs, python "
@@ -131,6 +210,9 @@ def main() -> None:
     )
     local_ray.start()
     os.environ["GROUPWISE_TASK_PATH"] = str(HERE)
+    if args.profile:
+        profile(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         builtin = run_groupwise(directory, "builtin", args.task, args)
