@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
@@ -28,7 +28,7 @@ from groupwise.execution._budget import Budget
 from groupwise.execution._confirming import Confirming
 from groupwise.execution._progress import Progress
 from groupwise.execution._proposal import propose
-from groupwise.execution._protocol import Finished, Lost, Reply, Stopped, Trained
+from groupwise.execution._protocol import Finished, Lost, Pool, Reply, Stopped, Trained
 from groupwise.plan import Plan
 from groupwise.sampling import Suggester
 from groupwise.store import (
@@ -41,10 +41,6 @@ from groupwise.store import (
     RunFacts,
     Settled,
 )
-
-if TYPE_CHECKING:  # the pool brings Ray: only a launch that runs trials imports it
-    from groupwise.execution._pool import WorkerPool
-    from groupwise.execution._slots import BatchedPool
 
 __all__ = ["DRIVER", "STOPPED", "Driver", "Progress"]
 
@@ -71,7 +67,7 @@ class Driver:
         self,
         plan: Plan,
         ledger: Ledger,
-        pool: WorkerPool | BatchedPool,
+        pool: Pool,
         on_progress: Callable[[Progress], None] | None = None,
         memory_budget: int | None = None,
     ) -> None:

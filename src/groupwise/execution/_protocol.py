@@ -10,11 +10,20 @@ raised, or ran out of memory). A worker that dies answers nothing; the pool repo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from groupwise.training import EpochReport, TrainingOptions
 
-__all__ = ["Finished", "Lost", "Placement", "Reply", "Stopped", "Trained", "WorkerSettings"]
+__all__ = [
+    "Finished",
+    "Lost",
+    "Placement",
+    "Pool",
+    "Reply",
+    "Stopped",
+    "Trained",
+    "WorkerSettings",
+]
 
 
 @dataclass(frozen=True)
@@ -78,3 +87,26 @@ class Lost:
 
 
 Reply = Trained | Finished | Stopped | Lost
+
+
+class Pool(Protocol):
+    """The workers as the driver sees them: slots it starts trials on and hears from, one
+    trial per slot (Ray's workers; K virtual slots a worker with ``workers.batch``; local
+    workers, then Ray's, with a fast start)."""
+
+    @property
+    def capacity(self) -> int: ...  # trials that can train at once
+
+    def free(self) -> list[int]: ...  # slots a trial may start on now
+
+    def submit(self, slot: int, config: dict[str, Any] | None, seed: int | None = None) -> None:
+        """Start a trial on a free slot (``config``), or train its next epoch (None)."""
+
+    def wait(self, timeout_s: float) -> tuple[int, Reply] | None:
+        """The next reply of a training slot, or None (timeout, or a worker became free)."""
+
+    def companions(self, slot: int) -> int: ...  # trials that may join the batch it leads
+
+    def release(self, slot: int) -> None: ...  # the driver has ended the slot's trial
+
+    def replace(self, slot: int) -> None: ...  # stop its worker mid-epoch (a timeout)
