@@ -63,8 +63,12 @@ def not_a_task(*, seed: int = 0):
 
 
 def _in_an_actor() -> bool:
+    """In a worker (a Ray actor, or a fast start's local worker), not the driver's check."""
+    import multiprocessing
     import sys
 
+    if multiprocessing.current_process().name == "groupwise-local-worker":
+        return True
     ray = sys.modules.get("ray")
     return bool(ray and ray.is_initialized() and ray.get_runtime_context().get_actor_id())
 

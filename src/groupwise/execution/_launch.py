@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from groupwise import _interrupts as interrupts
 from groupwise.config import TrialConfig
 from groupwise.errors import GroupwiseError, StudyError
+from groupwise.execution._bridge import BridgedPool, bridge_refusal
 from groupwise.execution._driver import DRIVER, Driver
 from groupwise.execution._progress import Progress
 from groupwise.execution._protocol import WorkerSettings
@@ -64,11 +66,11 @@ def launch(
     """Run (or continue) a study until its budget of finished trials or its time is spent."""
     plan = study if isinstance(study, Plan) else make_plan(study)  # every check, no writes
     spec, url, who = plan.spec, resolve_url(storage), _identity(plan)
-    known = check_launch(plan, url)
-    if known is not None and _finished(spec, known):
-        return _already_finished(plan, url, known)
-    pool = _pool(spec, ray_address)
+    pool = _pool(spec, ray_address)  # a fast start forks its local workers: before any SQL
     try:
+        known = check_launch(plan, url)
+        if known is not None and _finished(spec, known):
+            return _already_finished(plan, url, known)
         pool.start()  # the cluster can refuse the workers: before any write
         with interrupts.deferring():  # set after Ray's start-up, whose SIGTERM handler aborts
             driver = _drive(plan, url, who, pool, on_progress)
@@ -94,7 +96,7 @@ def _drive(
     plan: Plan,
     url: str,
     who: StudyIdentity,
-    pool: WorkerPool | BatchedPool,
+    pool: WorkerPool | BatchedPool | BridgedPool,
     on_progress: Callable[[Progress], None] | None,
 ) -> Driver:
     """Record the study and its seeds, then run the driver to the end. Ctrl-C and SIGTERM
@@ -183,9 +185,35 @@ def _identity(plan: Plan) -> StudyIdentity:
     )
 
 
-def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool | BatchedPool:
-    from groupwise.execution._pool import WorkerPool
+def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool | BatchedPool | BridgedPool:
+    """The study's workers: Ray's (``workers.batch`` K candidates each), started by
+    ``pool.start()``; where they can, local workers forked now train until Ray's start."""
+    w, settings = spec.workers, _settings(spec)
+    refusal = bridge_refusal(settings, w.count, w.gpus_per_trial, ray_address)
+    if refusal:
+        log.debug("no fast start: %s", refusal)
+    else:
+        bridge = BridgedPool(partial(_ray_pool, settings, spec, ray_address), settings, w.count)
+        bridge.fork()
+        return bridge
+    pool = _ray_pool(settings, spec, ray_address)
+    return BatchedPool(pool, settings.batch) if settings.batch > 1 else pool
 
+
+def _ray_pool(settings: WorkerSettings, spec: StudySpec, ray_address: str | None) -> WorkerPool:
+    from groupwise.execution._pool import WorkerPool  # Ray: only once the study needs workers
+
+    w = spec.workers
+    return WorkerPool(
+        settings,
+        count=w.count,
+        cpus=w.cpus_per_trial,
+        gpus=w.gpus_per_trial,
+        ray_address=ray_address,
+    )
+
+
+def _settings(spec: StudySpec) -> WorkerSettings:
     w, t = spec.workers, spec.training
     batch = w.batch
     if batch > 1 and spec.task.function:
@@ -195,7 +223,7 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool | BatchedPool:
             batch,
         )
         batch = 1
-    settings = WorkerSettings(
+    return WorkerSettings(
         task=spec.task.name,
         task_options=dict(spec.task.options),
         function=spec.task.function,
@@ -213,14 +241,6 @@ def _pool(spec: StudySpec, ray_address: str | None) -> WorkerPool | BatchedPool:
         ),
         batch=batch,
     )
-    pool = WorkerPool(
-        settings,
-        count=w.count,
-        cpus=w.cpus_per_trial,
-        gpus=w.gpus_per_trial,
-        ray_address=ray_address,
-    )
-    return BatchedPool(pool, batch) if batch > 1 else pool
 
 
 def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
@@ -238,7 +258,7 @@ def _ledger(plan: Plan, url: str, who: StudyIdentity) -> Ledger:
     )
 
 
-def _memory_budget(spec: StudySpec, pool: WorkerPool | BatchedPool) -> int | None:
+def _memory_budget(spec: StudySpec, pool: WorkerPool | BatchedPool | BridgedPool) -> int | None:
     """Bytes a trial may use: the study's setting, else on GPUs its worker's share of the
     smallest, which a worker's batch of K candidates splits (a K-th each)."""
     w = spec.workers

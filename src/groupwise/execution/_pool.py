@@ -92,6 +92,9 @@ class WorkerPool:
             # The private instance keeps Ray's token authentication, without Ray announcing
             # it on every launch (a joined cluster's notice still shows).
             logging.getLogger(_RAY_AUTH_LOGGER).addFilter(_quiet_token_notice)
+        # Started from a thread (a fast start's), Ray says it leaves SIGTERM alone: the
+        # launch handles it (groupwise._interrupts), so that is no news to the user.
+        logging.getLogger(_RAY_WORKER_LOGGER).addFilter(_quiet_sigterm_notice)
         try:
             # "local" always starts a private instance: a bare ray.init() would join any
             # cluster a `ray start` recorded on this machine, even one that has died since.
@@ -221,6 +224,7 @@ class WorkerPool:
 
 
 _RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+_RAY_WORKER_LOGGER = "ray._private.worker"
 
 
 def _runtime_env() -> dict[str, Any]:
@@ -243,6 +247,10 @@ def _private_token() -> None:
 
 def _quiet_token_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Token authentication is enabled for this")
+
+
+def _quiet_sigterm_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("SIGTERM handler is not set because")
 
 
 def _cause(error: BaseException) -> str:
