@@ -1,9 +1,10 @@
 """``launch``: a plan, a database and a Ray cluster -> a study run to its budget.
 
-Order matters. The plan is checked first (no database, no Ray); then the study database is
-read, not written, so a study launched before with another file, or one already at its
-budget, is answered at once; then the cluster is asked for the workers (it can refuse them)
-before anything is written.
+Order matters. The plan is checked first (no database, no Ray); a fast start forks its local
+workers then, before any connection or thread exists for them to share; then the study
+database is read, not written, so a study launched before with another file, or one already
+at its budget, is answered at once; then the cluster is asked for the workers (it can refuse
+them) before anything is written.
 """
 
 from __future__ import annotations
