@@ -33,21 +33,28 @@ seed: 3
 """
 
 
-def _launch(tmp_path, name: str, fast: bool) -> list[tuple]:
-    """Launch the study as the CLI does; its runs: (number, params, value, node, pid)."""
-    study = tmp_path / f"{name}.yaml"
-    study.write_text(STUDY.format(space=SPACE).replace("name: fast", f"name: {name}"))
-    db = tmp_path / f"{name}.db"
-    env = subprocess_env(**{OFF: "1" if fast else "0"})
+def _python(args: list[str], cwd, **env: str) -> subprocess.CompletedProcess[str]:
+    """Python run with ``args`` as its own process (the tests folder importable); it must
+    succeed."""
     done = subprocess.run(
-        [sys.executable, "-m", "groupwise", "launch", str(study), "--storage", f"sqlite:///{db}"],
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, *args],
+        cwd=cwd,
+        env=subprocess_env(**env),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def _launch(tmp_path, name: str, fast: bool) -> list[tuple]:
+    """Launch the study as the CLI does; its runs: (number, params, value, node, pid)."""
+    study = tmp_path / f"{name}.yaml"
+    study.write_text(STUDY.format(space=SPACE).replace("name: fast", f"name: {name}"))
+    db = tmp_path / f"{name}.db"
+    launch = ["-m", "groupwise", "launch", str(study), "--storage", f"sqlite:///{db}"]
+    done = _python(launch, tmp_path, **{OFF: "1" if fast else "0"})
     assert "SIGTERM handler" not in done.stderr  # Ray's notice when started from a thread
     with sqlite3.connect(db) as sql:
         params = {
@@ -146,15 +153,7 @@ def test_local_workers_hand_over_to_rays(tmp_path):
     study.write_text(STUDY.format(space=SPACE))
     script = tmp_path / "handover.py"
     script.write_text(textwrap.dedent(HANDOVER))
-    done = subprocess.run(
-        [sys.executable, str(script), str(study)],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _python([str(script), str(study)], tmp_path)
     events = eval(done.stdout.strip().splitlines()[-1])
     assert [name for name, ok in events if not ok] == [], events
 
