@@ -83,6 +83,32 @@ def test_local_workers_train_as_rays_do(tmp_path):
     assert len({pid for *_, pid in fast}) == 2  # one process a worker, kept across trials
 
 
+def test_a_study_retries_the_trial_of_a_local_worker_that_died(tmp_path):
+    """A fast start's local worker SIGKILLed mid-trial: the trial is lost and retried
+    elsewhere (the other local worker, or Ray's, which start at once), the study completes
+    its budget, and nothing ran on the dead process after."""
+    marker = tmp_path / "killed.pid"
+    task = f"{{name: 'user_tasks:faulty', options: {{fault: kill, at: 4, marker: '{marker}'}}}}"
+    study = tmp_path / "faulty.yaml"
+    study.write_text(
+        STUDY.format(space=SPACE)
+        .replace("task: user_tasks:tiny", f"task: {task}")
+        .replace("trials: 6", "trials: 4")
+    )
+    db = tmp_path / "faulty.db"
+    _python(["-m", "groupwise", "launch", str(study), "--storage", f"sqlite:///{db}"], tmp_path)
+    killed = int(marker.read_text())
+    with sqlite3.connect(db) as sql:
+        runs = sql.execute(
+            "SELECT trial_number, state, reason, retry_of, pid, node FROM groupwise_runs"
+        ).fetchall()
+    lost = [r for r in runs if r[1] == "FAIL"]
+    assert len(lost) == 1 and lost[0][2].startswith("worker lost: the local worker exited")
+    retry = [r for r in runs if r[3] == lost[0][0]]
+    assert len(retry) == 1 and retry[0][1] == "COMPLETE" and retry[0][4] != killed
+    assert sorted(r[1] for r in runs if r[3] is not None or r[1] != "FAIL") == ["COMPLETE"] * 4
+
+
 HANDOVER = """
 import os, signal, sys, time
 from groupwise.execution import _bridge
