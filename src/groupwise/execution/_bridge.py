@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from groupwise.errors import StudyError
@@ -66,10 +67,13 @@ def bridge_refusal(settings: WorkerSettings, count: int, gpus: float, address: s
 
 
 class BridgedPool:
-    """A :class:`WorkerPool` of ``count`` Ray workers, started in a thread, and ``count``
-    local workers training until Ray's have started."""
+    """``count`` local workers, training until Ray's have started, and a :class:`WorkerPool`
+    of ``count`` Ray workers (``make_pool``'s), started in a thread once the launch has run
+    :data:`RAY_AFTER_S`."""
 
-    def __init__(self, make_pool: Any, settings: WorkerSettings, count: int) -> None:
+    def __init__(
+        self, make_pool: Callable[[], WorkerPool], settings: WorkerSettings, count: int
+    ) -> None:
         self.make_pool, self.settings, self.count = make_pool, settings, count
         self.capacity = count
         self.local: list[LocalWorker | None] = []  # None: stopped
