@@ -22,6 +22,12 @@ again on ``--fresh`` fresh seeds (the user's view):
 Compute: each search's wall-clock, and its parameter-steps (trainable parameters x optimizer
 steps, summed over trials: the FLOPs that matter, up to a constant). Results and plots go to
 bench/results/transfer_*.
+
+``structures`` [--k 2]: the lrs carried, the structure chosen at the target. The proxy search
+as in ``headline``; its best config of each of its ``--k`` best structures (scheme and each
+group's optimizer kind), carried by the rule, trained once at the target on the search's seed;
+the best of them trained again on fresh seeds. Compute: the proxy search and K target trials.
+Compare with a ``headline`` run of the same arguments (its direct search).
 """
 
 from __future__ import annotations
@@ -175,6 +181,51 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _structure(config: TrialConfig) -> str:
+    """What a rule does not carry: the scheme and each group's optimizer kind."""
+    kinds = sorted((label, group.optimizer) for label, group in config.groups.items())
+    return json.dumps([config.scheme.to_data(), kinds])
+
+
+def structures(args: argparse.Namespace) -> dict[str, Any]:
+    options = TrainingOptions(epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            t, name = args.task, f"proxy{seed}"
+            _, p_wall, p_cost = study(name, t, args.proxy, "per_group.yaml", seed, args, Path(tmp))
+            picks: dict[str, TrialConfig] = {}  # each structure's best config, best first
+            for best in best_trials(name, f"sqlite:///{tmp}/{name}.db", args.trials):
+                picks.setdefault(_structure(best.config), best.config)
+            proxy = resolve_task(t, {**args.options, "width": args.proxy}).make_model()
+            target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
+            candidates = [
+                transfer(c, proxy, target_task.make_model(), args.rule)
+                for c in list(picks.values())[: args.k]
+            ]
+            started = time.perf_counter()
+            scores = [trained(target_task, c, seed, options) for c in candidates]
+            wall = p_wall + time.perf_counter() - started
+            chosen = candidates[scores.index(min(scores))]
+            params = sum(p.numel() for p in target_task.make_model().parameters())
+            cost = p_cost + len(candidates) * params * args.epochs * args.steps
+            fresh = [trained(target_task, chosen, s, options) for s in FRESH_SEEDS[: args.fresh]]
+            rows.append(
+                {
+                    "seed": seed,
+                    "method": f"structured (k={args.k})",
+                    "fresh": fresh,
+                    "wall_s": wall,
+                    "cost": cost,
+                    "config": chosen.to_dict(),
+                    "candidates": [c.to_dict() for c in candidates],
+                    "scores": scores,
+                }
+            )
+            print(f"  seed {seed} scores {scores} fresh {statistics.fmean(fresh):.4f}", flush=True)
+    return {"task": args.task, "proxy": args.proxy, "target": args.target, "rows": rows}
+
+
 def show_sweep(result: dict[str, Any], out: Path) -> None:
     import matplotlib
 
@@ -234,7 +285,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("part", choices=["sweep", "headline"])
+    parser.add_argument("part", choices=["sweep", "headline", "structures"])
+    parser.add_argument("--k", type=int, default=2, help="structures tried at the target")
     parser.add_argument("--task", default="tabular_mlp")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument(
@@ -261,6 +313,9 @@ def main() -> None:
     if args.part == "sweep":
         result = sweep(args)
         show_sweep(result, OUT / f"{name}.png")
+    elif args.part == "structures":
+        local_ray.start()
+        result = structures(args)
     else:
         local_ray.start()
         result = headline(args)
