@@ -23,9 +23,10 @@ Compute: each search's wall-clock, and its parameter-steps (trainable parameters
 steps, summed over trials: the FLOPs that matter, up to a constant). Results and plots go to
 bench/results/transfer_*.
 
-``structures`` [--k 2]: the lrs carried, the structure chosen at the target. The proxy search
-as in ``headline``; its best config of each of its ``--k`` best structures (scheme and each
-group's optimizer kind), carried by the rule, trained once at the target on the search's seed;
+``structures`` [--k 2] [--key kinds|muon]: the lrs carried, the structure chosen at the
+target. The proxy search as in ``headline``; its best config of each of its ``--k`` best
+structures (``kinds``: scheme and each group's optimizer kind; ``muon``: with Muon or without),
+carried by the rule, trained once at the target on the search's seed;
 the best of them trained again on fresh seeds. Compute: the proxy search and K target trials.
 Compare with a ``headline`` run of the same arguments (its direct search).
 """
@@ -181,8 +182,12 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _structure(config: TrialConfig) -> str:
-    """What a rule does not carry: the scheme and each group's optimizer kind."""
+def _structure(config: TrialConfig, key: str) -> str:
+    """What a rule does not carry (``--key kinds``: the scheme and each group's optimizer
+    kind), or the part of it that changes with width (``--key muon``: whether any group
+    trains with Muon, whose gain grows with the matrices' size)."""
+    if key == "muon":
+        return str(any(group.optimizer == "muon" for group in config.groups.values()))
     kinds = sorted((label, group.optimizer) for label, group in config.groups.items())
     return json.dumps([config.scheme.to_data(), kinds])
 
@@ -196,7 +201,7 @@ def structures(args: argparse.Namespace) -> dict[str, Any]:
             _, p_wall, p_cost = study(name, t, args.proxy, "per_group.yaml", seed, args, Path(tmp))
             picks: dict[str, TrialConfig] = {}  # each structure's best config, best first
             for best in best_trials(name, f"sqlite:///{tmp}/{name}.db", args.trials):
-                picks.setdefault(_structure(best.config), best.config)
+                picks.setdefault(_structure(best.config, args.key), best.config)
             proxy = resolve_task(t, {**args.options, "width": args.proxy}).make_model()
             target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
             candidates = [
@@ -213,7 +218,7 @@ def structures(args: argparse.Namespace) -> dict[str, Any]:
             rows.append(
                 {
                     "seed": seed,
-                    "method": f"structured (k={args.k})",
+                    "method": f"structured (k={args.k}, key {args.key})",
                     "fresh": fresh,
                     "wall_s": wall,
                     "cost": cost,
@@ -287,6 +292,7 @@ def main() -> None:
     )
     parser.add_argument("part", choices=["sweep", "headline", "structures"])
     parser.add_argument("--k", type=int, default=2, help="structures tried at the target")
+    parser.add_argument("--key", choices=["kinds", "muon"], default="kinds", help="a structure")
     parser.add_argument("--task", default="tabular_mlp")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument(
