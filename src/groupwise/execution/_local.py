@@ -1,7 +1,8 @@
 """A local worker: the :class:`~groupwise.execution._worker.Worker` in a process forked from
-the driver, answering over a pipe. It trains a launch's first trials while Ray starts
-(:mod:`groupwise.execution._bridge`): forked after the driver has imported torch and made the
-plan, it starts at once, with nothing to import and no actor to schedule.
+the driver, answering over a pipe. It trains a launch's trials until Ray's workers take over,
+or the whole launch when it is short (:mod:`groupwise.execution._bridge`): forked after the
+driver has imported torch and made the plan, it starts at once, with nothing to import and no
+actor to schedule.
 
 It keeps a Ray worker's fault model, being a process of its own: a trial that hangs is
 killed with it, and one that kills it is :class:`Lost`. It trains with one thread: a process
@@ -23,7 +24,7 @@ from typing import Any
 
 from groupwise.execution._protocol import Lost, Placement, WorkerSettings
 
-__all__ = ["LocalWorker"]
+__all__ = ["LocalWorker", "wait_any"]
 
 _PR_SET_PDEATHSIG = 1
 
