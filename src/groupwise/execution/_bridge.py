@@ -44,7 +44,7 @@ log = logging.getLogger("groupwise")
 # start").
 RAY_AFTER_S = 20.0
 SLICE_S = 0.01  # while both kinds of worker may answer: how long to wait on each in turn
-OFF = "GROUPWISE_FAST_START"  # "0": start trials only once Ray's workers have started
+OFF = "GROUPWISE_FAST_START"  # "1" (default) or "0": trials wait for Ray's workers
 
 
 def bridge_refusal(settings: WorkerSettings, count: int, gpus: float, address: str | None) -> str:
@@ -117,10 +117,8 @@ class BridgedPool:
 
     def close(self) -> None:
         """Stop the local workers, then Ray (once its start has ended)."""
-        for i, worker in enumerate(self.local):
-            if worker is not None:
-                worker.kill()
-                self.local[i] = None
+        for i in range(len(self.local)):
+            self._drop(i)
         self.done.set()
         self.go.set()
         if self.thread is not None:
@@ -170,8 +168,7 @@ class BridgedPool:
             if worker is None or worker.starting or worker.calling:
                 continue
             if settled:  # Ray's workers have all started: this one's part is over
-                worker.kill()
-                self.local[i] = None
+                self._drop(i)
             else:
                 slots.append(self.count + i)
         return slots[: max(0, self.count - len(self.busy()))]
@@ -186,6 +183,16 @@ class BridgedPool:
 
     def _local(self, slot: int) -> LocalWorker | None:
         return self.local[slot - self.count] if slot >= self.count else None
+
+    def _drop(self, i: int, lost: bool = False) -> None:
+        """Stop local worker ``i`` (mid-epoch if need be); a lost one starts Ray now, whose
+        workers replace it."""
+        worker = self.local[i]
+        if worker is not None:
+            worker.kill()
+            self.local[i] = None
+        if lost:
+            self.go.set()
 
     def submit(self, slot: int, config: dict[str, Any] | None, seed: int | None = None) -> None:
         worker = self._local(slot)
@@ -206,32 +213,26 @@ class BridgedPool:
         if slot < self.count:
             assert self.ray is not None
             self.ray.replace(slot)
-            return
-        worker = self.local[slot - self.count]
-        if worker is not None:
-            worker.kill()
-            self.local[slot - self.count] = None
-        self.go.set()  # Ray's workers replace it
+        else:
+            self._drop(slot - self.count, lost=True)
 
     # -- answers ----------------------------------------------------------------------------
     def wait(self, timeout_s: float) -> tuple[int, Reply] | None:
-        return self.wait_raw(timeout_s)
-
-    def wait_raw(self, timeout_s: float) -> tuple[int, Any] | None:
         """The next reply of a training slot, or None (timeout, or a worker became free)."""
         deadline = time.perf_counter() + max(0.0, timeout_s)
         while True:
             got = self._local_answer()
-            if got is not None:
-                return None if got[1] is None else got
+            if got is not None:  # a local worker answered, or started (no reply: None)
+                slot, reply = got
+                return None if reply is None else (slot, reply)
             ray = self._ray_ready()
             waiting = [w for w in self.local if w is not None and w.calling]
             left = deadline - time.perf_counter()
             if ray is not None and not waiting:
-                return ray.wait_raw(left)
+                return ray.wait(left)
             if ray is not None:
                 before = len(ray.free())
-                answer = ray.wait_raw(min(left, SLICE_S))
+                answer = ray.wait(min(left, SLICE_S))
                 if answer is not None or len(ray.free()) > before:
                     return answer
             else:
@@ -239,7 +240,7 @@ class BridgedPool:
             if time.perf_counter() >= deadline:
                 return None
 
-    def _local_answer(self) -> tuple[int, Any] | None:
+    def _local_answer(self) -> tuple[int, Reply | None] | None:
         """A local worker's answer: (slot, reply), (slot, None) for one that has started
         (or died starting: it is stopped), None when none has answered."""
         for i, worker in enumerate(self.local):
@@ -248,9 +249,7 @@ class BridgedPool:
             was_starting = worker.starting
             answer = worker.answer()
             if isinstance(answer, Lost):
-                worker.kill()
-                self.local[i] = None
-                self.go.set()  # Ray's workers replace it
+                self._drop(i, lost=True)
                 if was_starting:
                     log.debug("a local worker did not start: %s", answer.reason)
                     return self.count + i, None
