@@ -33,9 +33,9 @@ seed: 3
 """
 
 
-def _python(args: list[str], cwd, **env: str) -> subprocess.CompletedProcess[str]:
+def _python(args: list[str], cwd, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
     """Python run with ``args`` as its own process (the tests folder importable); it must
-    succeed."""
+    exit with ``code``."""
     done = subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
@@ -44,7 +44,7 @@ def _python(args: list[str], cwd, **env: str) -> subprocess.CompletedProcess[str
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     return done
 
 
@@ -110,7 +110,7 @@ def test_a_study_retries_the_trial_of_a_local_worker_that_died(tmp_path):
 
 
 HANDOVER = """
-import os, signal, sys, time
+import json, os, signal, sys, time
 from groupwise.execution import _bridge
 from groupwise.execution._launch import _pool
 from groupwise.execution._protocol import Lost, Trained
@@ -167,7 +167,7 @@ events.append(("local workers stopped", all(w is None for w in pool.local)))
 first, second = train(free[0])
 events.append(("ray: trained", isinstance(second, Trained) and second.placement.node is not None))
 pool.close()
-print(events)
+print(json.dumps(events))
 """
 
 
@@ -180,7 +180,7 @@ def test_local_workers_hand_over_to_rays(tmp_path):
     script = tmp_path / "handover.py"
     script.write_text(textwrap.dedent(HANDOVER))
     done = _python([str(script), str(study)], tmp_path)
-    events = eval(done.stdout.strip().splitlines()[-1])
+    events = json.loads(done.stdout.strip().splitlines()[-1])
     assert [name for name, ok in events if not ok] == [], events
 
 
@@ -215,3 +215,15 @@ def test_no_fast_start_when_asked_or_beside_other_threads(monkeypatch):
     finally:
         stop.set()
         other.join()
+
+
+def test_a_fast_start_setting_other_than_0_or_1_is_one_line_before_anything_runs(tmp_path):
+    """GROUPWISE_FAST_START=off is not read as "on": the launch says what it takes, exit 2,
+    and no study is written."""
+    study = tmp_path / "fast.yaml"
+    study.write_text(STUDY.format(space=SPACE))
+    db = tmp_path / "fast.db"
+    launch = ["-m", "groupwise", "launch", str(study), "--storage", f"sqlite:///{db}"]
+    done = _python(launch, tmp_path, code=2, **{OFF: "off"})
+    assert done.stderr.count("\n") == 1 and f"{OFF}='off': use 1" in done.stderr
+    assert not db.exists()

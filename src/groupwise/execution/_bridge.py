@@ -49,7 +49,13 @@ OFF = "GROUPWISE_FAST_START"  # "1" (default) or "0": trials wait for Ray's work
 
 def bridge_refusal(settings: WorkerSettings, count: int, gpus: float, address: str | None) -> str:
     """Why a launch cannot start on local workers ("" when it can)."""
-    if os.environ.get(OFF, "1") == "0":
+    asked = os.environ.get(OFF, "1")
+    if asked not in ("0", "1"):
+        raise StudyError(
+            f"{OFF}={asked!r}: use 1 (the default: the first trials start on local workers "
+            "while Ray waits) or 0 (trials wait for Ray's workers)"
+        )
+    if asked == "0":
         return f"{OFF}=0"
     if address not in (None, "", "local"):
         return "the workers are on a Ray cluster the launch joins"
