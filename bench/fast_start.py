@@ -21,6 +21,7 @@ turn. Reported: each round's wall-clock, command to exit, and the best value; 0 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -108,7 +109,7 @@ optimizers:
 """
 GRU_TRAINING = {"epochs": 2, "steps_per_epoch": 20, "batch_size": 32}
 PLAIN = """
-import sys, time
+import json, sys
 import optuna, torch
 from groupwise.config import TrialConfig
 from groupwise.tasks import resolve_task
@@ -116,7 +117,7 @@ from groupwise.training import Trainer, TrainingOptions
 
 torch.set_num_threads(1)
 task = resolve_task("unseen_tasks:gru_lm", {}, seed=0)
-options = TrainingOptions(**eval(sys.argv[3]))
+options = TrainingOptions(**json.loads(sys.argv[2]))
 
 def objective(trial):
     groups = {"all": {"optimizer": "adamw",
@@ -129,7 +130,7 @@ def objective(trial):
     return report.metrics["val_loss"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-study = optuna.create_study(study_name="plain", storage=sys.argv[2],
+study = optuna.create_study(study_name="plain", storage=sys.argv[1],
                             sampler=optuna.samplers.TPESampler(seed=0))
 study.optimize(objective, n_trials=20, n_jobs=2)
 """
@@ -144,17 +145,16 @@ def study_round(mode: str, tmp: Path) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}"}
     env["GROUPWISE_FAST_START"] = "0" if mode.endswith("Ray first") else "1"
     if mode == "plain Optuna":
-        command = [sys.executable, "-c", PLAIN, "", url, repr(GRU_TRAINING)]
+        command = [sys.executable, "-c", PLAIN, url, json.dumps(GRU_TRAINING)]
         name = "plain"
     else:
         (tmp / "adamw.yaml").write_text(GRU_SPACE)
-        training = "{" + ", ".join(f"{k}: {v}" for k, v in GRU_TRAINING.items()) + "}"
         study = local_ray.study_file(
             tmp,
             "gru",
             task="unseen_tasks:gru_lm",
             trials=20,
-            training=training,
+            training=json.dumps(GRU_TRAINING),  # JSON is YAML
             space=tmp / "adamw.yaml",
             file="gru",
         )
