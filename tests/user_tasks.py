@@ -45,7 +45,7 @@ def every_other_fails(*, seed: int = 0) -> Task:
 
     def build() -> nn.Module:
         global _built
-        if not _in_an_actor():
+        if not _in_a_worker():
             return _Exploding(fail=False)
         _built += 1
         return _Exploding(fail=_built % 2 == 0)
@@ -62,7 +62,7 @@ def not_a_task(*, seed: int = 0):
     return {"model": None}
 
 
-def _in_an_actor() -> bool:
+def _in_a_worker() -> bool:
     """In a worker (a Ray actor, or a fast start's local worker), not the driver's check."""
     import multiprocessing
     import sys
@@ -93,7 +93,7 @@ class _Faulty(nn.Module):
 
         self.calls += 1
         time.sleep(self.delay_s)
-        faulty = self.fault != "none" and _in_an_actor()
+        faulty = self.fault != "none" and _in_a_worker()
         if faulty and self.calls == self.at and self._first():
             if self.fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -137,7 +137,7 @@ def faulty(
     driver, which also builds the task once) that long to start."""
     import time
 
-    if startup_s and _in_an_actor():
+    if startup_s and _in_a_worker():
         time.sleep(startup_s)
     return Task(
         name="faulty",
@@ -176,7 +176,7 @@ def mixed(*, seed: int = 0, marker: str | None = None) -> Task:
 
     def build() -> nn.Module:
         global _built
-        if not _in_an_actor():  # the driver's check of the task: a model that trains
+        if not _in_a_worker():  # the driver's check of the task: a model that trains
             return _Exploding(fail=False)
         _built += 1
         return _Mixed(_built, marker)
@@ -208,7 +208,7 @@ class _Race(nn.Module):
         import time
 
         if self.hare is None:
-            self.hare = _in_an_actor() and _Faulty("none", 0, self.marker, 0.0)._first()
+            self.hare = _in_a_worker() and _Faulty("none", 0, self.marker, 0.0)._first()
         if self.hare:
             return self.net(x)
         time.sleep(0.3)
@@ -246,7 +246,7 @@ class _FailsInWorkers(nn.Module):
         self.net = nn.Linear(8, 2)
 
     def forward(self, x):
-        if _in_an_actor():
+        if _in_a_worker():
             raise RuntimeError("the dataset is not on this node")
         return self.net(x)
 
@@ -272,7 +272,7 @@ class _BrokenWhile(nn.Module):
     def forward(self, x):
         from pathlib import Path
 
-        if _in_an_actor() and Path(self.marker).exists():
+        if _in_a_worker() and Path(self.marker).exists():
             raise RuntimeError("the dataset is not mounted")
         return self.net(x)
 
