@@ -19,6 +19,8 @@ again on ``--fresh`` fresh seeds (the user's view):
 - copied: the same proxy config unchanged (rule none);
 - direct: per_group.yaml searched at the target (N trials);
 - single: single_optimizer.yaml searched at the target (N trials).
+``--proxy-trials M`` gives the proxy search its own budget; ``--methods`` runs some rows only,
+and ``--against FILE...`` compares them with earlier headlines' direct searches (same seeds).
 Compute: each search's wall-clock, and its parameter-steps (trainable parameters x optimizer
 steps, summed over trials: the FLOPs that matter, up to a constant). Results and plots go to
 bench/results/transfer_*.
@@ -26,8 +28,12 @@ bench/results/transfer_*.
 ``structures`` [--k 2] [--key kinds|muon]: the lrs carried, the structure chosen at the
 target. The proxy search as in ``headline``; its best config of each of its ``--k`` best
 structures (``kinds``: scheme and each group's optimizer kind; ``muon``: with Muon or without),
-carried by the rule, trained once at the target on the search's seed;
-the best of them trained again on fresh seeds. Compute: the proxy search and K target trials.
+carried by the rule, trained once at the target (or at ``--decide-at W``, a width between)
+on the search's seed; the best of them carried to the target and trained there on fresh
+seeds. ``--also SPACE --also-trials M``: a second proxy search in SPACE (a space of one
+structure, e.g. muon_split.yaml) whose best joins the candidates, so a structure the first
+search passed over gets its lrs tuned at the proxy. Compute: the proxy searches and the
+trials at the width that decides.
 Compare with a ``headline`` run of the same arguments (its direct search).
 """
 
@@ -65,6 +71,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")
 OUT = ROOT / "bench" / "results"
 FRESH_SEEDS = tuple(1_000_003 + r for r in range(10))  # as search_quality.py's
+METHODS = ("transferred", "copied", "direct", "single")
 SWEEP_RULES = {  # label: (task options, rule)
     "standard, one lr (none)": ({}, "none"),
     "muP (mup)": ({"parametrization": "mup"}, "mup"),
@@ -106,14 +113,22 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def study(
-    name: str, task: str, width: int, space: str, seed: int, args: argparse.Namespace, tmp: Path
+    name: str,
+    task: str,
+    width: int,
+    space: str,
+    seed: int,
+    args: argparse.Namespace,
+    tmp: Path,
+    trials: int | None = None,
 ) -> tuple[TrialConfig, float, float]:
-    """A search at one width: its exported config, wall-clock and parameter-steps."""
+    """A search at one width (``trials``, else ``--trials``): its exported config, wall-clock
+    and parameter-steps."""
     path = tmp / f"{name}.yaml"
     options = json.dumps({**args.options, "width": width})
     path.write_text(
         f"name: {name}\ntask: {{name: {task}, options: {options}, data_seed: {seed}}}\n"
-        f"search_space: {ROOT / 'search_spaces' / space}\nbudget: {{trials: {args.trials}}}\n"
+        f"search_space: {ROOT / 'search_spaces' / space}\nbudget: {{trials: {trials or args.trials}}}\n"
         f"training: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, batch_size: 64}}\n"
         f"workers: {{count: 2, cpus_per_trial: 1, reproducible: true}}\nseed: {seed}\n"
         "confirm: off\n"
@@ -135,28 +150,26 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             t = args.task
-            found, p_wall, p_cost = study(
-                f"proxy{seed}", t, args.proxy, "per_group.yaml", seed, args, Path(tmp)
-            )
-            direct, d_wall, d_cost = study(
-                f"direct{seed}", t, args.target, "per_group.yaml", seed, args, Path(tmp)
-            )
-            single, s_wall, s_cost = study(
-                f"single{seed}", t, args.target, "single_optimizer.yaml", seed, args, Path(tmp)
-            )
             proxy = resolve_task(t, {**args.options, "width": args.proxy}).make_model()
             target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
-            configs = {
-                "transferred": (
-                    transfer(found, proxy, target_task.make_model(), args.rule),
-                    p_wall,
-                    p_cost,
-                ),
-                "copied": (found, p_wall, p_cost),
-                "direct": (direct, d_wall, d_cost),
-                "single": (single, s_wall, s_cost),
-            }
-            for method, (config, wall, cost) in configs.items():
+            configs: dict[str, tuple[TrialConfig, float, float]] = {}
+            if {"transferred", "copied"} & set(args.methods):
+                found, p_wall, p_cost = study(
+                    f"proxy{seed}", t, args.proxy, "per_group.yaml", seed, args, Path(tmp),
+                    args.proxy_trials,
+                )  # fmt: skip
+                carried = transfer(found, proxy, target_task.make_model(), args.rule)
+                configs["transferred"] = (carried, p_wall, p_cost)
+                configs["copied"] = (found, p_wall, p_cost)
+            for method, space in (
+                ("direct", "per_group.yaml"),
+                ("single", "single_optimizer.yaml"),
+            ):
+                if method in args.methods:
+                    name = f"{method}{seed}"
+                    configs[method] = study(name, t, args.target, space, seed, args, Path(tmp))
+            for method in args.methods:
+                config, wall, cost = configs[method]
                 fresh = [
                     trained(target_task, config, s, options) for s in FRESH_SEEDS[: args.fresh]
                 ]
@@ -178,6 +191,7 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
         "proxy": args.proxy,
         "target": args.target,
         "trials": args.trials,
+        "proxy_trials": args.proxy_trials or args.trials,
         "rows": rows,
     }
 
@@ -197,23 +211,35 @@ def structures(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            t, name = args.task, f"proxy{seed}"
-            _, p_wall, p_cost = study(name, t, args.proxy, "per_group.yaml", seed, args, Path(tmp))
+            t, name, n = args.task, f"proxy{seed}", args.proxy_trials or args.trials
+            _, p_wall, p_cost = study(
+                name, t, args.proxy, "per_group.yaml", seed, args, Path(tmp), n
+            )
             picks: dict[str, TrialConfig] = {}  # each structure's best config, best first
-            for best in best_trials(name, f"sqlite:///{tmp}/{name}.db", args.trials):
+            for best in best_trials(name, f"sqlite:///{tmp}/{name}.db", n):
                 picks.setdefault(_structure(best.config, args.key), best.config)
+            found = list(picks.values())[: args.k]
+            if args.also:  # a second proxy search, in a space of one structure
+                also, a_wall, a_cost = study(
+                    f"also{seed}", t, args.proxy, args.also, seed, args, Path(tmp), args.also_trials
+                )
+                found, p_wall, p_cost = [*found, also], p_wall + a_wall, p_cost + a_cost
             proxy = resolve_task(t, {**args.options, "width": args.proxy}).make_model()
             target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
-            candidates = [
-                transfer(c, proxy, target_task.make_model(), args.rule)
-                for c in list(picks.values())[: args.k]
-            ]
+            judge = resolve_task(
+                t, {**args.options, "width": args.decide_at or args.target}, seed=seed
+            )
             started = time.perf_counter()
-            scores = [trained(target_task, c, seed, options) for c in candidates]
+            scores = [
+                trained(judge, transfer(c, proxy, judge.make_model(), args.rule), seed, options)
+                for c in found
+            ]
             wall = p_wall + time.perf_counter() - started
-            chosen = candidates[scores.index(min(scores))]
-            params = sum(p.numel() for p in target_task.make_model().parameters())
-            cost = p_cost + len(candidates) * params * args.epochs * args.steps
+            chosen = transfer(
+                found[scores.index(min(scores))], proxy, target_task.make_model(), args.rule
+            )
+            params = sum(p.numel() for p in judge.make_model().parameters())
+            cost = p_cost + len(found) * params * args.epochs * args.steps
             fresh = [trained(target_task, chosen, s, options) for s in FRESH_SEEDS[: args.fresh]]
             rows.append(
                 {
@@ -223,12 +249,20 @@ def structures(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_s": wall,
                     "cost": cost,
                     "config": chosen.to_dict(),
-                    "candidates": [c.to_dict() for c in candidates],
+                    "candidates": [c.to_dict() for c in found],
                     "scores": scores,
                 }
             )
             print(f"  seed {seed} scores {scores} fresh {statistics.fmean(fresh):.4f}", flush=True)
-    return {"task": args.task, "proxy": args.proxy, "target": args.target, "rows": rows}
+    return {
+        "task": args.task,
+        "proxy": args.proxy,
+        "target": args.target,
+        "decide_at": args.decide_at or args.target,
+        "also": [args.also, args.also_trials] if args.also else None,
+        "proxy_trials": args.proxy_trials or args.trials,
+        "rows": rows,
+    }
 
 
 def show_sweep(result: dict[str, Any], out: Path) -> None:
@@ -263,12 +297,19 @@ def show_sweep(result: dict[str, Any], out: Path) -> None:
     print(f"wrote {out}")
 
 
-def show_headline(result: dict[str, Any]) -> None:
+def show_headline(result: dict[str, Any], against: list[dict[str, Any]]) -> None:
+    """The table, each method against the direct search: this run's, else ``against``'s rows
+    (an earlier headline's, for the same seeds)."""
     by: dict[str, list[dict[str, Any]]] = {}
     for r in result["rows"]:
         by.setdefault(r["method"], []).append(r)
+    seeds = {r["seed"] for r in result["rows"]}
+    by.setdefault("direct", [r for r in against if r["method"] == "direct" and r["seed"] in seeds])
     direct = {r["seed"]: statistics.fmean(r["fresh"]) for r in by["direct"]}
-    print(f"{result['task']} {result['proxy']} -> {result['target']}, {result['trials']} trials")
+    print(
+        f"{result['task']} {result['proxy']} -> {result['target']}, {result['trials']} trials"
+        f" ({result.get('proxy_trials', result['trials'])} at the proxy)"
+    )
     print(
         f"{'method':<12} {'fresh mean':>10} {'vs direct':>10} {'wall vs direct':>15} {'param-steps vs direct':>22}"
     )
@@ -292,6 +333,9 @@ def main() -> None:
     )
     parser.add_argument("part", choices=["sweep", "headline", "structures"])
     parser.add_argument("--k", type=int, default=2, help="structures tried at the target")
+    parser.add_argument("--decide-at", type=int, help="structures: try them at this width")
+    parser.add_argument("--also", help="structures: a second proxy search in this space's file")
+    parser.add_argument("--also-trials", type=int, default=10, help="that search's trials")
     parser.add_argument("--key", choices=["kinds", "muon"], default="kinds", help="a structure")
     parser.add_argument("--task", default="tabular_mlp")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512])
@@ -302,6 +346,13 @@ def main() -> None:
     parser.add_argument("--target", type=int, default=512)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--proxy-trials", type=int, help="the proxy search's (default --trials)")
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="headline's rows"
+    )
+    parser.add_argument(
+        "--against", type=Path, nargs="*", default=[], help="earlier headlines' JSON: direct rows"
+    )
     parser.add_argument("--fresh", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
@@ -325,9 +376,11 @@ def main() -> None:
     else:
         local_ray.start()
         result = headline(args)
-        show_headline(result)
     result["command"] = " ".join(sys.argv)
     (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))
+    if args.part == "headline":
+        against = [row for f in args.against for row in json.loads(f.read_text())["rows"]]
+        show_headline(result, against)
 
 
 if __name__ == "__main__":
