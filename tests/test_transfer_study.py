@@ -21,10 +21,10 @@ from paths import subprocess_env
 ROOT = Path(__file__).parent.parent
 
 
-def study(tmp_path: Path, target: str) -> Path:
-    path = tmp_path / "t.yaml"
+def study(tmp_path: Path, target: str, name: str = "small") -> Path:
+    path = tmp_path / f"{name}.yaml"
     path.write_text(
-        "name: small\ntask: {name: tabular_mlp, options: {width: 16}}\n"
+        f"name: {name}\ntask: {{name: tabular_mlp, options: {{width: 16}}}}\n"
         f"search_space: {ROOT / 'search_spaces' / 'per_group.yaml'}\n"
         "budget: {trials: 3}\ntraining: {epochs: 2, steps_per_epoch: 5, batch_size: 32}\n"
         "sampler: {name: random}\npruner: none\nworkers: {count: 1}\n"
@@ -85,6 +85,58 @@ def test_a_bad_target_is_refused_before_anything_runs(tmp_path, target, said):
     assert done.returncode == 2 and said in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "groupwise.db").exists()
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_transfer_check_of_several_studies_names_the_one_that_scored_best_there(tmp_path):
+    """One proxy searched twice (here: two studies), each best carried to one width: each is
+    trained and recorded as alone, and the one that scored best there is named."""
+    db = f"sqlite:///{tmp_path}/s.db"
+    for seed, name in enumerate(("one", "two")):  # other seeds: other configs, other scores
+        path = study(tmp_path, "{options: {width: 32}}", name)
+        path.write_text(path.read_text() + f"seed: {seed + 1}\n")
+        launch(read_study(path), storage=db)
+    done = groupwise("transfer-check", "one", "two", "--storage", db, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    means = {
+        name: optuna.load_study(study_name=name, storage=db).user_attrs["groupwise.transfer_check"][
+            "mean"
+        ]
+        for name in ("one", "two")
+    }
+    assert means["one"] != means["two"]
+    best = min(means, key=means.__getitem__)
+    lines = done.stdout.strip().splitlines()
+    assert [line.split(" at ")[0] for line in lines[:2]] == ["one", "two"]
+    assert lines[2].startswith(f"best at tabular_mlp {{width: 32}}: {best}; carry it on")
+
+
+def test_the_best_check_follows_the_objective_and_skips_diverged_studies():
+    from groupwise.transfer import TransferCheck, best_checked
+
+    checks = {
+        "low": TransferCheck("acc", (1,), (0.2,), None),
+        "high": TransferCheck("acc", (1,), (0.9,), None),
+        "lost": TransferCheck("acc", (1, 2), (float("inf"), 0.95), None),
+    }
+    assert best_checked(checks, "minimize") == "low"
+    assert best_checked(checks, "maximize") == "high"
+    assert best_checked({"lost": checks["lost"]}, "minimize") is None
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_transfer_check_refuses_studies_carried_to_other_targets_before_training(tmp_path):
+    db = f"sqlite:///{tmp_path}/s.db"
+    for name, width in (("narrow", 32), ("wide", 64)):
+        target = f"{{options: {{width: {width}}}}}"
+        launch(read_study(study(tmp_path, target, name)), storage=db)
+    done = groupwise("transfer-check", "narrow", "wide", "--storage", db, cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "studies 'narrow' and 'wide' have another target" in done.stderr
+    assert "compare studies carried to one target" in done.stderr
+    for name in ("narrow", "wide"):  # nothing trained, nothing recorded
+        attrs = optuna.load_study(study_name=name, storage=db).user_attrs
+        assert "groupwise.transfer_check" not in attrs
 
 
 def test_transfer_check_of_a_study_without_a_target_names_the_fix(tmp_path):

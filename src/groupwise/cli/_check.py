@@ -163,31 +163,53 @@ def _print_coord(done: CoordCheck, path: Path) -> None:
 
 @app.command("transfer-check")
 def transfer_check(
-    study: Annotated[str, typer.Argument(metavar="STUDY", help="A study with a transfer target.")],
+    studies: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="STUDY...",
+            help="Studies with a transfer target; several: carried to one target, the best named.",
+        ),
+    ],
     seeds: Annotated[
         int, typer.Option(min=1, max=100, metavar="N", help="Fresh training seeds.")
     ] = 1,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="cpu, cuda, cuda:1 ...")] = "cpu",
     storage: StorageOption = None,
 ) -> None:
-    """Train the study's best config, carried to its transfer target, on the target as the
-    study trained its trials (on N fresh seeds), and record what it scored with the study."""
+    """Train each study's best config, carried to its transfer target, on the target as the
+    study trained its trials (on N fresh seeds), and record what it scored with the study.
+    Several studies (searches of one proxy in other spaces, carried to one width): the one
+    whose config scored best there is named, the one to carry on to the wide model."""
     from groupwise.analysis import study_transfer
     from groupwise.store import fresh_seeds, record_transfer_check
-    from groupwise.transfer import check_transfer, named
+    from groupwise.studyfiles import Objective
+    from groupwise.transfer import TransferCheck, best_checked, check_transfer, named, one_target
 
+    checks: dict[str, TransferCheck] = {}
     with user_errors():
-        facts = study_transfer(study, storage)
-        done = check_transfer(
-            facts["transfer"],
-            facts["training"],
-            facts["objective"],
-            fresh_seeds(facts["seed"], seeds),
-            data_seed=facts["data_seed"],
-            device=device,
+        facts = {name: study_transfer(name, storage) for name in dict.fromkeys(studies)}
+        one_target(facts)  # before any training: a refusal leaves no record half-written
+        for name, fact in facts.items():
+            done = check_transfer(
+                fact["transfer"],
+                fact["training"],
+                fact["objective"],
+                fresh_seeds(fact["seed"], seeds),
+                data_seed=fact["data_seed"],
+                device=device,
+            )
+            record_transfer_check(name, storage, done.to_dict())
+            target = named(fact["transfer"]["target"])
+            out.print(f"{name} at {target}: {done.summary()}", markup=False)
+            checks[name] = done
+    if len(checks) > 1:
+        best = best_checked(checks, Objective(**fact["objective"]).direction)
+        said = (
+            f"best at {target}: {best}; carry it on with `groupwise export {best} --to-task ...`"
+            if best
+            else f"every study's config diverged at {target}"
         )
-        record_transfer_check(study, storage, done.to_dict())
-    out.print(f"{study} at {named(facts['transfer']['target'])}: {done.summary()}", markup=False)
+        out.print(said, markup=False)
 
 
 @app.command()

@@ -7,7 +7,7 @@
 - ``RULES`` (``sp-per-layer``, ``mup``, ``none``), :func:`register_family`
 """
 
-from groupwise.transfer._check import TransferCheck, check_transfer
+from groupwise.transfer._check import TransferCheck, best_checked, check_transfer, one_target
 from groupwise.transfer._coord import FLAT, CoordCheck, coord_check
 from groupwise.transfer._plot import plot_coord_check
 from groupwise.transfer._rules import FAMILIES, RULES, family_of, register_family
@@ -25,11 +25,13 @@ __all__ = [
     "TensorWidth",
     "TransferCheck",
     "Transferred",
+    "best_checked",
     "carried",
     "check_transfer",
     "coord_check",
     "family_of",
     "named",
+    "one_target",
     "plan_transfer",
     "plot_coord_check",
     "register_family",

@@ -17,7 +17,7 @@ from groupwise.studyfiles import Objective
 from groupwise.tasks import resolve_task
 from groupwise.training import DivergedError, Trainer, TrainingOptions
 
-__all__ = ["TransferCheck", "check_transfer"]
+__all__ = ["TransferCheck", "best_checked", "check_transfer", "one_target"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,33 @@ def check_transfer(
             continue
         values.append(goal.value_of(curve))
     return TransferCheck(goal.metric, tuple(seeds), tuple(values), carried.get("value"))
+
+
+def one_target(studies: Mapping[str, Mapping[str, Any]]) -> None:
+    """Studies whose checks are compared (``transfer-check A B``) must be carried to one target
+    and scored by one objective; ConfigError naming the first two that are not. ``studies``:
+    each study's ``transfer`` record and ``objective``, as ``study_transfer`` gives them."""
+    (first, facts), *others = studies.items()
+    for name, other in others:
+        for key, what in (("transfer", "target"), ("objective", "objective")):
+            mine, theirs = facts[key], other[key]
+            if key == "transfer":
+                mine, theirs = mine["target"], theirs["target"]
+            if mine != theirs:
+                raise ConfigError(
+                    f"transfer-check: studies {first!r} and {name!r} have another {what} "
+                    f"({mine} against {theirs}); compare studies carried to one target"
+                )
+
+
+def best_checked(checks: Mapping[str, TransferCheck], direction: str) -> str | None:
+    """The study whose carried config scored best at the target (mean over its seeds), or
+    None where every one diverged there."""
+    finite = {name: c.mean for name, c in checks.items() if not c.diverged}
+    if not finite:
+        return None
+    pick = min if direction == "minimize" else max
+    return pick(finite, key=finite.__getitem__)
 
 
 def _check_device(device: str) -> None:
