@@ -202,8 +202,10 @@ def transfer_check(
             target = named(fact["transfer"]["target"])
             out.print(f"{name} at {target}: {done.summary()}", markup=False)
             checks[name] = done
-    if len(checks) > 1:
-        best = best_checked(checks, Objective(**fact["objective"]).direction)
+    if len(checks) > 1:  # one target and one objective: one_target said so
+        first = next(iter(facts.values()))
+        target = named(first["transfer"]["target"])
+        best = best_checked(checks, Objective(**first["objective"]).direction)
         said = (
             f"best at {target}: {best}; carry it on with `groupwise export {best} --to-task ...`"
             if best

@@ -16,6 +16,7 @@ from groupwise.errors import ConfigError
 from groupwise.studyfiles import Objective
 from groupwise.tasks import resolve_task
 from groupwise.training import DivergedError, Trainer, TrainingOptions
+from groupwise.transfer._tasks import named
 
 __all__ = ["TransferCheck", "best_checked", "check_transfer", "one_target"]
 
@@ -96,15 +97,17 @@ def one_target(studies: Mapping[str, Mapping[str, Any]]) -> None:
     each study's ``transfer`` record and ``objective``, as ``study_transfer`` gives them."""
     (first, facts), *others = studies.items()
     for name, other in others:
-        for key, what in (("transfer", "target"), ("objective", "objective")):
-            mine, theirs = facts[key], other[key]
-            if key == "transfer":
-                mine, theirs = mine["target"], theirs["target"]
-            if mine != theirs:
-                raise ConfigError(
-                    f"transfer-check: studies {first!r} and {name!r} have another {what} "
-                    f"({mine} against {theirs}); compare studies carried to one target"
-                )
+        mine, theirs = facts["transfer"]["target"], other["transfer"]["target"]
+        if mine != theirs:
+            raise ConfigError(
+                f"transfer-check: studies {first!r} and {name!r} are carried to other targets "
+                f"({named(mine)} against {named(theirs)}); compare studies of one target"
+            )
+        if facts["objective"] != other["objective"]:
+            raise ConfigError(
+                f"transfer-check: studies {first!r} and {name!r} score other objectives "
+                f"({facts['objective']} against {other['objective']}); compare studies of one"
+            )
 
 
 def best_checked(checks: Mapping[str, TransferCheck], direction: str) -> str | None:
