@@ -119,9 +119,9 @@ def test_the_best_check_follows_the_objective_and_skips_diverged_studies():
         "high": TransferCheck("acc", (1,), (0.9,), None),
         "lost": TransferCheck("acc", (1, 2), (float("inf"), 0.95), None),
     }
-    assert best_checked(checks, "minimize") == "low"
-    assert best_checked(checks, "maximize") == "high"
-    assert best_checked({"lost": checks["lost"]}, "minimize") is None
+    assert best_checked(checks, {"direction": "minimize"}) == "low"
+    assert best_checked(checks, {"metric": "acc", "direction": "maximize"}) == "high"
+    assert best_checked({"lost": checks["lost"]}, {}) is None
 
 
 @pytest.mark.usefixtures("ray_local")

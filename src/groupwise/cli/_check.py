@@ -182,7 +182,6 @@ def transfer_check(
     whose config scored best there is named, the one to carry on to the wide model."""
     from groupwise.analysis import study_transfer
     from groupwise.store import fresh_seeds, record_transfer_check
-    from groupwise.studyfiles import Objective
     from groupwise.transfer import TransferCheck, best_checked, check_transfer, named, one_target
 
     checks: dict[str, TransferCheck] = {}
@@ -205,7 +204,7 @@ def transfer_check(
     if len(checks) > 1:  # one target and one objective: one_target said so
         first = next(iter(facts.values()))
         target = named(first["transfer"]["target"])
-        best = best_checked(checks, Objective(**first["objective"]).direction)
+        best = best_checked(checks, first["objective"])
         said = (
             f"best at {target}: {best}; carry it on with `groupwise export {best} --to-task ...`"
             if best

@@ -110,13 +110,13 @@ def one_target(studies: Mapping[str, Mapping[str, Any]]) -> None:
             )
 
 
-def best_checked(checks: Mapping[str, TransferCheck], direction: str) -> str | None:
-    """The study whose carried config scored best at the target (mean over its seeds), or
-    None where every one diverged there."""
+def best_checked(checks: Mapping[str, TransferCheck], objective: Mapping[str, Any]) -> str | None:
+    """The study whose carried config scored best at the target (mean over its seeds, by the
+    studies' ``objective``), or None where every one diverged there."""
     finite = {name: c.mean for name, c in checks.items() if not c.diverged}
     if not finite:
         return None
-    pick = min if direction == "minimize" else max
+    pick = min if Objective(**objective).direction == "minimize" else max
     return pick(finite, key=finite.__getitem__)
 
 
