@@ -154,10 +154,10 @@ def headline(args: argparse.Namespace) -> dict[str, Any]:
             target_task = resolve_task(t, {**args.options, "width": args.target}, seed=seed)
             configs: dict[str, tuple[TrialConfig, float, float]] = {}
             if {"transferred", "copied"} & set(args.methods):
+                name, n = f"proxy{seed}", args.proxy_trials
                 found, p_wall, p_cost = study(
-                    f"proxy{seed}", t, args.proxy, "per_group.yaml", seed, args, Path(tmp),
-                    args.proxy_trials,
-                )  # fmt: skip
+                    name, t, args.proxy, "per_group.yaml", seed, args, Path(tmp), n
+                )
                 carried = transfer(found, proxy, target_task.make_model(), args.rule)
                 configs["transferred"] = (carried, p_wall, p_cost)
                 configs["copied"] = (found, p_wall, p_cost)
